@@ -1,0 +1,26 @@
+# Two commands: `make demo` (set up, train the default model, print 20 names) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@run=runs/demo-$$(date +%Y%m%d-%H%M%S); \
+	$(BIN)/makemore train --type mlp -o $$run && \
+	$(BIN)/makemore sample -o $$run -n 20 --seed 0
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:randomly
+
+clean:
+	rm -rf $(VENV) runs

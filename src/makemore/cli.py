@@ -1,0 +1,204 @@
+"""makemore's command line: train, eval, sample, score.
+
+Flag names follow makemore.py (-i, -o, --type, --max-steps, -b, -l, --top-k, --resume).
+Every field of TrainConfig and of the chosen model's config is a type-checked flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import MISSING, asdict, fields, replace
+from pathlib import Path
+
+from .errors import MakemoreError
+
+DEFAULT_TYPE = "mlp"
+
+EPILOG_METRIC = "All losses are mean negative log-likelihood in nats per predicted character (each character plus the end token) over the whole split."
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (no usage dump)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_dataclass_flags(group, cls, defaults: dict, short: dict | None = None) -> None:
+    """One flag per dataclass field, with the field's type, help and (recipe) default."""
+    for f in fields(cls):
+        if f.name == "vocab_size":
+            continue  # always from the data
+        names = [_flag(f.name)] + ([short[f.name]] if short and f.name in short else [])
+        default = defaults.get(f.name, f.default if f.default is not MISSING else None)
+        kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
+        group.add_argument(*names, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
+                           help=f"{f.metadata.get('help', '')} (default: {default})")
+
+
+def _data_args(p) -> None:
+    p.add_argument("-o", "--work-dir", required=True, help="run directory written by `makemore train`")
+
+
+# --- train -------------------------------------------------------------------------------------
+TRAIN_SHORT = {"batch_size": "-b", "learning_rate": "-l"}
+
+
+def _train_parser(model_type: str) -> argparse.ArgumentParser:
+    from .models import REGISTRY
+    from .train import TrainConfig
+
+    cls = REGISTRY[model_type]
+    p = _Parser(prog="makemore train", description="Train a model on a file of items (one per line) and write a run directory.",
+                epilog=f"Model options depend on --type; `makemore train --type NAME --help` lists them. {EPILOG_METRIC}")
+    p.add_argument("-i", "--input-file", help="UTF-8 text file, one item per line (default: the bundled names.txt)")
+    p.add_argument("-o", "--work-dir", help="run directory to create (default: runs/TYPE-DATE-TIME, printed)")
+    p.add_argument("--type", default=DEFAULT_TYPE, choices=list(REGISTRY), help=f"model type (default: {DEFAULT_TYPE})")
+    p.add_argument("--resume", action="store_true", help="continue the run in --work-dir from its last checkpoint")
+    p.add_argument("--max-item-len", type=int, default=None, help="skip items longer than this, with a count (default: 1000)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_dataclass_flags(p.add_argument_group("training (defaults are this model's recipe)"), TrainConfig, cls.train_defaults, TRAIN_SHORT)
+    _add_dataclass_flags(p.add_argument_group(f"model: {model_type}"), cls.Config, {})
+    return p
+
+
+def _peek_type(argv: list[str]) -> str:
+    from .models import REGISTRY
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--type", default=DEFAULT_TYPE)
+    known, _ = pre.parse_known_args(argv)
+    if known.type not in REGISTRY:
+        sys.exit(f"makemore train: error: unknown --type {known.type!r} (choose from {', '.join(REGISTRY)})")
+    return known.type
+
+
+def _given(args, cls) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def cmd_train(argv: list[str]) -> int:
+    from . import runs
+    from .models import REGISTRY
+    from .train import TrainConfig
+
+    args = _train_parser(_peek_type(argv)).parse_args(argv)
+    cls = REGISTRY[args.type]
+    train_flags, model_flags = _given(args, TrainConfig), _given(args, cls.Config)
+    if args.resume:
+        if not args.work_dir:
+            raise MakemoreError("--resume needs -o/--work-dir of the run to continue")
+        if args.input_file or model_flags or "--type" in " ".join(argv):
+            raise MakemoreError("--resume continues a run with its own data, type and model config; pass only training flags such as --max-steps")
+        result = runs.resume(Path(args.work_dir), train_flags, progress=not args.quiet)
+    else:
+        cfg = TrainConfig(**{**cls.train_defaults, **train_flags})
+        result = runs.start(args.type, model_flags, cfg, args.input_file, args.work_dir, args.max_item_len, progress=not args.quiet)
+    print(result)
+    return 0
+
+
+# --- eval / sample / score --------------------------------------------------------------------
+def cmd_eval(argv: list[str]) -> int:
+    from . import runs
+
+    p = _Parser(prog="makemore eval", description="Loss of a run's best checkpoint on the whole train, dev and test splits.", epilog=EPILOG_METRIC)
+    _data_args(p)
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    args = p.parse_args(argv)
+    report = runs.evaluate(Path(args.work_dir))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['type']} ({report['params']:,} parameters, step {report['step']}), nats per character:")
+        for split in ("train", "dev", "test"):
+            print(f"  {split:5s} {report[split]:.4f}")
+    return 0
+
+
+def _positive(kind):
+    def check(text):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    check.__name__ = kind.__name__
+    return check
+
+
+def cmd_sample(argv: list[str]) -> int:
+    from . import runs
+
+    p = _Parser(prog="makemore sample", description="Sample new items from a trained run; each is marked train / dev / test / new.")
+    _data_args(p)
+    p.add_argument("-n", "--num-samples", type=_positive(int), default=20, help="how many items (default: 20)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed; the same seed gives the same items (default: random, printed on stderr)")
+    p.add_argument("--temperature", type=_positive(float), default=1.0, help="divide logits by this; < 1 is more conservative (default: 1.0)")
+    p.add_argument("--top-k", type=_positive(int), default=None, help="sample only among the k most likely characters")
+    p.add_argument("--top-p", type=_positive(float), default=None, help="sample only from the smallest set of characters with this much probability (0 < p <= 1)")
+    p.add_argument("--prefix", default="", help="start every item with this text")
+    p.add_argument("--new-only", action="store_true", help="keep only items that appear in none of the splits")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    args = p.parse_args(argv)
+    if args.top_p is not None and args.top_p > 1:
+        p.error("--top-p must be in (0, 1]")
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little") >> 1
+    samples = runs.sample(Path(args.work_dir), args.num_samples, seed, args.temperature, args.top_k, args.top_p, args.prefix, args.new_only)
+    if args.seed is None and not args.json:
+        print(f"(seed {seed}; pass --seed {seed} to repeat)", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"seed": seed, "samples": [{"item": s, "split": where} for s, where in samples]}))
+    else:
+        width = max((len(s) for s, _ in samples), default=0)
+        for s, where in samples:
+            print(f"{s:<{width}}  {where}")
+    return 0
+
+
+def cmd_score(argv: list[str]) -> int:
+    from . import runs
+
+    p = _Parser(prog="makemore score", description="Negative log-likelihood (nats) of each item under a trained run: total and per character.", epilog=EPILOG_METRIC)
+    _data_args(p)
+    p.add_argument("items", nargs="+", metavar="ITEM", help="items to score")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    args = p.parse_args(argv)
+    results = runs.score(Path(args.work_dir), args.items)
+    if args.json:
+        print(json.dumps({"items": results}))
+        return 0
+    for r in results:
+        detail = " ".join(f"{c}:{nll:.2f}" for c, nll in r["chars"])
+        print(f"{r['item']}\ttotal {r['nll']:.4f}\tper char {r['nll_per_char']:.4f}\t{detail}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    top = _Parser(prog="makemore", description="Autoregressive character-level language models: learn from a list of items, then make more of them.",
+                  epilog="Run `makemore COMMAND --help` for a command's options. " + EPILOG_METRIC)
+    top.add_argument("command", choices=list(COMMANDS), help="train | eval | sample | score")
+    if not argv or argv[0] in ("-h", "--help"):
+        top.print_help()
+        return 0 if argv else 2
+    top.parse_args(argv[:1])
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except MakemoreError as e:
+        print(f"makemore {argv[0]}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"makemore {argv[0]}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,166 @@
+"""Items, vocabulary, the 80/10/10 split and the tensors every model trains on.
+
+An item is one line of the input file. Each item becomes a sequence of predictions:
+for "emma" the model sees <b> and must say e, sees <b>e and must say m, ... and after
+the final a it must say <b> again. So an item of n characters gives n + 1 examples.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import stat
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .errors import MakemoreError
+
+BOUNDARY = 0  # token id of the start/end marker; never a data character
+BOUNDARY_SHOWN = "."  # how the boundary prints in tables of bigrams
+IGNORE = -1  # target value for padding: contributes nothing to loss or metric
+SPLIT_SEED = 42  # the lectures' split; fixed so results compare across runs and models
+DEFAULT_MAX_ITEM_LEN = 1000
+
+
+def bundled_names() -> Path:
+    """Path of the names.txt shipped inside the package (32,033 US first names)."""
+    return Path(str(resources.files("makemore") / "data" / "names.txt"))
+
+
+def read_items(path: str | os.PathLike, max_item_len: int = DEFAULT_MAX_ITEM_LEN) -> tuple[list[str], int]:
+    """Read one item per line. Returns (items, number skipped for exceeding max_item_len)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise MakemoreError(f"input file not found: {path}") from None
+    except OSError as e:
+        raise MakemoreError(f"cannot read input file {path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):  # a FIFO would block forever, a directory cannot be read
+        raise MakemoreError(f"input is not a regular file: {path}")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise MakemoreError(f"cannot read input file {path}: {e.strerror}") from None
+    if b"\x00" in raw:
+        raise MakemoreError(f"input file {path} contains NUL bytes at offset {raw.index(0)}; is it a binary file?")
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: a leading BOM is not part of the first item
+    except UnicodeDecodeError as e:
+        raise MakemoreError(f"input file {path} is not valid UTF-8 (byte offset {e.start})") from None
+    items, skipped = [], 0
+    for line in text.split("\n"):
+        item = line.strip()
+        if not item:
+            continue
+        if len(item) > max_item_len:
+            skipped += 1
+            continue
+        items.append(item)
+    if not items:
+        why = f" (all {skipped} longer than --max-item-len {max_item_len})" if skipped else ""
+        raise MakemoreError(f"input file {path} has no items{why}")
+    return items, skipped
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Token 0 is the boundary; data characters follow in sorted order from id 1."""
+
+    chars: tuple[str, ...]
+
+    @classmethod
+    def from_items(cls, items: list[str]) -> "Vocab":
+        return cls(tuple(sorted(set("".join(items)))))
+
+    def __post_init__(self):
+        object.__setattr__(self, "_stoi", {c: i + 1 for i, c in enumerate(self.chars)})
+
+    def __len__(self) -> int:
+        return len(self.chars) + 1
+
+    def encode(self, item: str) -> list[int]:
+        unknown = sorted(set(item) - self._stoi.keys())
+        if unknown:
+            shown = ", ".join(repr(c) for c in unknown)
+            raise MakemoreError(f"{item!r} contains characters not in the vocabulary: {shown}")
+        return [self._stoi[c] for c in item]
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)
+
+    def show(self, i: int) -> str:
+        return BOUNDARY_SHOWN if i == BOUNDARY else self.chars[i - 1]
+
+
+def split_items(items: list[str]) -> dict[str, list[str]]:
+    """The lectures' split: shuffle with seed 42, then 80% / 10% / 10% by item."""
+    items = list(items)
+    random.Random(SPLIT_SEED).shuffle(items)
+    n1, n2 = int(0.8 * len(items)), int(0.9 * len(items))
+    return {"train": items[:n1], "dev": items[n1:n2], "test": items[n2:]}
+
+
+def encode_sequences(items: list[str], vocab: Vocab, length: int | None = None):
+    """Pad items into (X, Y): X[i] = <b> c1..cn <b>.., Y[i] = c1..cn <b> -1.. (shifted by one)."""
+    length = length or max(len(s) for s in items) + 1
+    X = torch.zeros(len(items), length, dtype=torch.long)
+    Y = torch.full((len(items), length), IGNORE, dtype=torch.long)
+    for i, item in enumerate(items):
+        ids = vocab.encode(item)[: length - 1]
+        X[i, 1 : len(ids) + 1] = torch.tensor(ids, dtype=torch.long)
+        Y[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        Y[i, len(ids)] = BOUNDARY
+    return X, Y
+
+
+def windows_of(X: torch.Tensor, block_size: int) -> torch.Tensor:
+    """(B, T) token rows -> (B, T, block_size): the block_size tokens ending at each position.
+
+    Before the start of an item the context is boundary tokens, as in the lectures' `[0] * block_size`.
+    """
+    padded = F.pad(X, (block_size - 1, 0), value=BOUNDARY)
+    return padded.unfold(1, block_size, 1)
+
+
+def encode_windows(X: torch.Tensor, Y: torch.Tensor, block_size: int):
+    """One (context, target) example per predicted character; padding positions dropped."""
+    keep = Y != IGNORE
+    return windows_of(X, block_size)[keep].contiguous(), Y[keep].contiguous()
+
+
+class Dataset:
+    """Items, vocabulary and split of one input file, encoded once into tensors."""
+
+    def __init__(self, items: list[str], vocab: Vocab | None = None):
+        self.items = items
+        self.vocab = vocab or Vocab.from_items(items)
+        self.splits = split_items(items)
+        self.max_len = max(len(s) for s in items)
+        self._membership = {}
+        for name in ("test", "dev", "train"):  # train wins if an item is duplicated across splits
+            self._membership.update(dict.fromkeys(self.splits[name], name))
+        self._cache = {}
+
+    def sequences(self, split: str):
+        key = (split, "seq")
+        if key not in self._cache:
+            self._cache[key] = encode_sequences(self.splits[split], self.vocab, self.max_len + 1)
+        return self._cache[key]
+
+    def tensors(self, split: str, context: str, block_size: int):
+        """The split as the model needs it: windows (N, block_size) or padded sequences (B, T)."""
+        if context == "sequence":
+            return self.sequences(split)
+        key = (split, "win", block_size)
+        if key not in self._cache:
+            self._cache[key] = encode_windows(*self.sequences(split), block_size)
+        return self._cache[key]
+
+    def membership(self, item: str) -> str:
+        """Which split an item appears in, or 'new'."""
+        return self._membership.get(item, "new")

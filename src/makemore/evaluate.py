@@ -1,0 +1,61 @@
+"""The one metric: mean negative log-likelihood in nats per predicted character.
+
+Every character of an item counts, plus one end token; padding counts for nothing.
+Evaluations always cover the whole split, in chunks so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .data import IGNORE, Vocab, encode_sequences, windows_of
+from .errors import MakemoreError
+from .models import Model
+
+
+@torch.no_grad()
+def split_nll(model: Model, X: torch.Tensor, Y: torch.Tensor, chunk_tokens: int = 1 << 16) -> float:
+    """Mean NLL over all non-padding targets of (X, Y); nan for an empty split."""
+    was_training = model.training
+    model.eval()
+    per_row = Y[0].numel() if len(Y) else 1
+    rows = max(1, chunk_tokens // per_row)
+    total, count = 0.0, 0
+    for i in range(0, len(X), rows):
+        logits = model(X[i : i + rows])
+        y = Y[i : i + rows].reshape(-1)
+        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y, ignore_index=IGNORE, reduction="sum").item()
+        count += int((y != IGNORE).sum())
+    model.train(was_training)
+    return total / count if count else math.nan
+
+
+@torch.no_grad()
+def sequence_logits(model: Model, X: torch.Tensor) -> torch.Tensor:
+    """Logits (B, T, V) at every position of padded rows, whatever the model's context kind."""
+    if model.context == "sequence":
+        return model(X)
+    B, T = X.shape
+    windows = windows_of(X, model.config.block_size).reshape(B * T, -1)
+    return model(windows).view(B, T, -1)
+
+
+@torch.no_grad()
+def score_items(model: Model, vocab: Vocab, items: list[str]) -> list[dict]:
+    """Per-character NLL of each item (its characters, then the end token)."""
+    model.eval()
+    length = None if model.context == "window" else model.config.block_size
+    if length is not None and max(len(s) for s in items) + 1 > length:
+        raise MakemoreError(f"items longer than {length - 1} characters cannot be scored by this model")
+    X, Y = encode_sequences(items, vocab, length)
+    logp = F.log_softmax(sequence_logits(model, X.to(model.device)).float(), dim=-1).cpu()
+    results = []
+    for i, item in enumerate(items):
+        n = len(item) + 1
+        nll = [-logp[i, t, Y[i, t]].item() for t in range(n)]
+        shown = [vocab.show(int(Y[i, t])) for t in range(n)]
+        results.append({"item": item, "nll": sum(nll), "nll_per_char": sum(nll) / n, "chars": list(zip(shown, nll))})
+    return results

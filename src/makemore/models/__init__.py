@@ -1,0 +1,13 @@
+"""The model registry: type name -> class. Adding a model is one file and one line here."""
+
+from .base import Model, ModelConfig
+from .bigram import BigramCounts, BigramNN
+from .mlp import MLP
+
+REGISTRY: dict[str, type[Model]] = {
+    "bigram": BigramCounts,
+    "bigram-nn": BigramNN,
+    "mlp": MLP,
+}
+
+__all__ = ["REGISTRY", "Model", "ModelConfig"]

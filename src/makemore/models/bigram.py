@@ -1,0 +1,62 @@
+"""Part 1: the bigram model, as a count table and as a one-layer neural net.
+
+Both predict the next character from the previous one only. The counts model is
+'trained' by counting; the neural one learns the same table of logits by gradient
+descent and ends up within a hair of it (the lecture's point: same model, two routes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .base import Model, ModelConfig, option
+
+
+@dataclass
+class BigramConfig(ModelConfig):
+    block_size: int = option(1, "previous characters seen (a bigram sees one)")
+    alpha: float = option(1.0, "add-alpha smoothing: a pair never seen still gets some probability")
+
+
+class BigramCounts(Model):
+    Config = BigramConfig
+    train_defaults = dict(max_steps=0)
+
+    def __init__(self, config: BigramConfig):
+        super().__init__(config)
+        V = config.vocab_size
+        self.register_buffer("counts", torch.zeros(V, V))
+        self.register_buffer("log_probs", torch.full((V, V), -torch.log(torch.tensor(float(V))).item()))
+
+    def fit(self, X, Y):
+        V = self.config.vocab_size
+        pairs = X[:, -1] * V + Y  # flat index of (previous, next)
+        self.counts.copy_(torch.bincount(pairs, minlength=V * V).view(V, V).float())
+        smoothed = self.counts + self.config.alpha
+        self.log_probs.copy_((smoothed / smoothed.sum(1, keepdim=True)).log())
+
+    def forward(self, idx):
+        # log-probabilities are valid logits: their softmax is the probabilities themselves
+        return self.log_probs[idx[:, -1]]
+
+
+@dataclass
+class BigramNNConfig(ModelConfig):
+    block_size: int = option(1, "previous characters seen (a bigram sees one)")
+
+
+class BigramNN(Model):
+    """logits = one_hot(prev) @ W, written as the row lookup W[prev] that it equals."""
+
+    Config = BigramNNConfig
+    train_defaults = dict(max_steps=1500, batch_size=8192, learning_rate=0.3, weight_decay=0.0, warmup_steps=0)
+
+    def __init__(self, config: BigramNNConfig):
+        super().__init__(config)
+        self.W = nn.Parameter(torch.zeros(config.vocab_size, config.vocab_size))
+
+    def forward(self, idx):
+        return self.W[idx[:, -1]]

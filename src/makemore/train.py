@@ -1,0 +1,243 @@
+"""The training engine every model goes through.
+
+Batches are drawn from tensors encoded once (no per-item Python in the loop); the dev
+loss is measured on the whole dev split; the best checkpoint by dev loss is kept as
+model.safetensors and the latest full state (optimizer, RNG, step) as last.safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import checkpoint
+from .data import IGNORE, Dataset
+from .errors import MakemoreError
+from .evaluate import split_nll
+from .models import Model
+from .models.base import option
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = option(10000, "optimizer steps (0 for closed-form models)")
+    batch_size: int = option(64, "examples (windows, or whole items for sequence models) per step")
+    learning_rate: float = option(1e-3, "peak learning rate")
+    optimizer: str = option("adamw", "adamw or sgd")
+    weight_decay: float = option(0.01, "decoupled weight decay, applied to matrices only")
+    schedule: str = option("cosine", "constant | step (the lectures: /10 halfway) | cosine (to min-lr-ratio)")
+    warmup_steps: int = option(100, "linear warmup steps at the start")
+    min_lr_ratio: float = option(0.01, "cosine schedule ends at learning-rate x this")
+    eval_interval: int = option(1000, "steps between evaluations of the whole dev split")
+    seed: int = option(42, "seed for initialisation, batch order and dropout")
+    device: str = option("auto", "cpu | cuda | mps | auto")
+    threads: int = option(0, "torch intra-op threads (0: all cores)")
+
+    def validate(self) -> None:
+        checks = [
+            (self.max_steps >= 0, "--max-steps must be >= 0"),
+            (self.batch_size >= 1, "--batch-size must be >= 1"),
+            (self.learning_rate > 0 and math.isfinite(self.learning_rate), "--learning-rate must be a positive number"),
+            (self.optimizer in ("adamw", "sgd"), "--optimizer must be adamw or sgd"),
+            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (self.schedule in ("constant", "step", "cosine"), "--schedule must be constant, step or cosine"),
+            (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
+            (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
+            (self.eval_interval >= 1, "--eval-interval must be >= 1"),
+            (self.device in ("cpu", "cuda", "mps", "auto"), "--device must be cpu, cuda, mps or auto"),
+            (self.threads >= 0, "--threads must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise MakemoreError(message)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.learning_rate
+    if cfg.schedule == "step":  # the lectures: 0.1 for the first half, then 0.01
+        return cfg.learning_rate * (1.0 if step < cfg.max_steps // 2 else 0.1)
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    floor = cfg.learning_rate * cfg.min_lr_ratio
+    return floor + 0.5 * (cfg.learning_rate - floor) * (1 + math.cos(math.pi * progress))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MakemoreError("--device cuda requested but CUDA is not available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise MakemoreError("--device mps requested but MPS is not available")
+    return torch.device(name)
+
+
+def set_threads(threads: int) -> None:
+    """Explicit intra-op threads: oversubscribing 2 cores slows training by 3-80x."""
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def make_optimizer(model: Model, cfg: TrainConfig, device: torch.device):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    # decay matrices only; biases, gains and 1-D parameters are left alone
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type in ("cpu", "cuda"))
+
+
+def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """Mean NLL per predicted character in the batch; padding targets are ignored."""
+    logits = model(X)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE)
+
+
+class _StopRequested(Exception):
+    pass
+
+
+class Trainer:
+    """One run: model + data + optimizer + run directory, trained by `run()`."""
+
+    def __init__(self, model: Model, data: Dataset, cfg: TrainConfig, run_dir: Path, info: dict, resume_from: dict | None = None):
+        self.model, self.data, self.cfg, self.run_dir, self.info = model, data, cfg, Path(run_dir), info
+        self.device = pick_device(cfg.device)
+        self.model.to(self.device)
+        block, context = model.config.block_size, model.context
+        self.X, self.Y = (t.to(self.device) for t in data.tensors("train", context, block))
+        self.dev = tuple(t.to(self.device) for t in data.tensors("dev", context, block))
+        self.optimizer = make_optimizer(model, cfg, self.device) if model.num_params() else None
+        self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # batch order
+        self.step, self.best_dev, self.train_seconds = 0, math.inf, 0.0
+        if resume_from is not None:
+            self._restore(resume_from)
+        self._stop_signal = None
+
+    # --- state -----------------------------------------------------------------------------
+    def _restore(self, ckpt: dict) -> None:
+        meta, tensors = ckpt["meta"], ckpt["tensors"]
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(checkpoint.optimizer_state(meta, tensors))
+        self.gen.set_state(tensors["rng.batches"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.step, self.best_dev = meta["step"], meta["best_dev"]
+        self.train_seconds = meta.get("train_seconds", 0.0)
+
+    def _info(self) -> dict:
+        return {**self.info, "step": self.step, "best_dev": self.best_dev, "train_config": asdict(self.cfg), "train_seconds": self.train_seconds}
+
+    def save_last(self) -> None:
+        rng = {"batches": self.gen.get_state(), "torch": torch.get_rng_state()}
+        checkpoint.save(self.run_dir / checkpoint.LAST, self.model, self.data.vocab, self._info(), self.optimizer, rng)
+
+    def save_best(self) -> None:
+        checkpoint.save(self.run_dir / checkpoint.BEST, self.model, self.data.vocab, self._info())
+
+    # --- metrics ---------------------------------------------------------------------------
+    def log(self, row: dict) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def evaluate_dev(self) -> float:
+        return split_nll(self.model, *self.dev)
+
+    # --- the loop --------------------------------------------------------------------------
+    def run(self, progress: bool = True) -> dict:
+        if self.step == 0 and self.model.num_params() == 0:
+            self.model.fit(self.X, self.Y)  # closed-form models are "trained" by counting
+        self._install_signal_handlers()
+        try:
+            self._loop(progress)
+        except _StopRequested:
+            self.save_last()
+            raise MakemoreError(
+                f"interrupted by {self._stop_signal} at step {self.step}; state saved to {self.run_dir / checkpoint.LAST}. "
+                f"Resume with: makemore train -o {self.run_dir} --resume"
+            ) from None
+        finally:
+            self._restore_signal_handlers()
+        return {"step": self.step, "best_dev": self.best_dev, "train_seconds": self.train_seconds}
+
+    def _loop(self, progress: bool) -> None:
+        cfg, model = self.cfg, self.model
+        n = len(self.X)
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=None if progress else True, file=sys.stderr,
+                   dynamic_ncols=True, unit="step", mininterval=0.5)
+        loss_value, dev, examples, t_window = float("nan"), float("nan"), 0, time.perf_counter()
+        while self.optimizer is not None and self.step < cfg.max_steps:
+            t0 = time.perf_counter()
+            model.train()
+            lr = lr_at(cfg, self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            ix = torch.randint(0, n, (cfg.batch_size,), generator=self.gen).to(self.device)
+            X, Y = self.X[ix], self.Y[ix]
+            loss = batch_loss(model, X, Y)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise MakemoreError(f"loss became {loss_value} at step {self.step}; the last good checkpoint is kept in {self.run_dir}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            self.train_seconds += time.perf_counter() - t0
+            examples += int((Y != IGNORE).sum()) if Y.dim() > 1 else len(Y)
+            if self.step % 100 == 0 or self.step == cfg.max_steps:
+                self.log({"step": self.step, "loss": loss_value, "lr": lr})
+            if self.step % cfg.eval_interval == 0 or self.step == cfg.max_steps:
+                dev = self._checkpoint_on_dev(bar)
+            now = time.perf_counter()
+            if now - t_window > 0.5:
+                bar.set_postfix(loss=f"{loss_value:.4f}", dev=f"{dev:.4f}", ex_s=f"{examples / (now - t_window):,.0f}", refresh=False)
+                examples, t_window = 0, now
+            bar.update(1)
+            if self._stop_signal is not None:
+                raise _StopRequested
+        bar.close()
+        if cfg.max_steps == 0 or self.step == 0:  # closed-form model or nothing to train
+            self._checkpoint_on_dev(bar)
+
+    def _checkpoint_on_dev(self, bar) -> float:
+        dev = self.evaluate_dev()
+        self.log({"step": self.step, "dev": dev, "train_seconds": round(self.train_seconds, 3)})
+        if dev < self.best_dev:
+            self.best_dev = dev
+            self.save_best()
+        self.save_last()
+        tqdm.write(f"step {self.step}: dev {dev:.4f} (best {self.best_dev:.4f}), {self.train_seconds:.1f}s training", file=sys.stderr)
+        return dev
+
+    # --- signals: finish the current step, then save and exit --------------------------------
+    def _install_signal_handlers(self) -> None:
+        self._old_handlers = {}
+
+        def handler(signum, frame):
+            self._stop_signal = signal.Signals(signum).name
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old_handlers[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def _restore_signal_handlers(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)

@@ -182,7 +182,31 @@ def cmd_score(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score}
+def cmd_diagnose(argv: list[str]) -> int:
+    from .diagnose import diagnose
+
+    p = _Parser(prog="makemore diagnose", description="Part 3's diagnostics for a run of a tanh network (mlp-bn, mlp-bn-deep): init loss, "
+                "activation and gradient statistics, update:data ratios; PNGs and diagnostics.json in DIR/diagnostics.")
+    _data_args(p)
+    p.add_argument("--out", default=None, help="where to write the plots and JSON (default: DIR/diagnostics)")
+    p.add_argument("--steps", type=int, default=1000, help="replay steps from initialisation (default: 1000)")
+    p.add_argument("-b", "--batch-size", type=int, default=32, help="replay batch size (default: 32)")
+    p.add_argument("-l", "--learning-rate", type=float, default=0.1, help="replay SGD learning rate (default: 0.1)")
+    p.add_argument("--json", action="store_true", help="print the whole report as one JSON object on stdout")
+    args = p.parse_args(argv)
+    report = diagnose(Path(args.work_dir), args.out, args.steps, args.batch_size, args.learning_rate)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['type']}: expected initial loss -ln(1/V) = {report['expected_init_loss']:.4f}")
+    for name, r in report["variants"].items():
+        layers = "  ".join(f"{row['layer']} sat {row['saturated_pct']:.1f}% grad {row['grad_std']:.1e}" for row in r["layers"])
+        print(f"  {name:24s} init loss {r['init_loss']:.4f}  loss after replay {r['final_batch_loss']:.4f}  {layers}")
+    print(f"wrote {len(report['plots'])} plots and diagnostics.json to {report['out_dir']} in {report['seconds']:.1f}s")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score, "diagnose": cmd_diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,11 +3,14 @@
 from .base import Model, ModelConfig
 from .bigram import BigramCounts, BigramNN
 from .mlp import MLP
+from .mlp_bn import MLPBN, MLPBNDeep
 
 REGISTRY: dict[str, type[Model]] = {
     "bigram": BigramCounts,
     "bigram-nn": BigramNN,
     "mlp": MLP,
+    "mlp-bn": MLPBN,
+    "mlp-bn-deep": MLPBNDeep,
 }
 
 __all__ = ["REGISTRY", "Model", "ModelConfig"]

@@ -1,0 +1,308 @@
+"""Part 3's second half as a tool: is the network healthy while it trains?
+
+For a run of a model with tanh layers, `makemore diagnose -o DIR` measures:
+  - the loss at initialisation against the ln(V) of a uniform guess;
+  - per tanh layer: activation histogram, mean, std, % saturated (|t| > 0.97), and the
+    histogram and std of the gradient flowing into it;
+  - per weight matrix: the gradient histogram and the grad:data std ratio;
+  - per weight matrix and step: the update:data ratio log10(std(update) / std(data)).
+These are taken during a short replay from initialisation with the lecture's diagnostic
+recipe (SGD, lr 0.1, batch 32, 1000 steps, no weight decay, so the update is exactly
+lr * grad), driven by the shared Trainer with hooks; plus the activations at the run's
+trained weights. For the deep net the replay is repeated with and without BatchNorm and
+with bad init gains, so saturation and vanishing gradients can be seen to appear.
+Writes PNGs and diagnostics.json (the numbers behind every plot) to DIR/diagnostics/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import math
+import tempfile
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint
+from .errors import MakemoreError
+from .plots import plt
+from .train import TrainConfig, Trainer, set_threads
+
+SATURATED = 0.97  # |tanh| above this: the local gradient 1 - t^2 is < 6% of its maximum
+REFERENCE_UPDATE = -3.0  # the lecture's rule of thumb for log10(update / data)
+
+
+class Probe:
+    """Hooks on a model and its optimizer that keep what the diagnostics need.
+
+    Tanh outputs (and their gradients) of the latest training forward pass; gradients of
+    every weight matrix just before each optimizer step; the update:data ratio after it.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.tanhs = [m for m in model.modules() if isinstance(m, nn.Tanh)]
+        self.weights = {name: p for name, p in model.named_parameters() if p.dim() == 2}
+        self.acts: dict[str, torch.Tensor] = {}
+        self.grads: dict[str, torch.Tensor] = {}
+        self.weight_grads: dict[str, torch.Tensor] = {}
+        self.update_ratios: dict[str, list[float]] = {name: [] for name in self.weights}
+        self._before: dict[str, torch.Tensor] = {}
+        for i, module in enumerate(self.tanhs):
+            module.register_forward_hook(self._keep(f"tanh {i + 1}"))
+
+    def _keep(self, name: str):
+        def hook(module, inputs, out):
+            if not module.training:
+                return  # a dev evaluation, not a training step
+            self.acts[name] = out.detach()
+            if out.requires_grad:
+                out.register_hook(lambda g: self.grads.__setitem__(name, g.detach()))
+
+        return hook
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.register_step_pre_hook(self._pre_step)
+        optimizer.register_step_post_hook(self._post_step)
+
+    def _pre_step(self, optimizer, args, kwargs):
+        self.weight_grads = {n: p.grad.detach().clone() for n, p in self.weights.items() if p.grad is not None}
+        self._before = {n: p.detach().clone() for n, p in self.weights.items()}
+
+    def _post_step(self, optimizer, args, kwargs):
+        for name, p in self.weights.items():
+            before = self._before[name]
+            ratio = ((p.detach() - before).std() / before.std()).item()
+            self.update_ratios[name].append(math.log10(ratio) if ratio > 0 else float("-inf"))
+
+    def layer_stats(self) -> list[dict]:
+        rows = []
+        for name, t in self.acts.items():
+            g = self.grads.get(name)
+            rows.append({"layer": name, "mean": t.mean().item(), "std": t.std().item(),
+                         "saturated_pct": 100 * (t.abs() > SATURATED).float().mean().item(),
+                         "grad_mean": g.mean().item() if g is not None else None,
+                         "grad_std": g.std().item() if g is not None else None})
+        return rows
+
+    def weight_stats(self) -> list[dict]:
+        rows = []
+        for name, g in self.weight_grads.items():
+            data = self._before[name]
+            rows.append({"weight": name, "shape": list(g.shape), "grad_mean": g.mean().item(), "grad_std": g.std().item(),
+                         "grad_to_data": (g.std() / data.std()).item()})
+        return rows
+
+
+def _batch(data_X, data_Y, size: int, seed: int):
+    ix = torch.randint(0, len(data_X), (size,), generator=torch.Generator().manual_seed(seed))
+    return data_X[ix], data_Y[ix]
+
+
+def init_loss(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> float:
+    """Loss of an untrained model in training mode (batch statistics), as its first step sees it."""
+    probe_model = copy.deepcopy(model).train()  # a copy: this forward must not move the running stats
+    with torch.no_grad():
+        return F.cross_entropy(probe_model(X), Y).item()
+
+
+def replay(model_cls, config, data, recipe: TrainConfig) -> tuple[dict, Probe]:
+    """Train a fresh model for recipe.max_steps through the shared Trainer, watching it."""
+    torch.manual_seed(recipe.seed)
+    model = model_cls(config)
+    X, Y = _batch(*data.tensors("train", model.context, config.block_size), 4096, recipe.seed)
+    first = init_loss(model, X, Y)
+    probe = Probe(model)
+    with tempfile.TemporaryDirectory(prefix="makemore-diagnose-") as tmp:
+        trainer = Trainer(model, data, recipe, Path(tmp), {"type": "diagnose", "params": model.num_params()})
+        probe.attach(trainer.optimizer)
+        with contextlib.redirect_stderr(io.StringIO()):  # the Trainer's per-eval lines are not ours to print
+            trainer.run(progress=False)
+        losses = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+    last = [r["loss"] for r in losses if "loss" in r]
+    return {"init_loss": first, "final_batch_loss": last[-1] if last else None,
+            "layers": probe.layer_stats(), "weights": probe.weight_stats(), "update_ratio": probe.update_ratios}, probe
+
+
+def trained_stats(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> tuple[list[dict], Probe]:
+    """Activations and gradients of the trained weights on one batch (a copy, in training mode)."""
+    model = copy.deepcopy(model).train()
+    probe = Probe(model)
+    F.cross_entropy(model(X), Y).backward()
+    return probe.layer_stats(), probe
+
+
+def variants_of(config) -> list[tuple[str, object]]:
+    """The run's own config, then (for the deep net) with/without BatchNorm and bad init gains."""
+    names = {f.name for f in fields(config)}
+    if not {"norm", "init_gain"} <= names:
+        return [("run config", config)]
+    out = [(f"run: {config.norm}, gain {config.init_gain:.3g}", config)]
+    for norm, gain in (("batchnorm", 5 / 3), ("none", 5 / 3), ("none", 1.0), ("none", 5.0), ("batchnorm", 5.0)):
+        if (norm, round(gain, 6)) != (config.norm, round(config.init_gain, 6)):
+            out.append((f"{norm}, gain {gain:.3g}", replace(config, norm=norm, init_gain=gain)))
+    return out
+
+
+# --- plots: one idea each --------------------------------------------------------------------------
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _hist(ax, t: torch.Tensor, label: str, bins: int = 60) -> None:
+    hy, hx = torch.histogram(t.float().cpu().flatten(), bins=bins, density=True)
+    ax.plot(((hx[:-1] + hx[1:]) / 2).numpy(), hy.numpy(), label=label)
+
+
+def plot_init_loss(results: dict, expected: float, path: Path) -> None:
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ax.bar(range(len(names)), [results[n]["init_loss"] for n in names], color="tab:blue")
+    ax.axhline(expected, color="k", ls="--", label=f"-ln(1/V) = {expected:.3f} (uniform guess)")
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("loss at step 0 (nats per character)")
+    ax.set_title("loss at initialisation vs a uniform guess")
+    ax.legend(loc="lower right")
+    _save(fig, path)
+
+
+def plot_tanh(acts: dict, stats: list[dict], title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
+    for row in stats:
+        _hist(ax, acts[row["layer"]], f"{row['layer']}: mean {row['mean']:+.2f}, std {row['std']:.2f}, saturated {row['saturated_pct']:.1f}%")
+    ax.set_xlabel("tanh output")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_tanh_grads(grads: dict, stats: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
+    for row in stats:
+        if row["layer"] in grads:
+            _hist(ax, grads[row["layer"]], f"{row['layer']}: mean {row['grad_mean']:+.1e}, std {row['grad_std']:.2e}")
+    ax.set_xlabel("gradient of the loss w.r.t. the tanh output")
+    ax.set_ylabel("density")
+    ax.set_title("gradient reaching each tanh layer (last replay step)")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_weight_grads(weight_grads: dict, stats: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
+    for row in stats:
+        _hist(ax, weight_grads[row["weight"]], f"{row['weight']} {tuple(row['shape'])}: grad std {row['grad_std']:.1e}, grad:data {row['grad_to_data']:.1e}")
+    ax.set_xlabel("gradient of the loss w.r.t. the weight")
+    ax.set_ylabel("density")
+    ax.set_title("weight gradients and their grad:data std ratio (last replay step)")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def _update_lines(ax, ratios: dict) -> None:
+    for name, series in ratios.items():
+        ax.plot(series, lw=0.8, label=name)
+    ax.axhline(REFERENCE_UPDATE, color="k", ls="--", lw=1, label="-3 (rule of thumb)")
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+
+
+def plot_update_ratio(ratios: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
+    _update_lines(ax, ratios)
+    ax.set_ylabel("log10( std(update) / std(weight) )")
+    ax.set_title("update:data ratio per weight matrix during the replay")
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+
+
+def plot_variant_layers(results: dict, key: str, ylabel: str, title: str, path: Path, log: bool = False) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
+    for name, r in results.items():
+        values = [row[key] for row in r["layers"]]
+        ax.plot(range(1, len(values) + 1), values, "o-", label=name)
+    ax.set_xlabel("tanh layer (1 = nearest the input)")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_variant_updates(results: dict, path: Path) -> None:
+    n = len(results)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), dpi=110, sharey=True, squeeze=False)
+    for ax, (name, r) in zip(axes[0], results.items()):
+        _update_lines(ax, r["update_ratio"])
+        ax.set_title(name, fontsize=9)
+    axes[0][0].set_ylabel("log10( std(update) / std(weight) )")
+    axes[0][-1].legend(fontsize=6)
+    fig.suptitle("update:data ratio per weight matrix, by network variant")
+    _save(fig, path)
+
+
+# --- the command -----------------------------------------------------------------------------------
+def diagnose(run_dir: Path, out_dir: Path | None = None, steps: int = 1000, batch_size: int = 32,
+             learning_rate: float = 0.1, seed: int = 42) -> dict:
+    from .runs import _dataset, load
+
+    if steps < 1 or batch_size < 1 or not learning_rate > 0:
+        raise MakemoreError("--steps, --batch-size and --learning-rate must be positive")
+    t0 = time.perf_counter()
+    model, vocab, meta, _ = load(Path(run_dir))
+    cls = type(model)
+    if not any(isinstance(m, nn.Tanh) for m in model.modules()):
+        raise MakemoreError(f"model type {meta['type']!r} has no tanh layers to diagnose (try mlp-bn or mlp-bn-deep)")
+    out_dir = Path(out_dir) if out_dir else Path(run_dir) / "diagnostics"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    set_threads(0)
+    data = _dataset(Path(run_dir), meta)
+    recipe = TrainConfig(max_steps=steps, batch_size=batch_size, learning_rate=learning_rate, optimizer="sgd",
+                         weight_decay=0.0, schedule="constant", warmup_steps=0, eval_interval=steps, seed=seed, device="cpu")
+
+    results, probes = {}, {}
+    for name, config in variants_of(model.config):
+        results[name], probes[name] = replay(cls, config, data, recipe)
+    main_name = next(iter(results))
+    main, probe = results[main_name], probes[main_name]
+    X, Y = _batch(*data.tensors("train", model.context, model.config.block_size), 4096, seed)
+    trained, trained_probe = trained_stats(model, X, Y)
+
+    expected = math.log(len(vocab))
+    plots = {
+        "init_loss.png": lambda p: plot_init_loss(results, expected, p),
+        "activations.png": lambda p: plot_tanh(probe.acts, main["layers"], f"tanh activations after {steps} replay steps", p),
+        "gradients.png": lambda p: plot_tanh_grads(probe.grads, main["layers"], p),
+        "weight_gradients.png": lambda p: plot_weight_grads(probe.weight_grads, main["weights"], p),
+        "update_ratio.png": lambda p: plot_update_ratio(main["update_ratio"], p),
+        "trained_activations.png": lambda p: plot_tanh(trained_probe.acts, trained, f"tanh activations at the run's trained weights (step {meta['step']})", p),
+    }
+    if len(results) > 1:
+        plots["variants_saturation.png"] = lambda p: plot_variant_layers(
+            results, "saturated_pct", f"% of tanh outputs with |t| > {SATURATED}", f"saturation per layer after {steps} steps", p)
+        plots["variants_activation_std.png"] = lambda p: plot_variant_layers(
+            results, "std", "std of tanh outputs", f"activation spread per layer after {steps} steps", p)
+        plots["variants_grad_std.png"] = lambda p: plot_variant_layers(
+            results, "grad_std", "std of the gradient at the tanh output", f"gradient per layer after {steps} steps (log scale)", p, log=True)
+        plots["variants_update_ratio.png"] = lambda p: plot_variant_updates(results, p)
+    for filename, draw in plots.items():
+        draw(out_dir / filename)
+
+    report = {"run": str(run_dir), "type": meta["type"], "config": meta["config"], "expected_init_loss": expected,
+              "recipe": {"optimizer": "sgd", "learning_rate": learning_rate, "batch_size": batch_size, "steps": steps, "seed": seed},
+              "saturation_threshold": SATURATED, "variants": results, "trained": {"step": meta["step"], "layers": trained},
+              "plots": list(plots), "seconds": round(time.perf_counter() - t0, 2)}
+    checkpoint.atomic_write_bytes(out_dir / "diagnostics.json", json.dumps(report, indent=1).encode("utf-8"))
+    report["out_dir"] = str(out_dir)
+    return report

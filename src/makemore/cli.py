@@ -65,6 +65,8 @@ def _train_parser(model_type: str) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --work-dir from its last checkpoint")
     p.add_argument("--max-item-len", type=int, default=None, help="skip items longer than this, with a count (default: 1000)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    presets = ", ".join(getattr(cls, "presets", {})) or "none"
+    p.add_argument("--preset", help=f"a named recipe of this model (training and model options); explicit flags still win (presets: {presets})")
     _add_dataclass_flags(p.add_argument_group("training (defaults are this model's recipe)"), TrainConfig, cls.train_defaults, TRAIN_SHORT)
     _add_dataclass_flags(p.add_argument_group(f"model: {model_type}"), cls.Config, {})
     return p
@@ -85,6 +87,14 @@ def _given(args, cls) -> dict:
     return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
 
 
+def _preset(cls, name: str | None) -> dict:
+    """The model's named recipe: a dict of TrainConfig and model Config overrides."""
+    presets = getattr(cls, "presets", {})
+    if name is not None and name not in presets:
+        raise MakemoreError(f"this model type has no preset {name!r} (presets: {', '.join(presets) or 'none'})")
+    return presets.get(name, {})
+
+
 def cmd_train(argv: list[str]) -> int:
     from . import runs
     from .models import REGISTRY
@@ -96,11 +106,14 @@ def cmd_train(argv: list[str]) -> int:
     if args.resume:
         if not args.work_dir:
             raise MakemoreError("--resume needs -o/--work-dir of the run to continue")
-        if args.input_file or model_flags or "--type" in " ".join(argv):
+        if args.input_file or model_flags or args.preset or "--type" in " ".join(argv):
             raise MakemoreError("--resume continues a run with its own data, type and model config; pass only training flags such as --max-steps")
         result = runs.resume(Path(args.work_dir), train_flags, progress=not args.quiet)
     else:
-        cfg = TrainConfig(**{**cls.train_defaults, **train_flags})
+        preset = _preset(cls, args.preset)
+        train_keys = {f.name for f in fields(TrainConfig)}
+        model_flags = {**{k: v for k, v in preset.items() if k not in train_keys}, **model_flags}
+        cfg = TrainConfig(**{**cls.train_defaults, **{k: v for k, v in preset.items() if k in train_keys}, **train_flags})
         result = runs.start(args.type, model_flags, cfg, args.input_file, args.work_dir, args.max_item_len, progress=not args.quiet)
     print(result)
     return 0

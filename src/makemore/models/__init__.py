@@ -3,12 +3,15 @@
 from .base import Model, ModelConfig
 from .bigram import BigramCounts, BigramNN
 from .mlp import MLP
+from .wavenet import WaveNet, WaveNetConv
 from .mlp_bn import MLPBN, MLPBNDeep
 
 REGISTRY: dict[str, type[Model]] = {
     "bigram": BigramCounts,
     "bigram-nn": BigramNN,
     "mlp": MLP,
+    "wavenet": WaveNet,
+    "wavenet-conv": WaveNetConv,
     "mlp-bn": MLPBN,
     "mlp-bn-deep": MLPBNDeep,
 }

@@ -1,0 +1,203 @@
+"""Part 5: WaveNet (van den Oord et al., 2016) as built in the lecture, in two forms.
+
+`wavenet` is the lecture's hierarchical model. The block_size characters of context are
+embedded, then fused two at a time, level after level, like a binary tree:
+
+    (B, 8, 24) -flatten 2-> (B, 4, 48) -linear-> (B, 4, 128) -batchnorm, tanh->
+    (B, 2, 256) -> (B, 2, 128) -> (B, 1, 256) -> (B, 1, 128) -> logits (B, 27)
+
+Linear layers have no bias (the BatchNorm after them has one); BatchNorm normalises
+over the batch and position axes; the output layer starts scaled x0.1. With the
+lecture's sizes that is 76,579 parameters on names.
+
+`wavenet-conv` is the same network (same parameter names, so the weights of one load
+into the other) read as a causal dilated convolution: level l fuses position t with
+position t - 2**(l-1). One pass over a whole item gives the prediction at every position,
+and the tree of each window is computed once and shared with its neighbours instead of
+once per window. In training, each BatchNorm weighs every position by the number of
+windows that use it, so a batch of items gives exactly the statistics -- and the loss and
+gradients -- of the hierarchical model on all windows of those items (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import BOUNDARY
+from .base import Model, ModelConfig, option
+
+
+@dataclass
+class WaveNetConfig(ModelConfig):
+    block_size: int = option(8, "characters of context: a power of 2, one level of the tree per doubling")
+    n_embd: int = option(24, "embedding dimension per character")
+    n_hidden: int = option(128, "width of each level")
+    dropout: float = option(0.0, "dropout after each level's tanh while training")
+
+    def span(self) -> int:
+        """Characters each prediction sees."""
+        return self.block_size
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        R = self.span()
+        if R < 2 or R & (R - 1):
+            problems.append(f"--{self._span_flag()} must be a power of 2 >= 2 (got {R})")
+        if not self.dropout < 1:
+            problems.append("--dropout must be < 1")
+        return problems
+
+    def _span_flag(self) -> str:
+        return "block-size"
+
+
+@dataclass
+class WaveNetConvConfig(WaveNetConfig):
+    block_size: int = option(16, "longest sequence handled: <b> plus the longest item (set from the data)")
+    receptive_field: int = option(8, "characters each prediction sees: a power of 2 (the hierarchical form's block_size)")
+
+    def span(self) -> int:
+        return self.receptive_field
+
+    def _span_flag(self) -> str:
+        return "receptive-field"
+
+
+class BatchNorm(nn.Module):
+    """The lecture's BatchNorm1d: normalise each channel over all leading axes (batch and position).
+
+    `weight` (optional, broadcastable to x without the channel axis) counts how many times each
+    row is used downstream; the statistics are then those of the rows repeated that many times.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5, momentum: float = 0.001):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.gamma = nn.Parameter(torch.ones(dim))
+        self.beta = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        if self.training:
+            axes = tuple(range(x.dim() - 1))
+            if weight is None:
+                mean, var = x.mean(axes), x.var(axes)  # unbiased, as the lecture's x.var()
+            else:
+                w = weight.unsqueeze(-1)
+                n = w.sum()
+                mean = (w * x).sum(axes) / n
+                var = (w * (x - mean) ** 2).sum(axes) / (n - 1)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var, self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return self.gamma * (x - mean) / torch.sqrt(var + self.eps) + self.beta
+
+
+class Level(nn.Module):
+    """One level of the tree: Linear (no bias) -> BatchNorm -> tanh (-> dropout)."""
+
+    def __init__(self, fan_in: int, fan_out: int, dropout: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(fan_in, fan_out) / fan_in**0.5)  # unit-variance outputs
+        self.bn = BatchNorm(fan_out)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        return self.dropout(torch.tanh(self.bn(x @ self.weight, weight)))
+
+
+class _WaveNetLayers(Model):
+    """Parameters shared by both forms: embedding, log2(receptive field) levels, output layer."""
+
+    def __init__(self, config: WaveNetConfig):
+        super().__init__(config)
+        V, E, H = config.vocab_size, config.n_embd, config.n_hidden
+        self.n_levels = config.span().bit_length() - 1
+        self.wte = nn.Embedding(V, E)  # N(0, 1) init, as the lecture's torch.randn
+        self.levels = nn.ModuleList(Level(2 * (E if i == 0 else H), H, config.dropout) for i in range(self.n_levels))
+        self.lm_head = nn.Linear(H, V)
+        with torch.no_grad():  # the lecture's Linear init, then x0.1: a near-uniform first guess
+            self.lm_head.weight.copy_(torch.randn(V, H) / H**0.5 * 0.1)
+            self.lm_head.bias.zero_()
+
+
+class WaveNet(_WaveNetLayers):
+    """The hierarchical form: forward(idx (B, block_size)) -> logits (B, V)."""
+
+    Config = WaveNetConfig
+    context = "window"
+    train_defaults = dict(max_steps=30000, batch_size=128, learning_rate=3e-3, weight_decay=0.01, warmup_steps=500,
+                          eval_interval=5000)
+    presets = {
+        "best": dict(n_embd=32, n_hidden=256, dropout=0.2, weight_decay=0.1),
+    }
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.wte(idx)  # (B, S, E)
+        for level in self.levels:
+            B, T, C = x.shape
+            x = level(x.view(B, T // 2, 2 * C))  # FlattenConsecutive(2): fuse neighbours, halve the positions
+        return self.lm_head(x.squeeze(1))
+
+
+class WaveNetConv(_WaveNetLayers):
+    """The dilated causal convolution: forward(idx (B, T)) -> logits (B, T, V), every position at once."""
+
+    Config = WaveNetConvConfig
+    context = "sequence"
+    train_defaults = dict(max_steps=10000, batch_size=32, learning_rate=3e-3, weight_decay=0.01, warmup_steps=300,
+                          eval_interval=2000)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.decode(idx)[0]
+        # Training rows are items padded to the longest item of the data set; columns past the
+        # longest item of this batch are padding in every row, so they are not computed. Their
+        # logits are returned as zeros: every target there is IGNORE, so the loss is unchanged.
+        T = idx.size(1)
+        real = (idx != BOUNDARY) | (torch.arange(T, device=idx.device) == 0)
+        keep = int(real.any(0).nonzero().max()) + 1
+        return F.pad(self.decode(idx[:, :keep])[0], (0, 0, 0, T - keep))
+
+    def decode(self, fresh: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        """Logits for the positions of `fresh`, given the cached activations of those before.
+
+        Level i only looks back d = 2**i steps, so the state is the last d inputs of each level:
+        sampling one more character costs one new position per level instead of a whole window.
+        """
+        R = self.config.span()
+        if state is None:  # before an item starts, the context is boundary tokens: the windows' [0] * block_size
+            fresh = F.pad(fresh, (R - 1, 0), value=BOUNDARY)
+        x = self.wte(fresh)  # (B, T + R - 1, E) on the first call
+        uses = self._uses(fresh[:, R - 1 :]) if self.training and state is None else [None] * self.n_levels
+        new_state = []
+        for i, level in enumerate(self.levels):
+            d = 2**i  # dilation: level i fuses time t with time t - d
+            if state is not None:
+                x = torch.cat([state[i], x], dim=1)
+            new_state.append(x[:, -d:])
+            x = level(torch.cat([x[:, :-d], x[:, d:]], dim=-1), uses[i])  # d positions shorter
+        return self.lm_head(x), new_state
+
+    def _uses(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """For each level, how many real windows use the activation at each time.
+
+        A time t is a real window if it is a prediction of the item (t = 0, or a data character;
+        the boundary tokens after the end are padding). Level i's output at time s feeds
+        level i+1 at times s (as the newer half) and s + d (as the older half).
+        """
+        t = torch.arange(idx.size(1), device=idx.device)
+        uses = ((idx != BOUNDARY) | (t == 0)).to(self.wte.weight.dtype)  # (B, T)
+        per_level = [uses]
+        for i in reversed(range(1, self.n_levels)):
+            d = 2**i
+            uses = F.pad(uses, (d, 0)) + F.pad(uses, (0, d))  # used at s by the next level, or at s + d
+            per_level.append(uses)
+        return per_level[::-1]

@@ -1,0 +1,164 @@
+"""WaveNet: the lecture's size, and the hierarchical and convolutional forms as one function."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from makemore.data import Dataset, bundled_names, encode_windows, read_items
+from makemore.errors import MakemoreError
+from makemore.models import REGISTRY
+from makemore.models.wavenet import WaveNet, WaveNetConv
+from makemore.sample import generate
+from makemore.train import batch_loss
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def names():
+    return Dataset(read_items(bundled_names())[0])
+
+
+def pair(seed=0, dtype=torch.float64, **overrides):
+    """A hierarchical model with trained-looking BatchNorm statistics, and the conv form with its weights."""
+    torch.manual_seed(seed)
+    tree = WaveNet(WaveNet.Config(vocab_size=27, **overrides)).to(dtype)
+    with torch.no_grad():  # running statistics far from their (0, 1) init, so a mix-up would show
+        for level in tree.levels:
+            level.bn.running_mean.normal_()
+            level.bn.running_var.uniform_(0.5, 2.0)
+            level.bn.gamma.uniform_(0.5, 1.5)
+            level.bn.beta.normal_()
+    span = tree.config.block_size
+    conv = WaveNetConv(WaveNetConv.Config(vocab_size=27, receptive_field=span, n_embd=tree.config.n_embd,
+                                          n_hidden=tree.config.n_hidden)).to(dtype)
+    conv.load_state_dict(tree.state_dict(), strict=True)  # same parameter names: the same network
+    return tree, conv
+
+
+def test_lecture_configuration_has_76579_parameters():
+    model = REGISTRY["wavenet"](REGISTRY["wavenet"].Config(vocab_size=27))
+    assert (model.config.block_size, model.config.n_embd, model.config.n_hidden) == (8, 24, 128)
+    assert model.num_params() == 76579
+    assert model(torch.zeros(5, 8, dtype=torch.long)).shape == (5, 27)
+    assert all(not hasattr(level, "bias") for level in model.levels)  # BatchNorm's beta is the bias
+
+
+def test_output_layer_starts_small_so_initial_loss_is_near_uniform(names):
+    torch.manual_seed(0)
+    model = WaveNet(WaveNet.Config(vocab_size=27))
+    X, Y = names.tensors("train", "window", 8)
+    loss = batch_loss(model, X[:2000], Y[:2000]).item()
+    print(f"initial loss {loss:.4f} vs ln 27 = {torch.log(torch.tensor(27.0)):.4f}")
+    assert abs(loss - torch.log(torch.tensor(27.0)).item()) < 0.05
+
+
+def test_conv_form_equals_hierarchical_form_at_every_position_in_eval_mode(names):
+    tree, conv = pair()
+    tree.eval(), conv.eval()
+    X, Y = names.sequences("dev")
+    X, Y = X[:300], Y[:300]
+    windows, targets = encode_windows(X, Y, 8)
+    by_window = tree(windows)  # one window per predicted character
+    by_item = conv(X)[Y != -1]  # one pass per item, the same positions in the same order
+    diff = (by_item - by_window).abs().max().item()
+    print(f"max |conv - hierarchical| over {len(windows)} positions: {diff:.2e}")
+    assert by_item.shape == by_window.shape and diff < 1e-12
+
+
+def test_conv_form_equals_torch_conv1d_with_the_same_weights(names):
+    """An independent reference: each level as F.conv1d(kernel 2, dilation 2**i) on left-padded input."""
+    _, conv = pair(seed=1)
+    conv.eval()
+    X = names.sequences("dev")[0][:100]
+    x = conv.wte(F.pad(X, (7, 0))).transpose(1, 2)  # (B, C, T + 7): channels first for conv1d
+    for i, level in enumerate(conv.levels):
+        C = level.weight.size(0) // 2
+        kernel = torch.stack([level.weight[:C].T, level.weight[C:].T], dim=-1)  # (H, C, 2): [older, newer]
+        h = F.conv1d(x, kernel, dilation=2**i)
+        bn = level.bn
+        x = torch.tanh(F.batch_norm(h, bn.running_mean, bn.running_var, bn.gamma, bn.beta, training=False, eps=bn.eps))
+    reference = conv.lm_head(x.transpose(1, 2))
+    diff = (conv(X) - reference).abs().max().item()
+    print(f"max |conv form - F.conv1d reference|: {diff:.2e}")
+    assert diff < 1e-12
+
+
+def test_conv_training_step_is_the_hierarchical_step_on_all_windows_of_the_items(names):
+    """Weighted BatchNorm statistics make a batch of items train exactly like all its windows."""
+    tree, conv = pair(seed=2)
+    X, Y = names.sequences("train")
+    X, Y = X[:64], Y[:64]
+    loss_tree = batch_loss(tree, *encode_windows(X, Y, 8))
+    loss_conv = batch_loss(conv, X, Y)
+    loss_tree.backward(), loss_conv.backward()
+    grad_diff = max((a.grad - b.grad).abs().max().item() for a, b in zip(tree.parameters(), conv.parameters()))
+    stat_diff = max((a - b).abs().max().item() for a, b in zip(tree.buffers(), conv.buffers()))
+    print(f"loss {loss_tree.item():.6f} vs {loss_conv.item():.6f}; max grad diff {grad_diff:.2e}; max running-stat diff {stat_diff:.2e}")
+    assert abs(loss_tree.item() - loss_conv.item()) < 1e-12
+    assert grad_diff < 1e-12 and stat_diff < 1e-12
+
+
+def test_cached_decoding_equals_full_recomputation(names):
+    _, conv = pair(seed=3, dtype=torch.float32)
+    conv.eval()
+    X = names.sequences("dev")[0][:20, :12]
+    logits, state = conv.decode(X[:, :2])
+    steps = [logits]
+    for t in range(2, 12):
+        logits, state = conv.decode(X[:, t : t + 1], state)
+        steps.append(logits)
+    diff = (torch.cat(steps, dim=1) - conv(X)).abs().max().item()
+    print(f"max |cached - full| over 12 positions: {diff:.2e}")
+    assert diff < 1e-5
+
+
+def test_both_forms_sample_the_same_items_from_the_same_weights(names):
+    tree, conv = pair(seed=4, dtype=torch.float32)
+    a = generate(tree, names.vocab, 50, 15, torch.Generator().manual_seed(0))
+    b = generate(conv, names.vocab, 50, 15, torch.Generator().manual_seed(0))  # cached path
+    print(a[:5], b[:5])
+    assert a == b and len(set(a)) > 10
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--type", "wavenet", "--block-size", "6"], "power of 2"),
+    (["--type", "wavenet-conv", "--receptive-field", "12"], "power of 2"),
+    (["--type", "wavenet", "--dropout", "1.0"], "dropout"),
+    (["--type", "wavenet", "--preset", "nonesuch"], "no preset 'nonesuch'"),
+])
+def test_bad_configs_are_one_line_errors(tmp_path, capsys, argv, message):
+    code, _, err = run_cli(capsys, "train", "-o", tmp_path / "r", "--max-steps", "1", *argv)
+    assert code == 1 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys):
+    best = WaveNet.presets["best"]
+    code, _, err = run_cli(capsys, "train", "--type", "wavenet", "--preset", "best", "-o", tmp_path / "r", "-q",
+                           "--max-steps", "3", "--eval-interval", "3")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert meta["step"] == 3
+    from makemore import checkpoint
+
+    saved, _ = checkpoint.read(tmp_path / "r" / checkpoint.BEST)
+    model_keys = {k: v for k, v in best.items() if k in saved["config"]}
+    train_keys = {k: v for k, v in best.items() if k not in saved["config"] and k != "max_steps"}
+    assert model_keys and all(saved["config"][k] == v for k, v in model_keys.items())
+    assert all(saved["train_config"][k] == v for k, v in train_keys.items())
+    assert saved["train_config"]["max_steps"] == 3  # the flag beat the preset
+
+
+@pytest.mark.parametrize("model_type", ["wavenet", "wavenet-conv"])
+def test_short_training_is_deterministic_and_learns(tmp_path, capsys, model_type):
+    runs = []
+    for name in ("a", "b"):
+        code, out, err = run_cli(capsys, "train", "--type", model_type, "-o", tmp_path / name, "-q",
+                                 "--max-steps", "150", "--eval-interval", "150", "--warmup-steps", "10")
+        assert code == 0, err
+        runs.append(out)
+    print(runs[0])
+    assert runs[0].split("(best")[0] == runs[1].split("(best")[0]  # same seed, same numbers
+    dev = float(runs[0].split("dev ")[1].split()[0])
+    assert dev < 3.0  # from ln 27 = 3.30 (BatchNorm running statistics, momentum 0.001, still lag)

@@ -37,7 +37,7 @@ def _add_dataclass_flags(group, cls, defaults: dict, short: dict | None = None) 
     for f in fields(cls):
         if f.name == "vocab_size":
             continue  # always from the data
-        names = [_flag(f.name)] + ([short[f.name]] if short and f.name in short else [])
+        names = ([short[f.name]] if short and f.name in short else []) + [_flag(f.name)]
         default = defaults.get(f.name, f.default if f.default is not MISSING else None)
         kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
         group.add_argument(*names, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
@@ -79,7 +79,7 @@ def _peek_type(argv: list[str]) -> str:
     pre.add_argument("--type", default=DEFAULT_TYPE)
     known, _ = pre.parse_known_args(argv)
     if known.type not in REGISTRY:
-        sys.exit(f"makemore train: error: unknown --type {known.type!r} (choose from {', '.join(REGISTRY)})")
+        raise MakemoreError(f"unknown --type {known.type!r} (choose from {', '.join(REGISTRY)})")
     return known.type
 
 

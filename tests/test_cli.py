@@ -1,0 +1,103 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli, snapshot
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "sample", "score"])
+def test_every_command_explains_itself(capsys, command):
+    code, out, _ = run_cli(capsys, command, "--help")
+    assert code == 0 and "--work-dir" in out
+    if command == "train":
+        assert "--n-hidden" in out and "--learning-rate" in out and "20000" in out
+
+
+def test_model_flags_follow_the_type(capsys):
+    code, out, _ = run_cli(capsys, "train", "--type", "bigram", "--help")
+    assert code == 0 and "--alpha" in out and "--n-hidden" not in out
+
+
+def test_eval_json_is_one_object(capsys, mlp_run):
+    code, out, _ = run_cli(capsys, "eval", "-o", mlp_run, "--json")
+    report = json.loads(out)
+    assert code == 0 and out.count("\n") == 1
+    assert {"train", "dev", "test"} <= report.keys() and all(2.0 < report[s] < 3.0 for s in ("train", "dev", "test"))
+
+
+def test_sample_is_repeatable_and_marked(capsys, mlp_run):
+    _, first, _ = run_cli(capsys, "sample", "-o", mlp_run, "-n", "30", "--seed", "5", "--json")
+    _, again, _ = run_cli(capsys, "sample", "-o", mlp_run, "-n", "30", "--seed", "5", "--json")
+    _, other, _ = run_cli(capsys, "sample", "-o", mlp_run, "-n", "30", "--seed", "6", "--json")
+    samples = json.loads(first)["samples"]
+    assert first == again and first != other and len(samples) == 30
+    assert all(s["split"] in ("train", "dev", "test", "new") and s["item"] for s in samples)
+
+
+def test_sample_options(capsys, mlp_run):
+    _, out, _ = run_cli(capsys, "sample", "-o", mlp_run, "-n", "10", "--seed", "1", "--prefix", "mar", "--new-only",
+                        "--temperature", "0.8", "--top-k", "5", "--top-p", "0.9", "--json")
+    samples = json.loads(out)["samples"]
+    assert len(samples) == 10
+    assert all(s["item"].startswith("mar") and s["split"] == "new" for s in samples)
+
+
+def test_score_totals_its_characters(capsys, mlp_run):
+    code, out, _ = run_cli(capsys, "score", "-o", mlp_run, "emma", "xqzzq", "--json")
+    emma, odd = json.loads(out)["items"]
+    assert code == 0 and [c for c, _ in emma["chars"]] == ["e", "m", "m", "a", "."]
+    assert emma["nll"] == pytest.approx(sum(n for _, n in emma["chars"]))
+    assert emma["nll_per_char"] == pytest.approx(emma["nll"] / 5)
+    assert odd["nll_per_char"] > emma["nll_per_char"]
+
+
+def _bad_inputs(tmp_path, mlp_run):
+    files = {"empty": b"", "blank": b"\n \n", "latin1": b"caf\xe9\n", "nul": b"a\x00b\n"}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(mlp_run, corrupt)
+    (corrupt / "model.safetensors").write_bytes((corrupt / "model.safetensors").read_bytes()[:100])
+    (tmp_path / "norun").mkdir()
+    fresh = tmp_path / "fresh"
+    return [
+        (["train", "-i", tmp_path / "missing.txt", "-o", fresh], "not found"),
+        *[(["train", "-i", tmp_path / name, "-o", fresh], why) for name, why in
+          [("empty", "no items"), ("blank", "no items"), ("latin1", "UTF-8"), ("nul", "NUL")]],
+        (["train", "-i", tmp_path, "-o", fresh], "not a regular file"),
+        (["train", "-o", mlp_run, "--max-steps", "5"], "already holds a run"),
+        (["train", "-o", fresh, "--max-steps", "-1"], "max-steps"),
+        (["train", "-o", fresh, "-b", "0"], "batch-size"),
+        (["train", "-o", fresh, "--n-hidden", "0"], "n-hidden"),
+        (["train", "-o", fresh, "--n-hidden", "lots"], "invalid int"),
+        (["train", "--type", "nope"], "unknown --type"),
+        (["eval", "-o", tmp_path / "norun"], "no checkpoint"),
+        (["eval", "-o", tmp_path / "nowhere"], "not found"),
+        (["eval", "-o", corrupt], "truncated or corrupted"),
+        (["score", "-o", mlp_run, "ann3"], "not in the vocabulary: '3'"),
+        (["sample", "-o", mlp_run, "--prefix", "Zo"], "not in the vocabulary: 'Z'"),
+        (["sample", "-o", mlp_run, "--temperature", "0"], "must be > 0"),
+        (["sample", "-o", mlp_run, "--top-k", "0"], "must be > 0"),
+        (["sample", "-o", mlp_run, "-n", "-3"], "must be > 0"),
+    ]
+
+
+def test_bad_input_is_one_line_and_overwrites_nothing(capsys, tmp_path, mlp_run):
+    before = snapshot(mlp_run)
+    for argv, why in _bad_inputs(tmp_path, mlp_run):
+        code, out, err = run_cli(capsys, *argv)
+        assert code != 0, argv
+        assert err.count("\n") == 1 and why in err and "Traceback" not in err, (argv, err)
+        assert not (tmp_path / "fresh" / "model.safetensors").exists()
+    assert snapshot(mlp_run) == before
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    for argv in (["-m", "makemore", "train", "-i", str(tmp_path / "missing.txt")], ["-m", "makemore", "eval", "-o", str(tmp_path)]):
+        proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True)
+        assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    console = shutil.which("makemore", path=str(__import__("pathlib").Path(sys.executable).parent))
+    assert console and subprocess.run([console, "--help"], capture_output=True).returncode == 0

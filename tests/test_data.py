@@ -1,0 +1,117 @@
+import os
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from makemore.data import BOUNDARY, IGNORE, Dataset, Vocab, bundled_names, encode_sequences, encode_windows, read_items
+from makemore.errors import MakemoreError
+
+
+def test_bundled_names_is_the_lecture_dataset():
+    items, skipped = read_items(bundled_names())
+    assert len(items) == 32033 and skipped == 0
+    assert len(Vocab.from_items(items)) == 27
+
+
+def test_split_sizes_are_the_lectures():
+    data = Dataset(read_items(bundled_names())[0])
+    sizes = [len(data.tensors(split, "window", 3)[0]) for split in ("train", "dev", "test")]
+    assert sizes == [182625, 22655, 22866]
+    assert [len(data.splits[s]) for s in ("train", "dev", "test")] == [25626, 3203, 3204]
+
+
+def _lecture_windows(items, vocab, block_size):
+    """The lecture's build_dataset loop, as the slow reference."""
+    X, Y = [], []
+    for item in items:
+        context = [BOUNDARY] * block_size
+        for ix in vocab.encode(item) + [BOUNDARY]:
+            X.append(context)
+            Y.append(ix)
+            context = context[1:] + [ix]
+    return torch.tensor(X), torch.tensor(Y)
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 8])
+def test_windows_match_the_lecture_loop(block_size):
+    items = ["emma", "olivia", "ava", "x", "isabella"]
+    vocab = Vocab.from_items(items)
+    X, Y = encode_windows(*encode_sequences(items, vocab), block_size)
+    Xr, Yr = _lecture_windows(items, vocab, block_size)
+    assert torch.equal(X, Xr) and torch.equal(Y, Yr)
+
+
+def test_sequences_shift_by_one_and_pad_with_ignore():
+    vocab = Vocab.from_items(["ab", "b"])
+    X, Y = encode_sequences(["ab", "b"], vocab)
+    assert X.tolist() == [[0, 1, 2], [0, 2, 0]]
+    assert Y.tolist() == [[1, 2, 0], [2, 0, IGNORE]]
+
+
+@given(st.lists(st.text(min_size=1, max_size=12).map(str.strip).filter(bool), min_size=1, max_size=20))
+def test_vocab_round_trips_any_text(items):
+    vocab = Vocab.from_items(items)
+    assert len(vocab) == len(set("".join(items))) + 1
+    for item in items:
+        ids = vocab.encode(item)
+        assert BOUNDARY not in ids
+        assert vocab.decode(ids) == item
+
+
+def test_dot_is_data_not_the_boundary():
+    vocab = Vocab.from_items(["a.b", "c d"])
+    assert vocab.encode(".")[0] != BOUNDARY
+    assert vocab.decode(vocab.encode("a.b")) == "a.b"
+
+
+def test_unknown_character_is_a_clear_error():
+    with pytest.raises(MakemoreError, match="not in the vocabulary: 'z'"):
+        Vocab.from_items(["ab"]).encode("az")
+
+
+def test_bom_crlf_whitespace_and_blank_lines(tmp_path):
+    f = tmp_path / "items.txt"
+    f.write_bytes("\ufeffémile\r\n\r\n  zoë  \r\n\n\tanne marie\r\n".encode("utf-8"))
+    assert read_items(f)[0] == ["émile", "zoë", "anne marie"]
+
+
+def test_long_items_are_skipped_and_counted(tmp_path):
+    f = tmp_path / "items.txt"
+    f.write_text("ab\n" + "x" * 50 + "\ncd\n", encoding="utf-8")
+    assert read_items(f, max_item_len=10) == (["ab", "cd"], 1)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "has no items"),
+        (b"\n  \n\t\n", "has no items"),
+        (b"caf\xe9\n", "not valid UTF-8"),
+        (b"ab\x00cd\n", "NUL bytes"),
+    ],
+)
+def test_bad_files_are_clear_errors(tmp_path, content, message):
+    f = tmp_path / "bad.txt"
+    f.write_bytes(content)
+    with pytest.raises(MakemoreError, match=message):
+        read_items(f)
+
+
+def test_missing_directory_and_fifo_inputs(tmp_path):
+    with pytest.raises(MakemoreError, match="not found"):
+        read_items(tmp_path / "nope.txt")
+    with pytest.raises(MakemoreError, match="not a regular file"):
+        read_items(tmp_path)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(MakemoreError, match="not a regular file"):  # and no hang
+        read_items(fifo)
+
+
+def test_membership_marks_each_split():
+    data = Dataset([f"item{i}" for i in range(100)])
+    for split in ("train", "dev", "test"):
+        assert all(data.membership(s) == split for s in data.splits[split])
+    assert data.membership("never seen") == "new"

@@ -126,16 +126,19 @@ def replay(model_cls, config, data, recipe: TrainConfig) -> tuple[dict, Probe]:
             trainer.run(progress=False)
         losses = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
     last = [r["loss"] for r in losses if "loss" in r]
+    final = measure(model, X, Y)  # histograms from 4096 examples, not one noisy batch of 32
     return {"init_loss": first, "final_batch_loss": last[-1] if last else None,
-            "layers": probe.layer_stats(), "weights": probe.weight_stats(), "update_ratio": probe.update_ratios}, probe
+            "layers": final.layer_stats(), "weights": final.weight_stats(), "update_ratio": probe.update_ratios}, final
 
 
-def trained_stats(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> tuple[list[dict], Probe]:
-    """Activations and gradients of the trained weights on one batch (a copy, in training mode)."""
+def measure(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> Probe:
+    """Activations and gradients of the current weights on one batch (a copy, in training mode)."""
     model = copy.deepcopy(model).train()
     probe = Probe(model)
     F.cross_entropy(model(X), Y).backward()
-    return probe.layer_stats(), probe
+    probe.weight_grads = {n: p.grad.detach() for n, p in probe.weights.items()}
+    probe._before = {n: p.detach() for n, p in probe.weights.items()}
+    return probe
 
 
 def variants_of(config) -> list[tuple[str, object]]:
@@ -192,7 +195,7 @@ def plot_tanh_grads(grads: dict, stats: list[dict], path: Path) -> None:
             _hist(ax, grads[row["layer"]], f"{row['layer']}: mean {row['grad_mean']:+.1e}, std {row['grad_std']:.2e}")
     ax.set_xlabel("gradient of the loss w.r.t. the tanh output")
     ax.set_ylabel("density")
-    ax.set_title("gradient reaching each tanh layer (last replay step)")
+    ax.set_title("gradient reaching each tanh layer after the replay")
     ax.legend(fontsize=8)
     _save(fig, path)
 
@@ -203,7 +206,7 @@ def plot_weight_grads(weight_grads: dict, stats: list[dict], path: Path) -> None
         _hist(ax, weight_grads[row["weight"]], f"{row['weight']} {tuple(row['shape'])}: grad std {row['grad_std']:.1e}, grad:data {row['grad_to_data']:.1e}")
     ax.set_xlabel("gradient of the loss w.r.t. the weight")
     ax.set_ylabel("density")
-    ax.set_title("weight gradients and their grad:data std ratio (last replay step)")
+    ax.set_title("weight gradients and their grad:data std ratio after the replay")
     ax.legend(fontsize=8)
     _save(fig, path)
 
@@ -230,6 +233,7 @@ def plot_variant_layers(results: dict, key: str, ylabel: str, title: str, path: 
     for name, r in results.items():
         values = [row[key] for row in r["layers"]]
         ax.plot(range(1, len(values) + 1), values, "o-", label=name)
+        ax.set_xticks(range(1, len(values) + 1))
     ax.set_xlabel("tanh layer (1 = nearest the input)")
     ax.set_ylabel(ylabel)
     if log:
@@ -247,9 +251,12 @@ def plot_variant_updates(results: dict, path: Path) -> None:
         _update_lines(ax, r["update_ratio"])
         ax.set_title(name, fontsize=9)
     axes[0][0].set_ylabel("log10( std(update) / std(weight) )")
-    axes[0][-1].legend(fontsize=6)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.suptitle("update:data ratio per weight matrix, by network variant")
-    _save(fig, path)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path)
+    plt.close(fig)
 
 
 # --- the command -----------------------------------------------------------------------------------
@@ -277,7 +284,8 @@ def diagnose(run_dir: Path, out_dir: Path | None = None, steps: int = 1000, batc
     main_name = next(iter(results))
     main, probe = results[main_name], probes[main_name]
     X, Y = _batch(*data.tensors("train", model.context, model.config.block_size), 4096, seed)
-    trained, trained_probe = trained_stats(model, X, Y)
+    trained_probe = measure(model, X, Y)
+    trained = trained_probe.layer_stats()
 
     expected = math.log(len(vocab))
     plots = {

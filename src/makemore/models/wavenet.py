@@ -36,7 +36,7 @@ class WaveNetConfig(ModelConfig):
     block_size: int = option(8, "characters of context: a power of 2, one level of the tree per doubling")
     n_embd: int = option(24, "embedding dimension per character")
     n_hidden: int = option(128, "width of each level")
-    dropout: float = option(0.0, "dropout after each level's tanh while training")
+    dropout: float = option(0.0, "dropout on the last level's output while training")
 
     def span(self) -> int:
         """Characters each prediction sees."""
@@ -101,16 +101,15 @@ class BatchNorm(nn.Module):
 
 
 class Level(nn.Module):
-    """One level of the tree: Linear (no bias) -> BatchNorm -> tanh (-> dropout)."""
+    """One level of the tree: Linear (no bias) -> BatchNorm -> tanh."""
 
-    def __init__(self, fan_in: int, fan_out: int, dropout: float):
+    def __init__(self, fan_in: int, fan_out: int):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(fan_in, fan_out) / fan_in**0.5)  # unit-variance outputs
         self.bn = BatchNorm(fan_out)
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        return self.dropout(torch.tanh(self.bn(x @ self.weight, weight)))
+        return torch.tanh(self.bn(x @ self.weight, weight))
 
 
 class _WaveNetLayers(Model):
@@ -121,7 +120,10 @@ class _WaveNetLayers(Model):
         V, E, H = config.vocab_size, config.n_embd, config.n_hidden
         self.n_levels = config.span().bit_length() - 1
         self.wte = nn.Embedding(V, E)  # N(0, 1) init, as the lecture's torch.randn
-        self.levels = nn.ModuleList(Level(2 * (E if i == 0 else H), H, config.dropout) for i in range(self.n_levels))
+        self.levels = nn.ModuleList(Level(2 * (E if i == 0 else H), H) for i in range(self.n_levels))
+        # Dropout only where no BatchNorm follows: dropped-and-rescaled inputs to a level would
+        # give its BatchNorm a larger variance in training than it meets in eval mode.
+        self.drop = nn.Dropout(config.dropout)
         self.lm_head = nn.Linear(H, V)
         with torch.no_grad():  # the lecture's Linear init, then x0.1: a near-uniform first guess
             self.lm_head.weight.copy_(torch.randn(V, H) / H**0.5 * 0.1)
@@ -144,7 +146,7 @@ class WaveNet(_WaveNetLayers):
         for level in self.levels:
             B, T, C = x.shape
             x = level(x.view(B, T // 2, 2 * C))  # FlattenConsecutive(2): fuse neighbours, halve the positions
-        return self.lm_head(x.squeeze(1))
+        return self.lm_head(self.drop(x.squeeze(1)))
 
 
 class WaveNetConv(_WaveNetLayers):
@@ -184,7 +186,7 @@ class WaveNetConv(_WaveNetLayers):
                 x = torch.cat([state[i], x], dim=1)
             new_state.append(x[:, -d:])
             x = level(torch.cat([x[:, :-d], x[:, d:]], dim=-1), uses[i])  # d positions shorter
-        return self.lm_head(x), new_state
+        return self.lm_head(self.drop(x)), new_state
 
     def _uses(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """For each level, how many real windows use the activation at each time.

@@ -39,7 +39,10 @@ def _add_dataclass_flags(group, cls, defaults: dict, short: dict | None = None) 
             continue  # always from the data
         names = ([short[f.name]] if short and f.name in short else []) + [_flag(f.name)]
         default = defaults.get(f.name, f.default if f.default is not MISSING else None)
-        kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
+        kind = {"int": int, "float": float, "str": str, "bool": bool}.get(f.type, f.type)
+        if kind is bool:
+            group.add_argument(*names, dest=f.name, action="store_const", const=True, default=None, help=f.metadata.get("help", ""))
+            continue
         group.add_argument(*names, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
                            help=f"{f.metadata.get('help', '')} (default: {default})")
 
@@ -235,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[argv[0]](argv[1:])
     except MakemoreError as e:
         print(f"makemore {argv[0]}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a safety net: file trouble is the user's to fix, not a traceback
+        where = f" {e.filename}" if e.filename else ""
+        print(f"makemore {argv[0]}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"makemore {argv[0]}: interrupted", file=sys.stderr)

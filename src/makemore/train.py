@@ -42,6 +42,9 @@ class TrainConfig:
     seed: int = option(42, "seed for initialisation, batch order and dropout")
     device: str = option("auto", "cpu | cuda | mps | auto")
     threads: int = option(0, "torch intra-op threads (0: all cores)")
+    grad_clip: float = option(0.0, "clip the global gradient norm to this (0: off)")
+    skip_nonfinite: bool = option(False, "skip a step whose loss or gradients are not finite, instead of stopping")
+    manual_grad: bool = option(False, "gradients from the model's hand-written backward pass, not autograd (Part 4)")
 
     def validate(self) -> None:
         checks = [
@@ -56,6 +59,7 @@ class TrainConfig:
             (self.eval_interval >= 1, "--eval-interval must be >= 1"),
             (self.device in ("cpu", "cuda", "mps", "auto"), "--device must be cpu, cuda, mps or auto"),
             (self.threads >= 0, "--threads must be >= 0"),
+            (self.grad_clip >= 0, "--grad-clip must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -120,13 +124,15 @@ class Trainer:
     def __init__(self, model: Model, data: Dataset, cfg: TrainConfig, run_dir: Path, info: dict, resume_from: dict | None = None):
         self.model, self.data, self.cfg, self.run_dir, self.info = model, data, cfg, Path(run_dir), info
         self.device = pick_device(cfg.device)
+        if cfg.manual_grad and not hasattr(model, "manual_grad"):
+            raise MakemoreError(f"--manual-grad: model {type(model).__name__} has no hand-written backward pass")
         self.model.to(self.device)
         block, context = model.config.block_size, model.context
         self.X, self.Y = (t.to(self.device) for t in data.tensors("train", context, block))
         self.dev = tuple(t.to(self.device) for t in data.tensors("dev", context, block))
         self.optimizer = make_optimizer(model, cfg, self.device) if model.num_params() else None
         self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # batch order
-        self.step, self.best_dev, self.train_seconds = 0, math.inf, 0.0
+        self.step, self.best_dev, self.train_seconds, self.skipped = 0, math.inf, 0.0, 0
         if resume_from is not None:
             self._restore(resume_from)
         self._stop_signal = None
@@ -140,6 +146,16 @@ class Trainer:
         torch.set_rng_state(tensors["rng.torch"])
         self.step, self.best_dev = meta["step"], meta["best_dev"]
         self.train_seconds = meta.get("train_seconds", 0.0)
+        self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        """Drop log rows written after the checkpoint (a crash may have left some), so a
+        resumed run's log is the same as an uninterrupted one's."""
+        path = self.run_dir / "metrics.jsonl"
+        if path.exists():
+            rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            kept = [line for line in rows if json.loads(line)["step"] <= self.step]
+            checkpoint.atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode("utf-8"))
 
     def _info(self) -> dict:
         return {**self.info, "step": self.step, "best_dev": self.best_dev, "train_config": asdict(self.cfg), "train_seconds": self.train_seconds}
@@ -153,8 +169,11 @@ class Trainer:
 
     # --- metrics ---------------------------------------------------------------------------
     def log(self, row: dict) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        try:
+            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as e:
+            raise MakemoreError(f"cannot write {self.run_dir / 'metrics.jsonl'}: {e.strerror}") from None
 
     def evaluate_dev(self) -> float:
         return split_nll(self.model, *self.dev)
@@ -190,13 +209,7 @@ class Trainer:
                 group["lr"] = lr
             ix = torch.randint(0, n, (cfg.batch_size,), generator=self.gen).to(self.device)
             X, Y = self.X[ix], self.Y[ix]
-            loss = batch_loss(model, X, Y)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise MakemoreError(f"loss became {loss_value} at step {self.step}; the last good checkpoint is kept in {self.run_dir}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            loss_value = self._train_step(X, Y)
             self.step += 1
             self.train_seconds += time.perf_counter() - t0
             examples += int((Y != IGNORE).sum()) if Y.dim() > 1 else len(Y)
@@ -214,6 +227,30 @@ class Trainer:
         bar.close()
         if cfg.max_steps == 0 or self.step == 0:  # closed-form model or nothing to train
             self._checkpoint_on_dev(bar)
+
+    def _train_step(self, X: torch.Tensor, Y: torch.Tensor) -> float:
+        """One optimizer step on a batch; a non-finite loss or gradient never reaches the weights."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.cfg.manual_grad:
+            loss = self.model.manual_grad(X, Y)  # fills p.grad by hand, no autograd (Part 4)
+        else:
+            loss = batch_loss(self.model, X, Y)
+            loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = self.cfg.grad_clip or math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True).item()
+        loss_value = loss.item()
+        if math.isfinite(loss_value) and math.isfinite(grad_norm):
+            self.optimizer.step()
+        elif self.cfg.skip_nonfinite:
+            self.skipped += 1
+            self.log({"step": self.step, "skipped": f"loss {loss_value}, grad norm {grad_norm}"})
+        else:
+            what = "loss" if not math.isfinite(loss_value) else "gradient norm"
+            value = loss_value if what == "loss" else grad_norm
+            raise MakemoreError(f"{what} became {value} at step {self.step}; stopped before updating the weights, "
+                                f"the last good checkpoint is kept in {self.run_dir} (--skip-nonfinite skips such steps)")
+        return loss_value
 
     def _checkpoint_on_dev(self, bar) -> float:
         dev = self.evaluate_dev()

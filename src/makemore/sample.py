@@ -34,17 +34,27 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, t
 
 @torch.no_grad()
 def generate(model: Model, vocab: Vocab, n: int, max_len: int, generator: torch.Generator, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, prefix: str = "") -> list[str]:
+             top_k: int | None = None, top_p: float | None = None, prefix: str = "", cache: bool = True) -> list[str]:
     """n items, each the prefix followed by at most max_len - len(prefix) sampled characters."""
     model.eval()
     start = [BOUNDARY] + vocab.encode(prefix)
     tokens = torch.tensor([start] * n, dtype=torch.long, device=model.device)
     done = torch.zeros(n, dtype=torch.bool, device=model.device)
-    for _ in range(max(0, max_len - len(prefix))):
-        probs = F.softmax(filter_logits(next_token_logits(model, tokens).float(), temperature, top_k, top_p), dim=-1)
+    steps = max(0, max_len - len(prefix))
+    # Incremental decoding (a KV cache, a carried hidden state) when the model offers it and
+    # the whole item fits in its block, so it sees exactly what full recomputation would.
+    incremental = cache and hasattr(model, "decode") and len(start) + steps - 1 <= model.config.block_size
+    state, fresh = None, tokens
+    for _ in range(steps):
+        if incremental:
+            logits, state = model.decode(fresh, state)
+            logits = logits[:, -1]
+        else:
+            logits = next_token_logits(model, tokens)
+        probs = F.softmax(filter_logits(logits.float(), temperature, top_k, top_p), dim=-1)
         nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(model.device)
         nxt = nxt.masked_fill(done[:, None], BOUNDARY)
-        tokens = torch.cat([tokens, nxt], dim=1)
+        tokens, fresh = torch.cat([tokens, nxt], dim=1), nxt
         done |= nxt[:, 0] == BOUNDARY
         if done.all():
             break

@@ -1,0 +1,147 @@
+"""Part 6: the Transformer, a decoder-only GPT.
+
+Token + learned position embeddings, n_layer pre-LayerNorm blocks of causal multi-head
+self-attention (through F.scaled_dot_product_attention) and a GELU MLP, a final LayerNorm,
+then logits. The architecture defaults are makemore.py's (4 layers, 4 heads, n_embd 64,
+block_size = longest item + 1) so the numbers compare; the training recipe is ours.
+
+`decode` is incremental decoding with a KV cache: each block keeps the keys and values of
+the tokens it has already seen, so a new token costs one row of attention instead of a
+recomputation of the whole prefix. The sampler uses it when a model provides it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import MakemoreError
+from .base import Model, ModelConfig, option
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    block_size: int = option(16, "longest sequence the model sees (set to longest item + 1 from the data)")
+    n_layer: int = option(4, "transformer blocks")
+    n_head: int = option(4, "attention heads per block")
+    n_embd: int = option(64, "width of the residual stream")
+    dropout: float = option(0.25, "dropout on the embeddings and residual branches while training")
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        if self.n_head >= 1 and self.n_embd % self.n_head:
+            problems.append(f"--n-embd ({self.n_embd}) must be divisible by --n-head ({self.n_head})")
+        if not self.dropout < 1:
+            problems.append("--dropout must be in [0, 1)")
+        return problems
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.resid_drop = nn.Dropout(config.dropout)
+
+    def forward(self, x, cache: tuple | None = None):
+        """x (B, T, C) -> (B, T, C). With a cache (keys, values of earlier tokens), x holds only
+        the new tokens; returns the output and the cache extended by them."""
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        past = 0
+        if cache is not None:
+            past = cache[0].size(2)
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        if past == 0:
+            mask, causal = None, True
+        elif T == 1:
+            mask, causal = None, False  # the one new query may look at everything before it
+        else:  # several new queries after a cached prefix: query i sees keys 0 .. past + i
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+            causal = False
+        # no dropout on the attention weights themselves: on CPU it forces the unfused attention
+        # path (+50% step time) and residual dropout regularises as well here (see the docs)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_drop(self.c_proj(y)), (k, v)
+
+
+class Block(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.n_embd, 4 * config.n_embd),
+            nn.GELU(),
+            nn.Linear(4 * config.n_embd, config.n_embd),
+            nn.Dropout(config.dropout),
+        )
+
+    def forward(self, x, cache: tuple | None = None):
+        a, cache = self.attn(self.ln_1(x), cache)
+        x = x + a  # communicate: tokens gather information from earlier tokens
+        x = x + self.mlp(self.ln_2(x))  # compute: each token thinks about what it gathered
+        return x, cache
+
+
+class Transformer(Model):
+    Config = TransformerConfig
+    context = "sequence"
+    # Tuned on 2 CPU cores to fit 10 minutes of training; see docs/part6-transformer.md.
+    train_defaults = dict(max_steps=20000, batch_size=64, learning_rate=3e-3, weight_decay=0.1,
+                          warmup_steps=300, min_lr_ratio=0.05, eval_interval=2000)
+    presets = {
+        "best": dict(max_steps=60000, batch_size=64, learning_rate=3e-3, weight_decay=0.1,
+                     warmup_steps=300, min_lr_ratio=0.05, eval_interval=4000, dropout=0.3),
+    }
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
+        self.apply(self._init_weights)
+        # GPT-2: each residual branch adds to the stream, so scale its output projection by
+        # 1/sqrt(2 n_layer) to keep the stream's variance from growing with depth
+        for block in self.blocks:
+            for proj in (block.attn.c_proj, block.mlp[2]):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def _run(self, idx, caches: list | None, past: int):
+        T = idx.size(1)
+        if past + T > self.config.block_size:
+            raise MakemoreError(f"sequence of {past + T} tokens is longer than block_size {self.config.block_size}")
+        pos = torch.arange(past, past + T, device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        new_caches = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(x, caches[i] if caches is not None else None)
+            new_caches.append(kv)
+        return self.lm_head(self.ln_f(x)), new_caches
+
+    def forward(self, idx):
+        return self._run(idx, None, 0)[0]
+
+    def decode(self, idx, state=None):
+        """Incremental decoding: logits (B, T, V) for the new tokens idx (B, T) given the
+        cached keys and values in `state` (None at the start); returns (logits, new state)."""
+        past = 0 if state is None else state[0][0].size(2)
+        return self._run(idx, state, past)

@@ -1,0 +1,48 @@
+import torch
+
+from makemore.models import REGISTRY
+
+cls = REGISTRY["bow"]
+
+
+def model_and_input(T=12):
+    torch.manual_seed(0)
+    model = cls(cls.Config(vocab_size=27, block_size=16)).double().eval()
+    return model, torch.randint(0, 27, (4, T))
+
+
+def test_causal_average_matches_an_explicit_loop():
+    """Position t sees the mean of the embeddings at 0..t, computed here one position at a time."""
+    model, idx = model_and_input()
+    x = model.wte(idx) + model.wpe(torch.arange(12))
+    want = torch.stack([model._head(x[:, t], x[:, : t + 1].mean(1)) for t in range(12)], dim=1)
+    diff = (model(idx) - want).abs().max().item()
+    print("max |matrix average - loop average|", diff)
+    assert diff < 1e-12
+
+
+def test_incremental_decoding_matches_the_whole_sequence():
+    model, idx = model_and_input()
+    state, pieces = None, []
+    for a, b in [(0, 1), (1, 7), (7, 8), (8, 12)]:
+        logits, state = model.decode(idx[:, a:b], state)
+        pieces.append(logits)
+    diff = (model(idx) - torch.cat(pieces, 1)).abs().max().item()
+    print("max |forward - decode in pieces|", diff)
+    assert diff < 1e-12
+
+
+def test_later_tokens_do_not_change_earlier_logits():
+    model, idx = model_and_input()
+    changed = idx.clone()
+    changed[:, 6:] = (changed[:, 6:] + 1) % 27
+    before = (model(idx)[:, :6] - model(changed)[:, :6]).abs().max().item()
+    after = (model(idx)[:, 6:] - model(changed)[:, 6:]).abs().max().item()
+    print("change before 6", before, "after", after)
+    assert before < 1e-12 and after > 1e-6
+
+
+def test_parameter_count_at_makemore_py_size():
+    model = cls(cls.Config(vocab_size=27, block_size=16))
+    print("bow parameters", model.num_params())
+    assert model.num_params() == 12827

@@ -1,0 +1,122 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from makemore.data import Dataset, Vocab
+from makemore.errors import MakemoreError
+from makemore.models import REGISTRY
+from makemore.sample import generate
+
+cls = REGISTRY["transformer"]
+
+
+def small_model(seed=0, **kw):
+    torch.manual_seed(seed)
+    config = dict(vocab_size=27, block_size=16, n_layer=2, n_head=4, n_embd=32)
+    model = cls(cls.Config(**{**config, **kw})).double().eval()
+    with torch.no_grad():  # GPT init makes attention nearly uniform; bolder weights test more
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def test_makemore_py_architecture_has_204571_parameters():
+    """4 layers, 4 heads, n_embd 64, block 16, 27 tokens, untied head: makemore.py's 0.20M."""
+    model = cls(cls.Config(vocab_size=27, block_size=16))
+    print("parameters", model.num_params())
+    assert model.num_params() == 204571
+
+
+def test_attention_matches_an_explicit_masked_softmax():
+    model = small_model()
+    attn = model.blocks[0].attn
+    x = torch.randn(3, 10, 32, dtype=torch.float64)
+    got, _ = attn(x)
+    q, k, v = attn.c_attn(x).split(32, dim=2)
+    heads = []
+    for h in range(4):  # one head at a time, the lecture's way: wei = q k^T / sqrt(hs), mask, softmax
+        sl = slice(8 * h, 8 * h + 8)
+        wei = q[..., sl] @ k[..., sl].transpose(1, 2) / math.sqrt(8)
+        wei = wei.masked_fill(torch.ones(10, 10).tril() == 0, float("-inf")).softmax(-1)
+        heads.append(wei @ v[..., sl])
+    want = attn.c_proj(torch.cat(heads, dim=-1))
+    diff = (got - want).abs().max().item()
+    print("max |sdpa - explicit attention|", diff)
+    assert diff < 1e-12
+
+
+def test_earlier_logits_do_not_see_later_tokens():
+    model = small_model()
+    idx = torch.randint(0, 27, (4, 16))
+    changed = idx.clone()
+    changed[:, 9:] = torch.randint(0, 27, (4, 7))
+    diff_before = (model(idx)[:, :9] - model(changed)[:, :9]).abs().max().item()
+    diff_after = (model(idx)[:, 9:] - model(changed)[:, 9:]).abs().max().item()
+    print("max change before position 9", diff_before, "after", diff_after)
+    assert diff_before < 1e-12 and diff_after > 1e-3
+
+
+@pytest.mark.parametrize("chunks", [[1] * 16, [5, 1, 1, 4, 3, 2], [16]])
+def test_kv_cache_decoding_gives_the_same_logits_as_full_recomputation(chunks):
+    """Feed the sequence to decode() in pieces (prompt, then tokens): same logits as forward()."""
+    model = small_model()
+    idx = torch.randint(0, 27, (5, 16))
+    full = model(idx)
+    state, pieces, t = None, [], 0
+    for n in chunks:
+        logits, state = model.decode(idx[:, t : t + n], state)
+        pieces.append(logits)
+        t += n
+    diff = (torch.cat(pieces, dim=1) - full).abs().max().item()
+    print("chunks", chunks, "max |cached - full| logits", diff)
+    assert diff < 1e-10
+
+
+def test_cache_refuses_to_grow_past_block_size():
+    model = small_model(block_size=4)
+    _, state = model.decode(torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(MakemoreError, match="block_size"):
+        model.decode(torch.zeros(2, 1, dtype=torch.long), state)
+
+
+def test_heads_must_divide_the_width():
+    assert any("divisible" in p for p in cls.Config(n_embd=30, n_head=4).validate())
+    assert cls.Config().validate() == []
+
+
+@pytest.mark.parametrize("name", ["transformer", "rnn", "gru", "lstm", "bow"])
+@pytest.mark.parametrize("options", [{}, {"prefix": "ma", "temperature": 0.8, "top_k": 5}, {"top_p": 0.9}])
+def test_sampling_with_the_cache_draws_the_same_items_as_without(name, options):
+    """Same generator seed, incremental vs full recompute: identical items (prefix, top-k, top-p)."""
+    torch.manual_seed(0)
+    model = REGISTRY[name](REGISTRY[name].Config(vocab_size=27, block_size=16))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    vocab = Vocab(tuple("abcdefghijklmnopqrstuvwxyz"))
+    cached = generate(model, vocab, 64, 15, torch.Generator().manual_seed(1), cache=True, **options)
+    full = generate(model, vocab, 64, 15, torch.Generator().manual_seed(1), cache=False, **options)
+    print(name, options, cached[:5])
+    assert cached == full
+    assert all(s.startswith(options.get("prefix", "")) and len(s) <= 15 for s in cached)
+    assert len(set(cached)) > 20  # really sampled, not one repeated string
+
+
+def test_padding_is_masked_out_of_the_loss():
+    """A padded batch gives the mean NLL over real targets only, whatever the padding tokens are."""
+    from makemore.train import batch_loss
+
+    model = small_model().float()
+    data = Dataset(["emma", "olivia", "ava", "isabella", "sophia"])
+    X, Y = data.sequences("train")
+    X2 = X.clone()
+    X2[Y == -1] = 5  # garbage where there is no target (X at padding positions)
+    logits = model(X).double()
+    keep = Y != -1
+    want = F.cross_entropy(logits[keep], Y[keep])
+    for xs in (X, X2):
+        got = batch_loss(model, xs, Y).double()
+        print("padded batch loss", got.item(), "real targets only", want.item())
+        assert abs(got - want) < 1e-5

@@ -131,8 +131,8 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     args = p.parse_args(argv)
     report = runs.evaluate(Path(args.work_dir))
-    if args.json:
-        print(json.dumps(report))
+    if args.json:  # an empty split has no loss: null, never the non-standard NaN
+        print(json.dumps({k: None if v != v else v for k, v in report.items()}))
     else:
         print(f"{report['type']} ({report['params']:,} parameters, step {report['step']}), nats per character:")
         for split in ("train", "dev", "test"):
@@ -222,7 +222,53 @@ def cmd_diagnose(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score, "diagnose": cmd_diagnose}
+def cmd_gradcheck(argv: list[str]) -> int:
+    import torch
+
+    from .backprop import format_table, gradcheck
+
+    p = _Parser(prog="makemore gradcheck", description="Part 4: mlp-bn's hand-written backward pass (26 gradients, and the fused "
+                "cross-entropy and BatchNorm forms) against autograd, in float32 and float64.")
+    p.add_argument("--seed", type=int, default=42, help="seed of the weights and the batch (default: 42)")
+    p.add_argument("-b", "--batch-size", type=int, default=32, help="examples in the batch (default: 32, as in the lecture)")
+    p.add_argument("--json", action="store_true", help="print the tables as one JSON object on stdout")
+    args = p.parse_args(argv)
+    if args.batch_size < 2:
+        raise MakemoreError("--batch-size must be >= 2 (BatchNorm's unbiased variance divides by n-1)")
+    report = gradcheck(args.seed, args.batch_size, (torch.float32, torch.float64))
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for dtype, table in report["tables"].items():
+        print(f"{dtype}: hand-written gradient vs autograd (exact = bitwise equal, approx = torch.allclose)")
+        print(format_table(table["atomic"]))
+        print(f"{dtype}: fused forms")
+        print(format_table(table["fused"]) + "\n")
+    return 0
+
+
+def cmd_gradcode(argv: list[str]) -> int:
+    from .gradcode import write_gradcode
+    from .models import REGISTRY
+
+    p = _Parser(prog="makemore gradcode", description="Part 4: write the gradient code PyTorch derives for one training step: the eager "
+                "grad_fn graph, AOTAutograd's joint/forward/backward FX graphs and TorchInductor's C++ kernels, with a README.md. "
+                "Needs a C++ compiler (g++).")
+    p.add_argument("--type", default="mlp-bn", choices=list(REGISTRY), help="model type, default config (default: mlp-bn)")
+    p.add_argument("-o", "--out", required=True, help="directory to write the files into")
+    p.add_argument("-b", "--batch-size", type=int, default=32, help="examples in the traced batch (default: 32)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the weights and the batch (default: 42)")
+    args = p.parse_args(argv)
+    result = write_gradcode(args.type, args.out, args.batch_size, args.seed)
+    for key, path in result.items():
+        if key != "seconds":
+            print(path)
+    print(f"wrote {len(result) - 1} files in {result['seconds']:.1f}s; start with {result['readme']}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score, "diagnose": cmd_diagnose,
+            "gradcheck": cmd_gradcheck, "gradcode": cmd_gradcode}
 
 
 def main(argv: list[str] | None = None) -> int:

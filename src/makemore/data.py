@@ -24,6 +24,7 @@ BOUNDARY_SHOWN = "."  # how the boundary prints in tables of bigrams
 IGNORE = -1  # target value for padding: contributes nothing to loss or metric
 SPLIT_SEED = 42  # the lectures' split; fixed so results compare across runs and models
 DEFAULT_MAX_ITEM_LEN = 1000
+MAX_VOCAB = 10_000  # output layers and logits grow with V; beyond this the input is not "characters of items"
 
 
 def bundled_names() -> Path:
@@ -139,7 +140,11 @@ class Dataset:
     def __init__(self, items: list[str], vocab: Vocab | None = None):
         self.items = items
         self.vocab = vocab or Vocab.from_items(items)
+        if len(self.vocab) > MAX_VOCAB:
+            raise MakemoreError(f"the input has {len(self.vocab) - 1:,} distinct characters; makemore handles at most {MAX_VOCAB - 1:,}")
         self.splits = split_items(items)
+        if not self.splits["train"]:
+            raise MakemoreError(f"{len(items)} item(s) leave nothing for training after the 80/10/10 split; give at least 2")
         self.max_len = max(len(s) for s in items)
         self._membership = {}
         for name in ("test", "dev", "train"):  # train wins if an item is duplicated across splits

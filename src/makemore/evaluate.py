@@ -17,10 +17,11 @@ from .models import Model
 
 
 @torch.no_grad()
-def split_nll(model: Model, X: torch.Tensor, Y: torch.Tensor, chunk_tokens: int = 1 << 16) -> float:
+def split_nll(model: Model, X: torch.Tensor, Y: torch.Tensor) -> float:
     """Mean NLL over all non-padding targets of (X, Y); nan for an empty split."""
     was_training = model.training
     model.eval()
+    chunk_tokens = min(1 << 16, (1 << 24) // model.config.vocab_size)  # logits stay under 64 MB
     per_row = Y[0].numel() if len(Y) else 1
     rows = max(1, chunk_tokens // per_row)
     total, count = 0.0, 0

@@ -68,7 +68,8 @@ def start(model_type: str, model_flags: dict, cfg: TrainConfig, input_file: str 
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = cls(config)
-    info = {"type": model_type, "max_item_len": max_item_len, "max_len": data.max_len, "source": str(source), "params": model.num_params()}
+    info = {"type": model_type, "max_item_len": max_item_len, "max_len": data.max_len, "source": str(source),
+            "params": model.num_params(), "skipped_items": skipped}
     print(f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; "
           f"{len(data.splits['train'])}/{len(data.splits['dev'])}/{len(data.splits['test'])} items train/dev/test", file=sys.stderr)
     return _train(Trainer(model, data, cfg, run_dir, info), progress)
@@ -81,7 +82,9 @@ def resume(run_dir: Path, train_flags: dict, progress: bool = True) -> str:
     cfg.validate()
     data = _dataset(run_dir, meta)
     set_threads(cfg.threads)
-    info = {k: meta[k] for k in ("type", "max_item_len", "max_len", "source", "params")}
+    info = {k: meta[k] for k in ("type", "max_item_len", "max_len", "source", "params", "skipped_items")}
+    for stale in run_dir.glob(".*.tmp"):  # temp files of a save that a crash cut short
+        stale.unlink()
     trainer = Trainer(model, data, cfg, run_dir, info, resume_from={"meta": meta, "tensors": tensors})
     print(f"resuming {run_dir} at step {trainer.step} of {cfg.max_steps}", file=sys.stderr)
     return _train(trainer, progress)

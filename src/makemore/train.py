@@ -255,8 +255,8 @@ class Trainer:
     def _checkpoint_on_dev(self, bar) -> float:
         dev = self.evaluate_dev()
         self.log({"step": self.step, "dev": dev, "train_seconds": round(self.train_seconds, 3)})
-        if dev < self.best_dev:
-            self.best_dev = dev
+        if dev < self.best_dev or (math.isnan(dev) and self.step >= self.cfg.max_steps):
+            self.best_dev = dev if not math.isnan(dev) else self.best_dev  # no dev split: keep the final model
             self.save_best()
         self.save_last()
         tqdm.write(f"step {self.step}: dev {dev:.4f} (best {self.best_dev:.4f}), {self.train_seconds:.1f}s training", file=sys.stderr)

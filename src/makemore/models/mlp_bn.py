@@ -73,6 +73,12 @@ class MLPBN(Model):
         h = self.tanh(hpreact)
         return h @ self.W2 + self.b2
 
+    def manual_grad(self, X, Y):
+        """Part 4: fill every p.grad by hand (no autograd) and return the loss; see makemore/backprop.py."""
+        from .. import backprop
+
+        return backprop.manual_grad(self, X, Y)
+
     @torch.no_grad()
     def fold(self) -> MLP:
         """The eval-mode network as a plain `mlp`: BatchNorm folded into W1 and a bias b1.

@@ -62,3 +62,19 @@ def test_best_and_last_checkpoints_are_written(tmp_path):
 def test_nonfinite_loss_stops_with_the_step(tmp_path):
     with pytest.raises(MakemoreError, match="loss became nan at step"):
         _train(tmp_path, steps=100, learning_rate=1e30, optimizer="sgd", warmup_steps=0)
+
+
+def test_trimming_padding_columns_leaves_the_loss_unchanged():
+    data = Dataset(read_items(bundled_names())[0])
+    cls = REGISTRY["transformer"]
+    torch.manual_seed(0)
+    model = cls(cls.Config(vocab_size=27, block_size=data.max_len + 1)).eval()
+    X, Y = data.tensors("train", "sequence", 0)
+    Xb, Yb = X[:64], Y[:64]
+    Xt, Yt = Trainer._trim(Xb, Yb)
+    assert Xt.size(1) < Xb.size(1)  # names in one batch are shorter than the longest name
+    from makemore.train import batch_loss
+
+    full, trimmed = batch_loss(model, Xb, Yb).item(), batch_loss(model, Xt, Yt).item()
+    print("loss full", full, "trimmed", trimmed)
+    assert abs(full - trimmed) < 1e-6

@@ -208,7 +208,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             ix = torch.randint(0, n, (cfg.batch_size,), generator=self.gen).to(self.device)
-            X, Y = self.X[ix], self.Y[ix]
+            X, Y = self._trim(self.X[ix], self.Y[ix])
             loss_value = self._train_step(X, Y)
             self.step += 1
             self.train_seconds += time.perf_counter() - t0
@@ -227,6 +227,15 @@ class Trainer:
         bar.close()
         if cfg.max_steps == 0 or self.step == 0:  # closed-form model or nothing to train
             self._checkpoint_on_dev(bar)
+
+    @staticmethod
+    def _trim(X: torch.Tensor, Y: torch.Tensor):
+        """Drop the columns that are padding in every row of a batch of items: the rows are
+        padded to the longest item of the whole data set, most batches are shorter."""
+        if Y.dim() == 1:
+            return X, Y
+        T = int((Y != IGNORE).sum(1).max())
+        return X[:, :T], Y[:, :T]
 
     def _train_step(self, X: torch.Tensor, Y: torch.Tensor) -> float:
         """One optimizer step on a batch; a non-finite loss or gradient never reaches the weights."""

@@ -5,19 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import run_cli
 from makemore.cli import main
 from makemore.diagnose import SATURATED, Probe
 from makemore.models.mlp_bn import MLPBNDeep
 
-
-def run_cli(capsys, *argv):
-    """Run the CLI in-process: (exit code, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse exits on bad flags
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 def small_deep(seed=0):
     torch.manual_seed(seed)

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import run_cli
 from makemore.cli import main
 from makemore.data import Dataset, bundled_names, read_items
 from makemore.models import REGISTRY
@@ -11,15 +12,6 @@ from makemore.models.mlp import MLP
 from makemore.models.mlp_bn import MLPBN, MLPBNDeep
 from makemore import runs
 
-
-def run_cli(capsys, *argv):
-    """Run the CLI in-process: (exit code, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse exits on bad flags
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 def make(cls, seed=0, **kw):
     torch.manual_seed(seed)

@@ -155,9 +155,13 @@ def cpp_kernels(code: str) -> str:
     return "\n".join(f"// ===== {name}\n{source.strip()}\n" for name, source in KERNEL.findall(code))
 
 
-def kernel_table(code: str) -> list[tuple[str, str]]:
-    """(kernel name, the aten ops it fused): inductor names a fused kernel after the ops in it."""
-    return [(name, re.sub(r"^cpp_fused_|_\d+$", "", name)) for name, _ in KERNEL.findall(code)]
+def kernel_table(code: str) -> list[tuple[str, int]]:
+    """(kernel name, line of the wrapper's call to it); inductor names a fused kernel after the aten ops in it."""
+    table = []
+    for name, _ in KERNEL.findall(code):
+        calls = [i for i, line in enumerate(code.splitlines(), 1) if line.lstrip().startswith(name + "(")]
+        table.append((name, calls[0] if calls else 0))
+    return table
 
 
 def tanh_backward_in_cpp(cpp: str) -> list[int]:
@@ -209,8 +213,8 @@ def readme(model_type: str, written: dict, texts: dict, seconds: float) -> str:
             "kernel whose name (below) includes `tanh_backward`.", ""]
     for stage in ("inductor_forward", "inductor_backward"):
         if stage in texts:
-            out += [f"## kernels in `{written[stage]}` and what each fused", ""]
-            out += [f"- `{name}`: {ops}" for name, ops in kernel_table(texts[stage])] or ["- (no C++ kernels: only library calls)"]
+            out += [f"## C++ kernels in `{written[stage]}` (each name lists the aten ops fused into it)", ""]
+            out += [f"- `{name}`, called at line {line}" for name, line in kernel_table(texts[stage])] or ["- (no C++ kernels: only library calls)"]
             out.append("")
     out += ["Matrix products are not C++ kernels: the wrappers call `extern_kernels.mm`/`addmm` (the BLAS library);",
             "inductor writes loops for everything elementwise and for reductions, fusing chains of them into one pass."]

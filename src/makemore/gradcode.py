@@ -18,6 +18,7 @@ Stages 1-3 come from a first compile whose "compilers" only record the graphs (f
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -44,7 +45,9 @@ def find_compiler() -> str:
     from torch._inductor import config
 
     candidates = config.cpp.cxx if isinstance(config.cpp.cxx, (tuple, list)) else (config.cpp.cxx,)
-    for name in [c for c in candidates if c] + ["g++", "c++", "clang++"]:
+    for name in [os.environ.get("CXX")] + [c for c in candidates if c] + ["g++", "c++", "clang++"]:  # inductor tries CXX first
+        if not name:
+            continue
         path = shutil.which(name)
         if path:
             return path

@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     top = _Parser(prog="makemore", description="Autoregressive character-level language models: learn from a list of items, then make more of them.",
                   epilog="Run `makemore COMMAND --help` for a command's options. " + EPILOG_METRIC)
-    top.add_argument("command", choices=list(COMMANDS), help="train | eval | sample | score")
+    top.add_argument("command", choices=list(COMMANDS), help=" | ".join(COMMANDS))
     if not argv or argv[0] in ("-h", "--help"):
         top.print_help()
         return 0 if argv else 2

@@ -122,10 +122,23 @@ def test_both_forms_sample_the_same_items_from_the_same_weights(names):
     assert a == b and len(set(a)) > 10
 
 
+def test_bn_momentum_sets_how_far_running_statistics_move_per_step():
+    torch.manual_seed(0)
+    model = WaveNet(WaveNet.Config(vocab_size=27, bn_momentum=0.25)).double()
+    idx = torch.randint(0, 27, (64, 8))
+    x = model.wte(idx).view(64, 4, 48) @ model.levels[0].weight  # level 1's pre-BatchNorm activations
+    model(idx)
+    expected = 0.75 * torch.zeros(128) + 0.25 * x.mean((0, 1))  # explicit lerp from the (0, 1) init
+    diff = (model.levels[0].bn.running_mean - expected).abs().max().item()
+    print(f"running mean vs explicit lerp: max diff {diff:.2e}")
+    assert diff < 1e-12 and all(level.bn.momentum == 0.25 for level in model.levels)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--type", "wavenet", "--block-size", "6"], "power of 2"),
     (["--type", "wavenet-conv", "--receptive-field", "12"], "power of 2"),
     (["--type", "wavenet", "--dropout", "1.0"], "dropout"),
+    (["--type", "wavenet", "--bn-momentum", "0"], "bn-momentum"),
     (["--type", "wavenet", "--preset", "nonesuch"], "no preset 'nonesuch'"),
 ])
 def test_bad_configs_are_one_line_errors(tmp_path, capsys, argv, message):

@@ -1,7 +1,8 @@
 """Every model at its default recipe on the bundled names: parameters, train/dev/test NLL and
 training time. Trains each missing run with `makemore train --type T` (no other flags) into
 runs/bench/T, evaluates every run, and writes benchmarks/results/models.{json,md} — the table
-the README shows. Run it alone (timings mean nothing while something else uses the CPU):
+the README shows. Rows of types not named are kept from the previous results file. Run it
+alone (timings mean nothing while something else uses the CPU):
 
     flock /tmp/makemore-cpu.lock .venv/bin/python benchmarks/bench_models.py [TYPE ...]
 """
@@ -55,8 +56,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("types", nargs="*", default=list(REGISTRY), help="model types (default: all)")
     args = p.parse_args()
-    rows = [row(t) for t in args.types]
     OUT.mkdir(exist_ok=True)
+    previous = json.loads((OUT / "models.json").read_text())["rows"] if (OUT / "models.json").exists() else []
+    by_type = {r["type"]: r for r in previous} | {t: row(t) for t in args.types}
+    rows = [by_type[t] for t in REGISTRY if t in by_type]
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(), "python": platform.python_version()}
     (OUT / "models.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1) + "\n")
     (OUT / "models.md").write_text(markdown(rows))

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Part 5: the lecture's WaveNet (76,579 parameters). Golden output: golden/part5_wavenet.txt
+# Usage: examples/part5_wavenet.sh [RUN_DIR]   (trains into RUN_DIR unless it already holds a run)
+set -euo pipefail
+out=${1:-runs/examples/part5}
+[ -f "$out/model.safetensors" ] || makemore train --type wavenet -o "$out" -q >/dev/null 2>&1
+makemore eval -o "$out"
+makemore sample -o "$out" -n 10 --seed 0
+makemore score -o "$out" emma zzzq

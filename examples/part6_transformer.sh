@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Part 6: the decoder-only Transformer at makemore.py's size (about 10 minutes of training). Golden output: golden/part6_transformer.txt
+# Usage: examples/part6_transformer.sh [RUN_DIR]   (trains into RUN_DIR unless it already holds a run)
+set -euo pipefail
+out=${1:-runs/examples/part6}
+[ -f "$out/model.safetensors" ] || makemore train --type transformer -o "$out" -q >/dev/null 2>&1
+makemore eval -o "$out"
+makemore sample -o "$out" -n 10 --seed 0
+makemore score -o "$out" emma zzzq

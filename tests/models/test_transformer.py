@@ -23,10 +23,44 @@ def small_model(seed=0, **kw):
 
 
 def test_makemore_py_architecture_has_204571_parameters():
-    """4 layers, 4 heads, n_embd 64, block 16, 27 tokens, untied head: makemore.py's 0.20M."""
-    model = cls(cls.Config(vocab_size=27, block_size=16))
-    print("parameters", model.num_params())
-    assert model.num_params() == 204571
+    """4 layers, 4 heads, n_embd 64, block 16, 27 tokens, untied head: makemore.py's 0.20M;
+    tying the head to the token embedding drops its 27 x 64 matrix (the bias stays)."""
+    separate = cls(cls.Config(vocab_size=27, block_size=16, head="separate"))
+    tied = cls(cls.Config(vocab_size=27, block_size=16, head="tied"))
+    print("parameters separate", separate.num_params(), "tied", tied.num_params())
+    assert separate.num_params() == 204571
+    assert tied.num_params() == 204571 - 27 * 64
+
+
+def test_tied_head_is_a_linear_layer_with_the_token_embedding_as_weight():
+    """Same weights in a separate-head model whose lm_head copies wte: identical logits, and the
+    tied embedding's gradient is the sum of its two uses (input lookup + output layer)."""
+    tied = small_model(head="tied")
+    separate = cls(cls.Config(vocab_size=27, block_size=16, n_layer=2, n_head=4, n_embd=32, head="separate")).double().eval()
+    state = {k: v for k, v in tied.state_dict().items() if k != "lm_bias"}
+    separate.load_state_dict({**state, "lm_head.weight": tied.wte.weight.detach().clone(), "lm_head.bias": tied.lm_bias.detach().clone()})
+    idx = torch.randint(0, 27, (4, 16))
+    diff = (tied(idx) - separate(idx)).abs().max().item()
+    tied(idx).square().mean().backward()
+    separate(idx).square().mean().backward()
+    grad_diff = (tied.wte.weight.grad - (separate.wte.weight.grad + separate.lm_head.weight.grad)).abs().max().item()
+    print("max |tied - separate| logits", diff, "wte gradient", grad_diff)
+    assert diff < 1e-12 and grad_diff < 1e-12
+    assert separate.lm_head.weight.grad.abs().max() > 1e-3  # the output use really contributes
+
+
+def test_tied_model_round_trips_through_a_checkpoint(tmp_path):
+    """No aliased tensors in the state_dict, so safetensors can write it; reloading gives the same logits."""
+    from makemore import checkpoint
+
+    model = small_model(head="tied").float()
+    vocab = Vocab(tuple("abcdefghijklmnopqrstuvwxyz"))
+    checkpoint.save(tmp_path / "m.safetensors", model, vocab, {"type": "transformer"})
+    loaded, _, meta, _ = checkpoint.load(tmp_path / "m.safetensors")
+    idx = torch.randint(0, 27, (3, 16))
+    diff = (loaded(idx) - model(idx)).abs().max().item()
+    print("head", meta["config"]["head"], "max |reloaded - saved| logits", diff)
+    assert meta["config"]["head"] == "tied" and diff == 0
 
 
 def test_attention_matches_an_explicit_masked_softmax():
@@ -83,6 +117,8 @@ def test_cache_refuses_to_grow_past_block_size():
 
 def test_heads_must_divide_the_width():
     assert any("divisible" in p for p in cls.Config(n_embd=30, n_head=4).validate())
+    assert any("--head" in p for p in cls.Config(head="shared").validate())
+    assert any("--emb-dropout" in p for p in cls.Config(emb_dropout=1.0).validate())
     assert cls.Config().validate() == []
 
 

@@ -4,6 +4,9 @@ Token + learned position embeddings, n_layer pre-LayerNorm blocks of causal mult
 self-attention (through F.scaled_dot_product_attention) and a GELU MLP, a final LayerNorm,
 then logits. The architecture defaults are makemore.py's (4 layers, 4 heads, n_embd 64,
 block_size = longest item + 1) so the numbers compare; the training recipe is ours.
+`--head tied` ties the output layer to the token embedding and `--emb-dropout` sets the
+embedding dropout apart from the residual one; at 20k steps neither beat the defaults
+(docs/part6-transformer.md, experiment log).
 
 `decode` is incremental decoding with a KV cache: each block keeps the keys and values of
 the tokens it has already seen, so a new token costs one row of attention instead of a
@@ -29,14 +32,19 @@ class TransformerConfig(ModelConfig):
     n_layer: int = option(4, "transformer blocks")
     n_head: int = option(4, "attention heads per block")
     n_embd: int = option(64, "width of the residual stream")
-    dropout: float = option(0.25, "dropout on the embeddings and residual branches while training")
+    dropout: float = option(0.25, "dropout on the residual branches (attention and MLP outputs) while training")
+    emb_dropout: float = option(0.25, "dropout on the token + position embeddings while training")
+    head: str = option("separate", "output layer: 'separate' (makemore.py) or 'tied' to the token embedding")
 
     def validate(self) -> list[str]:
         problems = super().validate()
         if self.n_head >= 1 and self.n_embd % self.n_head:
             problems.append(f"--n-embd ({self.n_embd}) must be divisible by --n-head ({self.n_head})")
-        if not self.dropout < 1:
-            problems.append("--dropout must be in [0, 1)")
+        for name in ("dropout", "emb_dropout"):
+            if not getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be in [0, 1)")
+        if self.head not in ("separate", "tied"):
+            problems.append(f"--head must be 'separate' or 'tied', not {self.head!r}")
         return problems
 
 
@@ -107,10 +115,17 @@ class Transformer(Model):
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = nn.Dropout(config.emb_dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
+        if config.head == "tied":
+            # the output layer reuses the token embedding (a character's logit is the dot
+            # product of the final state with that character's embedding); only its bias is
+            # new. A separate tensor for the bias, not a shared Linear weight, keeps the
+            # state_dict free of aliased tensors (safetensors refuses those).
+            self.lm_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        else:
+            self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
         self.apply(self._init_weights)
         # GPT-2: each residual branch adds to the stream, so scale its output projection by
         # 1/sqrt(2 n_layer) to keep the stream's variance from growing with depth
@@ -135,7 +150,9 @@ class Transformer(Model):
         for i, block in enumerate(self.blocks):
             x, kv = block(x, caches[i] if caches is not None else None)
             new_caches.append(kv)
-        return self.lm_head(self.ln_f(x)), new_caches
+        x = self.ln_f(x)
+        logits = F.linear(x, self.wte.weight, self.lm_bias) if self.config.head == "tied" else self.lm_head(x)
+        return logits, new_caches
 
     def forward(self, idx):
         return self._run(idx, None, 0)[0]

@@ -10,8 +10,7 @@ import argparse
 import json
 import os
 import sys
-import time
-from dataclasses import MISSING, asdict, fields, replace
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .errors import MakemoreError

@@ -9,16 +9,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from . import checkpoint
-from .data import DEFAULT_MAX_ITEM_LEN, Dataset, bundled_names, read_items
+from .data import DEFAULT_MAX_ITEM_LEN, Dataset, Vocab, bundled_names, read_items
 from .errors import MakemoreError
 from .evaluate import score_items, split_nll
 from .models import REGISTRY
@@ -100,8 +99,7 @@ def _train(trainer: Trainer, progress: bool) -> str:
 
 def _dataset(run_dir: Path, meta: dict) -> Dataset:
     items, _ = read_items(run_dir / INPUT, meta["max_item_len"])
-    data = Dataset(items, vocab=checkpoint.Vocab(tuple(meta["vocab"])))
-    return data
+    return Dataset(items, vocab=Vocab(tuple(meta["vocab"])))
 
 
 def load(run_dir: Path):

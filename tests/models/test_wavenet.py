@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from makemore.data import Dataset, bundled_names, encode_windows, read_items
-from makemore.errors import MakemoreError
 from makemore.models import REGISTRY
 from makemore.models.wavenet import WaveNet, WaveNetConv
 from makemore.sample import generate

@@ -201,9 +201,9 @@ class Trainer:
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=None if progress else True, file=sys.stderr,
                    dynamic_ncols=True, unit="step", mininterval=0.5)
         loss_value, dev, examples, t_window = float("nan"), float("nan"), 0, time.perf_counter()
+        model.train()  # evaluation restores this mode itself, so once is enough
         while self.optimizer is not None and self.step < cfg.max_steps:
             t0 = time.perf_counter()
-            model.train()
             lr = lr_at(cfg, self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr

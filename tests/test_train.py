@@ -78,3 +78,86 @@ def test_trimming_padding_columns_leaves_the_loss_unchanged():
     full, trimmed = batch_loss(model, Xb, Yb).item(), batch_loss(model, Xt, Yt).item()
     print("loss full", full, "trimmed", trimmed)
     assert abs(full - trimmed) < 1e-6
+
+
+def _sequence_trainer(tmp_path, resume=False, **overrides):
+    tmp_path.mkdir(exist_ok=True)
+    data = Dataset(read_items(bundled_names())[0])
+    cls = REGISTRY["transformer"]
+    torch.manual_seed(0)
+    model = cls(cls.Config(vocab_size=27, block_size=data.max_len + 1, n_layer=1, n_embd=16))
+    cfg = TrainConfig(**{"max_steps": 100, "batch_size": 64, "seed": 3, **overrides})
+    state = None
+    if resume:
+        meta, tensors = checkpoint.read(tmp_path / checkpoint.LAST)
+        model = checkpoint.build_model(meta, tensors)
+        state = {"meta": meta, "tensors": tensors}
+    return Trainer(model, data, cfg, tmp_path, {"type": "transformer"}, resume_from=state)
+
+
+def test_sorted_pools_cut_padding_and_depend_only_on_seed_and_step(tmp_path):
+    sorted_, plain = _sequence_trainer(tmp_path), _sequence_trainer(tmp_path, sort_pool=1)
+    n = len(sorted_.X)
+
+    def padded_and_real(trainer, steps=64):
+        padded = real = 0
+        for trainer.step in range(steps):
+            ix = trainer._batch_indices(n)
+            assert ix.shape == (64,) and 0 <= int(ix.min()) and int(ix.max()) < n
+            lengths = trainer.lengths[ix]
+            padded, real = padded + 64 * int(lengths.max()), real + int(lengths.sum())
+        return padded, real
+
+    (p_sorted, r_sorted), (p_plain, r_plain) = padded_and_real(sorted_), padded_and_real(plain)
+    print(f"tokens per real token: sorted pools {p_sorted / r_sorted:.3f}, random batches {p_plain / r_plain:.3f}")
+    assert p_sorted / r_sorted < 1.15 < 1.4 < p_plain / r_plain
+    assert abs(r_sorted / r_plain - 1) < 0.1  # the same kind of items, only grouped
+    # a fresh trainer (as after --resume) at step 13 draws the batch the first one drew there
+    fresh = _sequence_trainer(tmp_path)
+    sorted_.step = fresh.step = 13
+    assert torch.equal(sorted_._batch_indices(n), fresh._batch_indices(n))
+
+
+def test_ema_weights_are_the_running_average(tmp_path):
+    decay = 0.9
+    one = _sequence_trainer(tmp_path / "one", max_steps=1, ema=decay)
+    one.run(progress=False)
+    two = _sequence_trainer(tmp_path / "two", max_steps=2, ema=decay)
+    two.run(progress=False)
+    _, last = checkpoint.read(tmp_path / "two" / checkpoint.LAST)
+    worst = 0.0
+    for name, w2 in two.model.state_dict().items():
+        w1 = one.model.state_dict()[name]
+        expected = decay * w1 + (1 - decay) * w2  # the first update copies, later ones blend
+        worst = max(worst, (last[f"ema.module.{name}"] - expected).abs().max().item())
+        assert torch.equal(two.evaluated_model().state_dict()[name], last[f"ema.module.{name}"])
+    print("max |ema - decay*w1 - (1-decay)*w2|:", worst)
+    assert worst < 1e-6
+    best_meta, best = checkpoint.read(tmp_path / "two" / checkpoint.BEST)
+    assert all(torch.equal(best[f"model.{k}"], v) for k, v in two.evaluated_model().state_dict().items())
+
+
+def test_resume_with_ema_and_sorted_pools_equals_a_straight_run(tmp_path):
+    common = dict(schedule="constant", eval_interval=50, ema=0.95)
+    straight = _sequence_trainer(tmp_path / "straight", max_steps=100, **common)
+    straight.run(progress=False)
+    _sequence_trainer(tmp_path / "resumed", max_steps=50, **common).run(progress=False)
+    _sequence_trainer(tmp_path / "resumed", resume=True, max_steps=100, **common).run(progress=False)
+    a = checkpoint.read(tmp_path / "straight" / checkpoint.LAST)[1]
+    b = checkpoint.read(tmp_path / "resumed" / checkpoint.LAST)[1]
+    keys = [k for k in a if k.startswith(("model.", "optim.", "ema."))]
+    assert any(k.startswith("ema.") for k in keys) and keys == [k for k in b if k.startswith(("model.", "optim.", "ema."))]
+    assert all(torch.equal(a[k], b[k]) for k in keys)
+
+
+def test_input_noise_swaps_only_data_characters_at_the_given_rate(tmp_path):
+    trainer = _sequence_trainer(tmp_path, input_noise=0.2)
+    X = trainer.X[:4000]
+    torch.manual_seed(0)
+    noised = trainer._noised(X)
+    data_chars = X != 0
+    assert torch.equal(noised[~data_chars], X[~data_chars])  # boundary and padding untouched
+    assert int(noised[data_chars].min()) >= 1  # a data character never becomes the boundary
+    changed = (noised != X)[data_chars].float().mean().item()
+    print(f"fraction of data characters changed: {changed:.4f} (expected 0.2 * 25/26 = {0.2 * 25 / 26:.4f})")
+    assert abs(changed - 0.2 * 25 / 26) < 0.01  # a swap may draw the same character

@@ -68,9 +68,11 @@ def _optimizer_from_tensors(tensors: dict, meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save(path: Path, model: Model, vocab: Vocab, info: dict, optimizer=None, rng: dict | None = None) -> None:
-    """Write model (+ optimizer and RNG state when given) and metadata to one file."""
+def save(path: Path, model: Model, vocab: Vocab, info: dict, optimizer=None, rng: dict | None = None,
+         extra: dict | None = None) -> None:
+    """Write model (+ optimizer, RNG state and extra named tensors when given) and metadata to one file."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     meta = {
         "format": FORMAT,
         "version": VERSION,

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import checkpoint
-from .data import IGNORE, Dataset
+from .data import BOUNDARY, IGNORE, Dataset
 from .errors import MakemoreError
 from .evaluate import split_nll
 from .models import Model
@@ -45,6 +46,12 @@ class TrainConfig:
     grad_clip: float = option(0.0, "clip the global gradient norm to this (0: off)")
     skip_nonfinite: bool = option(False, "skip a step whose loss or gradients are not finite, instead of stopping")
     manual_grad: bool = option(False, "gradients from the model's hand-written backward pass, not autograd (Part 4)")
+    ema: float = option(0.0, "keep an exponential moving average of the weights with this decay per step "
+                              "(e.g. 0.999); evaluate and save it instead of the raw weights (0: off)")
+    input_noise: float = option(0.0, "replace each context character of a training batch by a random character with "
+                                     "this probability (data noising as smoothing, Xie et al. 2017; 0: off)")
+    sort_pool: int = option(8, "sequence models: draw this many batches of items at once, sort them by length and "
+                               "cut them into batches, so a batch carries little padding (1: plain random batches)")
 
     def validate(self) -> None:
         checks = [
@@ -60,6 +67,9 @@ class TrainConfig:
             (self.device in ("cpu", "cuda", "mps", "auto"), "--device must be cpu, cuda, mps or auto"),
             (self.threads >= 0, "--threads must be >= 0"),
             (self.grad_clip >= 0, "--grad-clip must be >= 0"),
+            (self.sort_pool >= 1, "--sort-pool must be >= 1"),
+            (0 <= self.ema < 1, "--ema must be in [0, 1)"),
+            (0 <= self.input_noise < 1, "--input-noise must be in [0, 1)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -108,10 +118,13 @@ def make_optimizer(model: Model, cfg: TrainConfig, device: torch.device):
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type in ("cpu", "cuda"))
 
 
-def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """Mean NLL per predicted character in the batch; padding targets are ignored."""
+def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor, per: float | None = None) -> torch.Tensor:
+    """Mean NLL per predicted character in the batch; padding targets are ignored. With `per`,
+    the summed NLL over that fixed count instead, so a character weighs the same in every batch."""
     logits = model(X)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE)
+    if per is None:
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE, reduction="sum") / per
 
 
 class _StopRequested(Exception):
@@ -131,7 +144,18 @@ class Trainer:
         self.X, self.Y = (t.to(self.device) for t in data.tensors("train", context, block))
         self.dev = tuple(t.to(self.device) for t in data.tensors("dev", context, block))
         self.optimizer = make_optimizer(model, cfg, self.device) if model.num_params() else None
+        self.ema = None
+        if cfg.ema and self.optimizer is not None:
+            # buffers (BatchNorm running statistics) are averaged alongside the weights they describe
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # batch order
+        self.lengths = (self.Y != IGNORE).sum(1).cpu() if self.Y.dim() > 1 else None
+        # Sorted batches hold short or long items, so their character counts differ 3x; dividing each
+        # batch's summed NLL by the mean count keeps every character's weight equal, as the metric has it.
+        self.per = None
+        if self.lengths is not None and cfg.sort_pool > 1:
+            self.per = cfg.batch_size * float(self.lengths.double().mean())
+        self._pool = (None, [])  # (pool number, its batches of item indices)
         self.step, self.best_dev, self.train_seconds, self.skipped = 0, math.inf, 0.0, 0
         if resume_from is not None:
             self._restore(resume_from)
@@ -143,6 +167,8 @@ class Trainer:
         if self.optimizer is not None:
             self.optimizer.load_state_dict(checkpoint.optimizer_state(meta, tensors))
         self.gen.set_state(tensors["rng.batches"])
+        if self.ema is not None:
+            self.ema.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
         torch.set_rng_state(tensors["rng.torch"])
         self.step, self.best_dev = meta["step"], meta["best_dev"]
         self.train_seconds = meta.get("train_seconds", 0.0)
@@ -162,10 +188,15 @@ class Trainer:
 
     def save_last(self) -> None:
         rng = {"batches": self.gen.get_state(), "torch": torch.get_rng_state()}
-        checkpoint.save(self.run_dir / checkpoint.LAST, self.model, self.data.vocab, self._info(), self.optimizer, rng)
+        ema = {f"ema.{k}": v for k, v in self.ema.state_dict().items()} if self.ema is not None else None
+        checkpoint.save(self.run_dir / checkpoint.LAST, self.model, self.data.vocab, self._info(), self.optimizer, rng, ema)
 
     def save_best(self) -> None:
-        checkpoint.save(self.run_dir / checkpoint.BEST, self.model, self.data.vocab, self._info())
+        checkpoint.save(self.run_dir / checkpoint.BEST, self.evaluated_model(), self.data.vocab, self._info())
+
+    def evaluated_model(self) -> Model:
+        """The weights that are evaluated, saved as the best checkpoint and sampled from."""
+        return self.ema.module if self.ema is not None else self.model
 
     # --- metrics ---------------------------------------------------------------------------
     def log(self, row: dict) -> None:
@@ -176,7 +207,7 @@ class Trainer:
             raise MakemoreError(f"cannot write {self.run_dir / 'metrics.jsonl'}: {e.strerror}") from None
 
     def evaluate_dev(self) -> float:
-        return split_nll(self.model, *self.dev)
+        return split_nll(self.evaluated_model(), *self.dev)
 
     # --- the loop --------------------------------------------------------------------------
     def run(self, progress: bool = True) -> dict:
@@ -207,8 +238,10 @@ class Trainer:
             lr = lr_at(cfg, self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            ix = torch.randint(0, n, (cfg.batch_size,), generator=self.gen).to(self.device)
+            ix = self._batch_indices(n).to(self.device)
             X, Y = self._trim(self.X[ix], self.Y[ix])
+            if cfg.input_noise:
+                X = self._noised(X)
             loss_value = self._train_step(X, Y)
             self.step += 1
             self.train_seconds += time.perf_counter() - t0
@@ -228,6 +261,33 @@ class Trainer:
         if cfg.max_steps == 0 or self.step == 0:  # closed-form model or nothing to train
             self._checkpoint_on_dev(bar)
 
+    def _batch_indices(self, n: int) -> torch.Tensor:
+        """Random training examples for this step. Items of a sequence model come from a pool of
+        sort_pool batches drawn at once and sorted by length: a random batch of names is padded to
+        ~11 tokens for ~7 real ones, a sorted one hardly at all, and compute is per token. The pool
+        is a function of (seed, step) alone, so a resumed run draws the same batches."""
+        cfg = self.cfg
+        if self.lengths is None or cfg.sort_pool == 1:
+            return torch.randint(0, n, (cfg.batch_size,), generator=self.gen)
+        number, batches = self._pool
+        if number != self.step // cfg.sort_pool:
+            number = self.step // cfg.sort_pool
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + number)
+            ix = torch.randint(0, n, (cfg.sort_pool * cfg.batch_size,), generator=gen)
+            ix = ix[torch.sort(self.lengths[ix], stable=True).indices]
+            order = torch.randperm(cfg.sort_pool, generator=gen)
+            batches = [ix.view(cfg.sort_pool, cfg.batch_size)[i] for i in order]
+            self._pool = (number, batches)
+        return batches[self.step % cfg.sort_pool]
+
+    def _noised(self, X: torch.Tensor) -> torch.Tensor:
+        """Data characters of the context (never the boundary, which marks where an item starts)
+        swapped for uniformly random characters; the targets stay, so the model learns not to
+        lean on any one character of its context."""
+        swap = (torch.rand(X.shape, device=X.device) < self.cfg.input_noise) & (X != BOUNDARY)
+        random_chars = torch.randint(1, len(self.data.vocab), X.shape, device=X.device)
+        return torch.where(swap, random_chars, X)
+
     @staticmethod
     def _trim(X: torch.Tensor, Y: torch.Tensor):
         """Drop the columns that are padding in every row of a batch of items: the rows are
@@ -243,14 +303,18 @@ class Trainer:
         if self.cfg.manual_grad:
             loss = self.model.manual_grad(X, Y)  # fills p.grad by hand, no autograd (Part 4)
         else:
-            loss = batch_loss(self.model, X, Y)
+            loss = batch_loss(self.model, X, Y, self.per)
             loss.backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
         max_norm = self.cfg.grad_clip or math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True).item()
         loss_value = loss.item()
+        if self.per is not None:  # report the batch's mean NLL per character, not the objective
+            loss_value *= self.per / int((Y != IGNORE).sum())
         if math.isfinite(loss_value) and math.isfinite(grad_norm):
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
         elif self.cfg.skip_nonfinite:
             self.skipped += 1
             self.log({"step": self.step, "skipped": f"loss {loss_value}, grad norm {grad_norm}"})

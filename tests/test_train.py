@@ -96,7 +96,7 @@ def _sequence_trainer(tmp_path, resume=False, **overrides):
 
 
 def test_sorted_pools_cut_padding_and_depend_only_on_seed_and_step(tmp_path):
-    sorted_, plain = _sequence_trainer(tmp_path), _sequence_trainer(tmp_path, sort_pool=1)
+    sorted_, plain = _sequence_trainer(tmp_path, sort_pool=8), _sequence_trainer(tmp_path)
     n = len(sorted_.X)
 
     def padded_and_real(trainer, steps=64):
@@ -113,7 +113,7 @@ def test_sorted_pools_cut_padding_and_depend_only_on_seed_and_step(tmp_path):
     assert p_sorted / r_sorted < 1.15 < 1.4 < p_plain / r_plain
     assert abs(r_sorted / r_plain - 1) < 0.1  # the same kind of items, only grouped
     # a fresh trainer (as after --resume) at step 13 draws the batch the first one drew there
-    fresh = _sequence_trainer(tmp_path)
+    fresh = _sequence_trainer(tmp_path, sort_pool=8)
     sorted_.step = fresh.step = 13
     assert torch.equal(sorted_._batch_indices(n), fresh._batch_indices(n))
 
@@ -138,7 +138,7 @@ def test_ema_weights_are_the_running_average(tmp_path):
 
 
 def test_resume_with_ema_and_sorted_pools_equals_a_straight_run(tmp_path):
-    common = dict(schedule="constant", eval_interval=50, ema=0.95)
+    common = dict(schedule="constant", eval_interval=50, ema=0.95, sort_pool=4)
     straight = _sequence_trainer(tmp_path / "straight", max_steps=100, **common)
     straight.run(progress=False)
     _sequence_trainer(tmp_path / "resumed", max_steps=50, **common).run(progress=False)
@@ -161,3 +161,20 @@ def test_input_noise_swaps_only_data_characters_at_the_given_rate(tmp_path):
     changed = (noised != X)[data_chars].float().mean().item()
     print(f"fraction of data characters changed: {changed:.4f} (expected 0.2 * 25/26 = {0.2 * 25 / 26:.4f})")
     assert abs(changed - 0.2 * 25 / 26) < 0.01  # a swap may draw the same character
+
+
+def test_recompute_batchnorm_averages_the_statistics_of_the_whole_split():
+    from makemore.models.wavenet import BatchNorm
+    from makemore.train import recompute_batchnorm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 3), BatchNorm(3, momentum=0.001)).eval()
+    X = torch.randn(3000, 5) * 3 + 1
+    recompute_batchnorm(model, X, chunk=1000)
+    with torch.no_grad():
+        h = model[0](X)
+    chunk_vars = torch.stack([h[i : i + 1000].var(0) for i in range(0, 3000, 1000)]).mean(0)
+    diff = max((model[1].running_mean - h.mean(0)).abs().max().item(), (model[1].running_var - chunk_vars).abs().max().item())
+    print("max difference from the split's statistics:", diff)
+    assert diff < 1e-5
+    assert model[1].momentum == 0.001 and not model.training

@@ -50,7 +50,7 @@ class TrainConfig:
                               "(e.g. 0.999); evaluate and save it instead of the raw weights (0: off)")
     input_noise: float = option(0.0, "replace each context character of a training batch by a random character with "
                                      "this probability (data noising as smoothing, Xie et al. 2017; 0: off)")
-    sort_pool: int = option(8, "sequence models: draw this many batches of items at once, sort them by length and "
+    sort_pool: int = option(1, "sequence models: draw this many batches of items at once, sort them by length and "
                                "cut them into batches, so a batch carries little padding (1: plain random batches)")
 
     def validate(self) -> None:
@@ -125,6 +125,25 @@ def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor, per: float | None
     if per is None:
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE)
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE, reduction="sum") / per
+
+
+@torch.no_grad()
+def recompute_batchnorm(model: Model, X: torch.Tensor, chunk: int = 4096) -> None:
+    """Set the running mean and variance of every BatchNorm (a module with running_mean and
+    momentum) to their average over X under the model's current weights. Averaged weights need
+    this: running statistics only describe the weights they were collected with."""
+    norms = [m for m in model.modules() if hasattr(m, "running_mean") and hasattr(m, "momentum")]
+    if not norms:
+        return
+    momenta, was_training = [m.momentum for m in norms], model.training
+    model.train()
+    for k, start in enumerate(range(0, len(X), chunk)):
+        for m in norms:
+            m.momentum = 1 / (k + 1)  # the k-th chunk's statistics enter a plain mean
+        model(X[start : start + chunk])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
 
 
 class _StopRequested(Exception):
@@ -207,6 +226,8 @@ class Trainer:
             raise MakemoreError(f"cannot write {self.run_dir / 'metrics.jsonl'}: {e.strerror}") from None
 
     def evaluate_dev(self) -> float:
+        if self.ema is not None:
+            recompute_batchnorm(self.ema.module, self.X)
         return split_nll(self.evaluated_model(), *self.dev)
 
     # --- the loop --------------------------------------------------------------------------

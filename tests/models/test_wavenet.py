@@ -31,9 +31,12 @@ def pair(seed=0, dtype=torch.float64, **overrides):
             level.bn.beta.normal_()
     span = tree.config.block_size
     conv = WaveNetConv(WaveNetConv.Config(vocab_size=27, receptive_field=span, n_embd=tree.config.n_embd,
-                                          n_hidden=tree.config.n_hidden)).to(dtype)
+                                          n_hidden=tree.config.n_hidden, level=tree.config.level)).to(dtype)
     conv.load_state_dict(tree.state_dict(), strict=True)  # same parameter names: the same network
     return tree, conv
+
+
+GATED = dict(level="gated", n_embd=16, n_hidden=16)
 
 
 def test_lecture_configuration_has_76579_parameters():
@@ -53,8 +56,9 @@ def test_output_layer_starts_small_so_initial_loss_is_near_uniform(names):
     assert abs(loss - torch.log(torch.tensor(27.0)).item()) < 0.05
 
 
-def test_conv_form_equals_hierarchical_form_at_every_position_in_eval_mode(names):
-    tree, conv = pair()
+@pytest.mark.parametrize("options", [{}, GATED], ids=["tanh", "gated"])
+def test_conv_form_equals_hierarchical_form_at_every_position_in_eval_mode(names, options):
+    tree, conv = pair(**options)
     tree.eval(), conv.eval()
     X, Y = names.sequences("dev")
     X, Y = X[:300], Y[:300]
@@ -84,9 +88,10 @@ def test_conv_form_equals_torch_conv1d_with_the_same_weights(names):
     assert diff < 1e-12
 
 
-def test_conv_training_step_is_the_hierarchical_step_on_all_windows_of_the_items(names):
+@pytest.mark.parametrize("options", [{}, GATED], ids=["tanh", "gated"])
+def test_conv_training_step_is_the_hierarchical_step_on_all_windows_of_the_items(names, options):
     """Weighted BatchNorm statistics make a batch of items train exactly like all its windows."""
-    tree, conv = pair(seed=2)
+    tree, conv = pair(**options, seed=2)
     X, Y = names.sequences("train")
     X, Y = X[:64], Y[:64]
     loss_tree = batch_loss(tree, *encode_windows(X, Y, 8))
@@ -99,8 +104,9 @@ def test_conv_training_step_is_the_hierarchical_step_on_all_windows_of_the_items
     assert grad_diff < 1e-12 and stat_diff < 1e-12
 
 
-def test_cached_decoding_equals_full_recomputation(names):
-    _, conv = pair(seed=3, dtype=torch.float32)
+@pytest.mark.parametrize("options", [{}, GATED], ids=["tanh", "gated"])
+def test_cached_decoding_equals_full_recomputation(names, options):
+    _, conv = pair(**options, seed=3, dtype=torch.float32)
     conv.eval()
     X = names.sequences("dev")[0][:20, :12]
     logits, state = conv.decode(X[:, :2])
@@ -113,8 +119,9 @@ def test_cached_decoding_equals_full_recomputation(names):
     assert diff < 1e-5
 
 
-def test_both_forms_sample_the_same_items_from_the_same_weights(names):
-    tree, conv = pair(seed=4, dtype=torch.float32)
+@pytest.mark.parametrize("options", [{}, GATED], ids=["tanh", "gated"])
+def test_both_forms_sample_the_same_items_from_the_same_weights(names, options):
+    tree, conv = pair(**options, seed=4, dtype=torch.float32)
     a = generate(tree, names.vocab, 50, 15, torch.Generator().manual_seed(0))
     b = generate(conv, names.vocab, 50, 15, torch.Generator().manual_seed(0))  # cached path
     print(a[:5], b[:5])
@@ -174,3 +181,17 @@ def test_short_training_is_deterministic_and_learns(tmp_path, capsys, model_type
     assert runs[0].split("(best")[0] == runs[1].split("(best")[0]  # same seed, same numbers
     dev = float(runs[0].split("dev ")[1].split()[0])
     assert dev < 3.0  # from ln 27 = 3.30 (BatchNorm running statistics, momentum 0.001, still lag)
+
+
+def test_gated_level_is_the_papers_gate_with_a_residual_connection():
+    torch.manual_seed(0)
+    model = WaveNet(WaveNet.Config(vocab_size=27, block_size=8, level="gated", n_embd=16, n_hidden=16)).double().eval()
+    level, x = model.levels[1], torch.randn(5, 32, dtype=torch.float64)  # pairs [older, newer] of width 16
+    bn = level.bn
+    z = (x @ level.weight - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.gamma + bn.beta
+    expected = x[:, 16:] + (torch.tanh(z[:, :16]) * torch.sigmoid(z[:, 16:])) @ level.proj
+    diff = (level(x) - expected).abs().max().item()
+    print("max |gated level - explicit formula|:", diff)
+    assert diff < 1e-12 and all(lv.residual for lv in model.levels)
+    wider = WaveNet(WaveNet.Config(vocab_size=27, level="gated", n_embd=24, n_hidden=128))
+    assert [lv.residual for lv in wider.levels] == [False, True, True]  # level 1 changes the width

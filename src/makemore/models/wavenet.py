@@ -38,6 +38,8 @@ class WaveNetConfig(ModelConfig):
     n_hidden: int = option(128, "width of each level")
     dropout: float = option(0.0, "dropout on the last level's output while training")
     bn_momentum: float = option(0.001, "BatchNorm running-statistics momentum (the lecture's 0.001)")
+    level: str = option("tanh", "tanh: Linear -> BatchNorm -> tanh (the lecture) | gated: the WaveNet paper's "
+                                "tanh x sigmoid gate, a 1x1 output and a residual connection")
 
     def span(self) -> int:
         """Characters each prediction sees."""
@@ -52,6 +54,8 @@ class WaveNetConfig(ModelConfig):
             problems.append("--dropout must be < 1")
         if not 0 < self.bn_momentum <= 1:
             problems.append("--bn-momentum must be in (0, 1]")
+        if self.level not in ("tanh", "gated"):
+            problems.append(f"--level must be tanh or gated, not {self.level!r}")
         return problems
 
     def _span_flag(self) -> str:
@@ -115,6 +119,23 @@ class Level(nn.Module):
         return torch.tanh(self.bn(x @ self.weight, weight))
 
 
+class GatedLevel(nn.Module):
+    """One level as in the WaveNet paper: z = BatchNorm([older, newer] W), out = tanh(z_f) * sigmoid(z_g),
+    then a 1x1 projection added to the newer input (a residual connection, when the widths match)."""
+
+    def __init__(self, fan_in: int, fan_out: int, momentum: float = 0.001):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(fan_in, 2 * fan_out) / fan_in**0.5)
+        self.bn = BatchNorm(2 * fan_out, momentum=momentum)
+        self.proj = nn.Parameter(torch.randn(fan_out, fan_out) / fan_out**0.5)
+        self.residual = fan_in == 2 * fan_out  # the input is the pair [older, newer] of width fan_out each
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        filt, gate = self.bn(x @ self.weight, weight).chunk(2, dim=-1)
+        out = (torch.tanh(filt) * torch.sigmoid(gate)) @ self.proj
+        return out + x[..., x.size(-1) // 2 :] if self.residual else out
+
+
 class _WaveNetLayers(Model):
     """Parameters shared by both forms: embedding, log2(receptive field) levels, output layer."""
 
@@ -126,7 +147,8 @@ class _WaveNetLayers(Model):
         # Momentum 0.001 averages the last ~1000 steps: for wider or deeper trees trained with weight
         # decay, the running statistics then lag the batch statistics and eval-mode loss suffers.
         M = config.bn_momentum
-        self.levels = nn.ModuleList(Level(2 * (E if i == 0 else H), H, M) for i in range(self.n_levels))
+        level = GatedLevel if config.level == "gated" else Level
+        self.levels = nn.ModuleList(level(2 * (E if i == 0 else H), H, M) for i in range(self.n_levels))
         # Dropout only where no BatchNorm follows: dropped-and-rescaled inputs to a level would
         # give its BatchNorm a larger variance in training than it meets in eval mode.
         self.drop = nn.Dropout(config.dropout)

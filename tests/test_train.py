@@ -178,3 +178,11 @@ def test_recompute_batchnorm_averages_the_statistics_of_the_whole_split():
     print("max difference from the split's statistics:", diff)
     assert diff < 1e-5
     assert model[1].momentum == 0.001 and not model.training
+
+
+def test_ema_switched_on_at_resume_starts_averaging_there(tmp_path):
+    _sequence_trainer(tmp_path, max_steps=20, schedule="constant", eval_interval=20).run(progress=False)
+    resumed = _sequence_trainer(tmp_path, resume=True, max_steps=40, schedule="constant", eval_interval=20, ema=0.9)
+    resumed.run(progress=False)
+    _, last = checkpoint.read(tmp_path / checkpoint.LAST)
+    assert int(last["ema.n_averaged"]) == 20  # the 20 steps after the resume

@@ -156,3 +156,16 @@ def test_padding_is_masked_out_of_the_loss():
         got = batch_loss(model, xs, Y).double()
         print("padded batch loss", got.item(), "real targets only", want.item())
         assert abs(got - want) < 1e-5
+
+
+def test_defaults_average_the_weights_and_preset_best_is_wider(tmp_path, capsys):
+    from makemore import checkpoint
+    from conftest import run_cli
+
+    code, _, err = run_cli(capsys, "train", "--type", "transformer", "--preset", "best", "-o", tmp_path / "r", "-q",
+                           "--max-steps", "2", "--eval-interval", "2")
+    assert code == 0, err
+    meta, _ = checkpoint.read(tmp_path / "r" / checkpoint.BEST)
+    assert (meta["config"]["n_embd"], meta["config"]["n_layer"], meta["config"]["dropout"]) == (128, 4, 0.3)
+    assert meta["train_config"]["ema"] == 0.999 and meta["train_config"]["max_steps"] == 2
+    assert REGISTRY["transformer"].train_defaults["ema"] == 0.999

@@ -152,9 +152,10 @@ def test_bad_configs_are_one_line_errors(tmp_path, capsys, argv, message):
     assert code == 1 and message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys):
-    best = WaveNet.presets["best"]
-    code, _, err = run_cli(capsys, "train", "--type", "wavenet", "--preset", "best", "-o", tmp_path / "r", "-q",
+@pytest.mark.parametrize("model_type", ["wavenet", "wavenet-conv"])
+def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys, model_type):
+    best = REGISTRY[model_type].presets["best"]
+    code, _, err = run_cli(capsys, "train", "--type", model_type, "--preset", "best", "-o", tmp_path / "r", "-q",
                            "--max-steps", "3", "--eval-interval", "3")
     assert code == 0, err
     meta = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
@@ -163,7 +164,8 @@ def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys):
 
     saved, _ = checkpoint.read(tmp_path / "r" / checkpoint.BEST)
     model_keys = {k: v for k, v in best.items() if k in saved["config"]}
-    train_keys = {k: v for k, v in best.items() if k not in saved["config"] and k != "max_steps"}
+    flags = ("max_steps", "eval_interval")  # given on the command line
+    train_keys = {k: v for k, v in best.items() if k not in saved["config"] and k not in flags}
     assert model_keys and all(saved["config"][k] == v for k, v in model_keys.items())
     assert all(saved["train_config"][k] == v for k, v in train_keys.items())
     assert saved["train_config"]["max_steps"] == 3  # the flag beat the preset

@@ -158,7 +158,7 @@ def test_padding_is_masked_out_of_the_loss():
         assert abs(got - want) < 1e-5
 
 
-def test_defaults_average_the_weights_and_preset_best_is_wider(tmp_path, capsys):
+def test_defaults_average_the_weights_and_preset_best_trains_longer(tmp_path, capsys):
     from makemore import checkpoint
     from conftest import run_cli
 
@@ -166,6 +166,6 @@ def test_defaults_average_the_weights_and_preset_best_is_wider(tmp_path, capsys)
                            "--max-steps", "2", "--eval-interval", "2")
     assert code == 0, err
     meta, _ = checkpoint.read(tmp_path / "r" / checkpoint.BEST)
-    assert (meta["config"]["n_embd"], meta["config"]["n_layer"], meta["config"]["dropout"]) == (128, 4, 0.3)
-    assert meta["train_config"]["ema"] == 0.999 and meta["train_config"]["max_steps"] == 2
+    assert (meta["config"]["n_embd"], meta["config"]["n_layer"], meta["config"]["dropout"]) == (64, 4, 0.2)
+    assert meta["train_config"]["ema"] == 0.9995 and meta["train_config"]["max_steps"] == 2  # the flag beat the preset
     assert REGISTRY["transformer"].train_defaults["ema"] == 0.999

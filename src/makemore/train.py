@@ -122,9 +122,9 @@ def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor, per: float | None
     """Mean NLL per predicted character in the batch; padding targets are ignored. With `per`,
     the summed NLL over that fixed count instead, so a character weighs the same in every batch."""
     logits = model(X)
-    if per is None:
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE, reduction="sum") / per
+    nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE,
+                          reduction="mean" if per is None else "sum")
+    return nll if per is None else nll / per
 
 
 @torch.no_grad()

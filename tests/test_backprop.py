@@ -104,8 +104,8 @@ def _losses(data, tmp_path, manual: bool, steps: int = 1000) -> list[float]:
     trainer = Trainer(model, data, cfg, tmp_path, {"type": "mlp-bn"})
     losses, step = [], trainer._train_step
 
-    def recording_step(X, Y):
-        losses.append(step(X, Y))
+    def recording_step(*batch):
+        losses.append(step(*batch))
         return losses[-1]
 
     trainer._train_step = recording_step

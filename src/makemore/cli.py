@@ -40,7 +40,8 @@ def _add_dataclass_flags(group, cls, defaults: dict, short: dict | None = None) 
         default = defaults.get(f.name, f.default if f.default is not MISSING else None)
         kind = {"int": int, "float": float, "str": str, "bool": bool}.get(f.type, f.type)
         if kind is bool:
-            group.add_argument(*names, dest=f.name, action="store_const", const=True, default=None, help=f.metadata.get("help", ""))
+            group.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{f.metadata.get('help', '')} (default: {'on' if default else 'off'})")
             continue
         group.add_argument(*names, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
                            help=f"{f.metadata.get('help', '')} (default: {default})")

@@ -134,6 +134,34 @@ def encode_windows(X: torch.Tensor, Y: torch.Tensor, block_size: int):
     return windows_of(X, block_size)[keep].contiguous(), Y[keep].contiguous()
 
 
+def pack(X: torch.Tensor, Y: torch.Tensor, width: int):
+    """Padded items (B, T) -> rows (R, width) that hold several whole items back to back, and
+    pos (R, width), each token's position inside its item. A random batch of names is padded to
+    ~11 tokens for ~7 real ones; packed rows are ~90% real tokens, and compute is per token.
+
+    Rows are filled first-fit, longest item first. The slots left over at the end of a row hold
+    the boundary with position 0 and target IGNORE, so each is an empty item of its own."""
+    lengths = (Y != IGNORE).sum(1).cpu()
+    free, start = [], [0] * len(lengths)  # room left in each row; first slot of each item
+    n_of = lengths.tolist()
+    for i in sorted(range(len(n_of)), key=lambda i: -n_of[i]):
+        n = n_of[i]
+        row = next((r for r, room in enumerate(free) if room >= n), len(free))
+        if row == len(free):
+            free.append(width)
+        start[i] = row * width + width - free[row]
+        free[row] -= n
+    item = torch.repeat_interleave(torch.arange(len(lengths)), lengths)  # the item of each real token
+    offset = torch.arange(len(item)) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    slot = torch.repeat_interleave(torch.tensor(start), lengths) + offset
+    item, offset, slot = item.to(X.device), offset.to(X.device), slot.to(X.device)
+    Xp = torch.full((len(free) * width,), BOUNDARY, dtype=X.dtype, device=X.device)
+    Yp = torch.full_like(Xp, IGNORE)
+    pos = torch.zeros_like(Xp)
+    Xp[slot], Yp[slot], pos[slot] = X[item, offset], Y[item, offset], offset
+    return Xp.view(-1, width), Yp.view(-1, width), pos.view(-1, width)
+
+
 class Dataset:
     """Items, vocabulary and split of one input file, encoded once into tensors."""
 

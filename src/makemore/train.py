@@ -1,6 +1,7 @@
 """The training engine every model goes through.
 
-Batches are drawn from tensors encoded once (no per-item Python in the loop); the dev
+Batches are drawn from tensors encoded once (the loop's only per-item Python is packing a
+batch's items into rows, data.pack, for models that take packed rows); the dev
 loss is measured on the whole dev split; the best checkpoint by dev loss is kept as
 model.safetensors and the latest full state (optimizer, RNG, step) as last.safetensors.
 """
@@ -22,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import checkpoint
-from .data import BOUNDARY, IGNORE, Dataset
+from .data import BOUNDARY, IGNORE, Dataset, pack
 from .errors import MakemoreError
 from .evaluate import split_nll
 from .models import Model
@@ -50,8 +51,8 @@ class TrainConfig:
                               "(e.g. 0.999); evaluate and save it instead of the raw weights (0: off)")
     input_noise: float = option(0.0, "replace each context character of a training batch by a random character with "
                                      "this probability (data noising as smoothing, Xie et al. 2017; 0: off)")
-    sort_pool: int = option(1, "sequence models: draw this many batches of items at once, sort them by length and "
-                               "cut them into batches: 1.5x cheaper steps that learn less each (1: random batches)")
+    pack: bool = option(True, "models that support it (transformer): train on rows packed with several whole items "
+                              "each; the same loss as padded items, with much less padding")
 
     def validate(self) -> None:
         checks = [
@@ -67,7 +68,6 @@ class TrainConfig:
             (self.device in ("cpu", "cuda", "mps", "auto"), "--device must be cpu, cuda, mps or auto"),
             (self.threads >= 0, "--threads must be >= 0"),
             (self.grad_clip >= 0, "--grad-clip must be >= 0"),
-            (self.sort_pool >= 1, "--sort-pool must be >= 1"),
             (0 <= self.ema < 1, "--ema must be in [0, 1)"),
             (0 <= self.input_noise < 1, "--input-noise must be in [0, 1)"),
         ]
@@ -118,13 +118,11 @@ def make_optimizer(model: Model, cfg: TrainConfig, device: torch.device):
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type in ("cpu", "cuda"))
 
 
-def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor, per: float | None = None) -> torch.Tensor:
-    """Mean NLL per predicted character in the batch; padding targets are ignored. With `per`,
-    the summed NLL over that fixed count instead, so a character weighs the same in every batch."""
-    logits = model(X)
-    nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE,
-                          reduction="mean" if per is None else "sum")
-    return nll if per is None else nll / per
+def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean NLL per predicted character in the batch; padding targets are ignored. `pos` marks
+    packed rows (see data.pack) for models that take them."""
+    logits = model(X) if pos is None else model(X, pos)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE)
 
 
 @torch.no_grad()
@@ -169,13 +167,7 @@ class Trainer:
             # buffers too; BatchNorm statistics are then measured again before each evaluation
             self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # batch order
-        self.lengths = (self.Y != IGNORE).sum(1).cpu() if self.Y.dim() > 1 else None
-        # Sorted batches hold short or long items, so their character counts differ 3x; dividing each
-        # batch's summed NLL by the mean count keeps every character's weight equal, as the metric has it.
-        self.per = None
-        if self.lengths is not None and cfg.sort_pool > 1:
-            self.per = cfg.batch_size * float(self.lengths.double().mean())
-        self._pool = (None, [])  # (pool number, its batches of item indices)
+        self.packed = cfg.pack and model.packs
         self.step, self.best_dev, self.train_seconds, self.skipped = 0, math.inf, 0.0, 0
         if resume_from is not None:
             self._restore(resume_from)
@@ -261,11 +253,14 @@ class Trainer:
             lr = lr_at(cfg, self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            ix = self._batch_indices(n).to(self.device)
+            ix = torch.randint(0, n, (cfg.batch_size,), generator=self.gen).to(self.device)
             X, Y = self._trim(self.X[ix], self.Y[ix])
+            pos = None
+            if self.packed:
+                X, Y, pos = pack(X, Y, self.model.config.block_size)
             if cfg.input_noise:
                 X = self._noised(X)
-            loss_value = self._train_step(X, Y)
+            loss_value = self._train_step(X, Y, pos)
             self.step += 1
             self.train_seconds += time.perf_counter() - t0
             examples += int((Y != IGNORE).sum()) if Y.dim() > 1 else len(Y)
@@ -284,25 +279,6 @@ class Trainer:
         if cfg.max_steps == 0 or self.step == 0:  # closed-form model or nothing to train
             self._checkpoint_on_dev(bar)
 
-    def _batch_indices(self, n: int) -> torch.Tensor:
-        """Random training examples for this step. Items of a sequence model come from a pool of
-        sort_pool batches drawn at once and sorted by length: a random batch of names is padded to
-        ~11 tokens for ~7 real ones, a sorted one hardly at all, and compute is per token. The pool
-        is a function of (seed, step) alone, so a resumed run draws the same batches."""
-        cfg = self.cfg
-        if self.lengths is None or cfg.sort_pool == 1:
-            return torch.randint(0, n, (cfg.batch_size,), generator=self.gen)
-        number, batches = self._pool
-        if number != self.step // cfg.sort_pool:
-            number = self.step // cfg.sort_pool
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + number)
-            ix = torch.randint(0, n, (cfg.sort_pool * cfg.batch_size,), generator=gen)
-            ix = ix[torch.sort(self.lengths[ix], stable=True).indices]
-            order = torch.randperm(cfg.sort_pool, generator=gen)
-            batches = [ix.view(cfg.sort_pool, cfg.batch_size)[i] for i in order]
-            self._pool = (number, batches)
-        return batches[self.step % cfg.sort_pool]
-
     def _noised(self, X: torch.Tensor) -> torch.Tensor:
         """Data characters of the context (never the boundary, which marks where an item starts)
         swapped for uniformly random characters; the targets stay, so the model learns not to
@@ -320,20 +296,18 @@ class Trainer:
         T = int((Y != IGNORE).sum(1).max())
         return X[:, :T], Y[:, :T]
 
-    def _train_step(self, X: torch.Tensor, Y: torch.Tensor) -> float:
+    def _train_step(self, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None = None) -> float:
         """One optimizer step on a batch; a non-finite loss or gradient never reaches the weights."""
         self.optimizer.zero_grad(set_to_none=True)
         if self.cfg.manual_grad:
             loss = self.model.manual_grad(X, Y)  # fills p.grad by hand, no autograd (Part 4)
         else:
-            loss = batch_loss(self.model, X, Y, self.per)
+            loss = batch_loss(self.model, X, Y, pos)
             loss.backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
         max_norm = self.cfg.grad_clip or math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True).item()
         loss_value = loss.item()
-        if self.per is not None:  # report the batch's mean NLL per character, not the objective
-            loss_value *= self.per / int((Y != IGNORE).sum())
         if math.isfinite(loss_value) and math.isfinite(grad_norm):
             self.optimizer.step()
             if self.ema is not None:

@@ -158,6 +158,54 @@ def test_padding_is_masked_out_of_the_loss():
         assert abs(got - want) < 1e-5
 
 
+def test_packed_rows_give_each_item_its_own_logits():
+    """Items packed back to back in rows (with positions restarting per item) get exactly the
+    logits they get padded one per row: an item never attends to its row neighbours."""
+    from makemore.data import pack
+
+    model = small_model()
+    data = Dataset(["emma", "olivia", "ava", "isabella", "sophia", "mia", "charlotte", "amelia", "x", "evelyn"])
+    X, Y = data.sequences("train")
+    Xp, Yp, pos = pack(X, Y, 16)
+    assert len(Xp) < len(X)
+    padded, packed = model(X), model(Xp, pos)
+    row_of = {tuple(X[i, : int((Y[i] != -1).sum())].tolist()): i for i in range(len(X))}
+    diff, matched = 0.0, 0
+    for r in range(len(Xp)):
+        starts = (pos[r] == 0).nonzero().flatten().tolist() + [Xp.size(1)]
+        for a, b in zip(starts, starts[1:]):
+            if Yp[r, a] == -1:
+                continue  # a leftover slot
+            i = row_of[tuple(Xp[r, a:b].tolist())]
+            diff = max(diff, (packed[r, a:b] - padded[i, : b - a]).abs().max().item())
+            matched += 1
+    assert matched == len(X)
+    loss_packed = F.cross_entropy(packed[Yp != -1], Yp[Yp != -1]).item()
+    loss_padded = F.cross_entropy(padded[Y != -1], Y[Y != -1]).item()
+    print("max |packed - padded| logits", diff, "loss", loss_packed, loss_padded)
+    assert diff < 1e-12 and abs(loss_packed - loss_padded) < 1e-12
+
+
+def test_dropout_keeps_the_given_fraction_and_rescales():
+    from makemore.models.transformer import Dropout
+
+    drop = Dropout(0.2)
+    x = torch.ones(1000, 999, requires_grad=True)
+    torch.manual_seed(0)
+    y = drop(x)
+    y.sum().backward()
+    kept = y != 0
+    print("kept fraction", kept.float().mean().item())
+    assert abs(kept.float().mean().item() - 0.8) < 0.002
+    assert torch.allclose(y[kept], torch.tensor(1 / 0.8)) and torch.equal(x.grad, y.detach())
+    # the four 16-bit lanes of each 64-bit draw are independent: no lane keeps more than the others
+    lanes = kept.flatten()[: 4 * (kept.numel() // 4)].view(-1, 4).float().mean(0)
+    print("kept fraction per lane", lanes.tolist())
+    assert (lanes - 0.8).abs().max() < 0.004
+    drop.eval()
+    assert drop(x) is x
+
+
 def test_defaults_average_the_weights_and_preset_best_trains_longer(tmp_path, capsys):
     from makemore import checkpoint
     from conftest import run_cli

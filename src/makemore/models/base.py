@@ -36,10 +36,13 @@ class Model(nn.Module):
 
     context = "window":   forward(idx (B, block_size)) -> logits (B, V) for the next token.
     context = "sequence": forward(idx (B, T)) -> logits (B, T, V), one prediction per position.
+    packs = True: forward(idx, pos) also takes rows packed with several items (data.pack), pos
+    (B, T) being each token's position inside its item; items must not see each other.
     """
 
     Config = ModelConfig
     context = "window"
+    packs = False
     train_defaults: dict = {}  # this model's recommended recipe (overrides TrainConfig)
 
     def __init__(self, config: ModelConfig):

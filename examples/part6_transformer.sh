@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Part 6: the decoder-only Transformer at makemore.py's size (about 10 minutes of training). Golden output: golden/part6_transformer.txt
+# Part 6: the decoder-only Transformer at makemore.py's size (7-10 minutes of training on 2 cores). Golden output: golden/part6_transformer.txt
 # Usage: examples/part6_transformer.sh [RUN_DIR]   (trains into RUN_DIR unless it already holds a run)
 set -euo pipefail
 out=${1:-runs/examples/part6}

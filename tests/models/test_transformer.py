@@ -206,7 +206,7 @@ def test_dropout_keeps_the_given_fraction_and_rescales():
     assert drop(x) is x
 
 
-def test_defaults_average_the_weights_and_preset_best_trains_longer(tmp_path, capsys):
+def test_defaults_average_the_weights_and_preset_best_trains_longer_on_smaller_batches(tmp_path, capsys):
     from makemore import checkpoint
     from conftest import run_cli
 
@@ -214,6 +214,8 @@ def test_defaults_average_the_weights_and_preset_best_trains_longer(tmp_path, ca
                            "--max-steps", "2", "--eval-interval", "2")
     assert code == 0, err
     meta, _ = checkpoint.read(tmp_path / "r" / checkpoint.BEST)
-    assert (meta["config"]["n_embd"], meta["config"]["n_layer"], meta["config"]["dropout"]) == (64, 4, 0.2)
-    assert meta["train_config"]["ema"] == 0.9995 and meta["train_config"]["max_steps"] == 2  # the flag beat the preset
-    assert REGISTRY["transformer"].train_defaults["ema"] == 0.999
+    assert (meta["config"]["n_embd"], meta["config"]["n_layer"], meta["config"]["dropout"]) == (64, 4, 0.25)
+    assert meta["train_config"]["ema"] == 0.9995 and meta["train_config"]["batch_size"] == 64
+    assert meta["train_config"]["max_steps"] == 2  # the flag beat the preset
+    defaults = REGISTRY["transformer"].train_defaults
+    assert (defaults["ema"], defaults["batch_size"], defaults["max_steps"]) == (0.999, 128, 20000)

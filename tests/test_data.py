@@ -140,3 +140,9 @@ def test_pack_holds_every_item_once_with_its_positions():
     padded = float((Y[ix] != IGNORE).float().mean()) * Y.shape[1] / int((Y[ix] != IGNORE).sum(1).max())
     print(f"real tokens per slot: packed {fill:.3f}, padded to the batch's longest item {padded:.3f}")
     assert fill > 0.85 > padded
+
+
+def test_pack_refuses_an_item_longer_than_a_row():
+    X, Y = encode_sequences(["abcdefghij", "ab"], Vocab.from_items(["abcdefghij"]))
+    with pytest.raises(MakemoreError, match="sequence of 11 tokens is longer than block_size 8"):
+        pack(X, Y, 8)

@@ -144,6 +144,8 @@ def pack(X: torch.Tensor, Y: torch.Tensor, width: int):
     lengths = (Y != IGNORE).sum(1).cpu()
     free, start = [], [0] * len(lengths)  # room left in each row; first slot of each item
     n_of = lengths.tolist()
+    if max(n_of) > width:
+        raise MakemoreError(f"sequence of {max(n_of)} tokens is longer than block_size {width}")
     for i in sorted(range(len(n_of)), key=lambda i: -n_of[i]):
         n = n_of[i]
         row = next((r for r, room in enumerate(free) if room >= n), len(free))

@@ -144,8 +144,8 @@ class Transformer(Model):
     packs = True
     # Tuned on 2 CPU cores to fit 10 minutes of training; see docs/part6-transformer.md.
     # The average of the weights (ema) is what gets evaluated and saved; measured: test 1.9196 in 425 s,
-    # and 1.9272, 1.9235 with seeds 1, 2 (docs/part6-transformer.md, fourth pass). Batch 128: the fixed cost of a step (~3.5 ms of
-    # Python and dispatch) is shared by twice the items.
+    # and 1.9272, 1.9235 with seeds 1, 2 (docs/part6-transformer.md, fourth pass). Batch 128: the
+    # fixed cost of a step (~3.5 ms of Python and dispatch) is shared by twice the items.
     train_defaults = dict(max_steps=20000, batch_size=128, learning_rate=4e-3, weight_decay=0.1,
                           warmup_steps=300, min_lr_ratio=0.05, eval_interval=2000, ema=0.999)
     presets = {

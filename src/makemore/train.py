@@ -254,10 +254,11 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             ix = torch.randint(0, n, (cfg.batch_size,), generator=self.gen).to(self.device)
-            X, Y = self._trim(self.X[ix], self.Y[ix])
-            pos = None
-            if self.packed:
+            X, Y, pos = self.X[ix], self.Y[ix], None
+            if self.packed:  # packing drops the padding itself
                 X, Y, pos = pack(X, Y, self.model.config.block_size)
+            else:
+                X, Y = self._trim(X, Y)
             if cfg.input_noise:
                 X = self._noised(X)
             loss_value = self._train_step(X, Y, pos)

@@ -8,7 +8,7 @@ from makemore import checkpoint
 from makemore.data import Dataset, bundled_names, read_items
 from makemore.errors import MakemoreError
 from makemore.models import REGISTRY
-from makemore.train import TrainConfig, Trainer, lr_at
+from makemore.train import TrainConfig, Trainer, lr_at, make_optimizer
 
 
 def test_schedules():
@@ -22,10 +22,16 @@ def test_schedules():
     assert lr_at(TrainConfig(schedule="constant", warmup_steps=0, learning_rate=0.3), 5000) == 0.3
 
 
-@pytest.mark.parametrize("field, value", [("max_steps", -1), ("batch_size", 0), ("learning_rate", 0.0), ("optimizer", "adam"), ("schedule", "linear")])
+@pytest.mark.parametrize("field, value", [("max_steps", -1), ("batch_size", 0), ("learning_rate", 0.0), ("optimizer", "adam"), ("schedule", "linear"), ("beta2", 1.0)])
 def test_nonsense_config_is_rejected(field, value):
     with pytest.raises(MakemoreError, match=field.replace("_", "-")):
         TrainConfig(**{field: value}).validate()
+
+
+def test_beta2_reaches_adamw():
+    model = REGISTRY["mlp"](REGISTRY["mlp"].Config(vocab_size=27))
+    opt = make_optimizer(model, TrainConfig(beta2=0.99), torch.device("cpu"))
+    assert all(group["betas"] == (0.9, 0.99) for group in opt.param_groups)
 
 
 def _train(tmp_path, seed=1, steps=300, **overrides):

@@ -37,6 +37,7 @@ class TrainConfig:
     learning_rate: float = option(1e-3, "peak learning rate")
     optimizer: str = option("adamw", "adamw or sgd")
     weight_decay: float = option(0.01, "decoupled weight decay, applied to matrices only")
+    beta2: float = option(0.999, "AdamW's decay of the squared-gradient average (lower adapts faster)")
     schedule: str = option("cosine", "constant | step (the lectures: /10 halfway) | cosine (to min-lr-ratio)")
     warmup_steps: int = option(100, "linear warmup steps at the start")
     min_lr_ratio: float = option(0.01, "cosine schedule ends at learning-rate x this")
@@ -61,6 +62,7 @@ class TrainConfig:
             (self.learning_rate > 0 and math.isfinite(self.learning_rate), "--learning-rate must be a positive number"),
             (self.optimizer in ("adamw", "sgd"), "--optimizer must be adamw or sgd"),
             (self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (0 <= self.beta2 < 1, "--beta2 must be in [0, 1)"),
             (self.schedule in ("constant", "step", "cosine"), "--schedule must be constant, step or cosine"),
             (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
             (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
@@ -115,7 +117,7 @@ def make_optimizer(model: Model, cfg: TrainConfig, device: torch.device):
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type in ("cpu", "cuda"))
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, cfg.beta2), fused=device.type in ("cpu", "cuda"))
 
 
 def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:

@@ -218,4 +218,5 @@ def test_defaults_average_the_weights_and_preset_best_trains_longer_on_smaller_b
     assert meta["train_config"]["ema"] == 0.9995 and meta["train_config"]["batch_size"] == 64
     assert meta["train_config"]["max_steps"] == 2  # the flag beat the preset
     defaults = REGISTRY["transformer"].train_defaults
-    assert (defaults["ema"], defaults["batch_size"], defaults["max_steps"]) == (0.999, 128, 20000)
+    assert (defaults["ema"], defaults["batch_size"], defaults["max_steps"], defaults["beta2"]) == (0.999, 128, 22000, 0.99)
+    assert meta["train_config"]["beta2"] == 0.999 and meta["train_config"]["learning_rate"] == 3e-3

@@ -9,8 +9,9 @@ Three layers of the same idea:
 2. The fused forms: cross-entropy's backward in one expression (softmax minus one-hot,
    over n) and BatchNorm's backward in one expression (with the same n/(n-1) Bessel
    correction as the forward's variance).
-3. `manual_grad(model, X, Y)`: one training step's gradients for an MLPBN from the fused
-   forms, used by `makemore train --type mlp-bn --manual-grad` instead of loss.backward().
+The fused forms are also what `MLPBN.manual_grad` (models/mlp_bn.py) trains with under
+`makemore train --type mlp-bn --manual-grad`; `makemore gradcheck` (gradcheck.py) prints the
+tables. This module is pure tensor math: it imports nothing from the rest of makemore.
 """
 
 from __future__ import annotations
@@ -123,65 +124,7 @@ def batchnorm_backward(dhpreact: torch.Tensor, bngain: torch.Tensor, bnraw: torc
     return bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
 
 
-# --- 3. training with hand-written gradients ---------------------------------------------------
-@torch.no_grad()
-def manual_grad(model, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """One training step's loss, with p.grad of every MLPBN parameter filled by hand (no autograd).
-
-    The forward repeats MLPBN.forward's train-mode expressions operation for operation
-    (same mean/var calls, same running-statistics update), so the loss is bitwise the one
-    autograd's path sees; only the gradients come from the fused forms above.
-    Window models' targets never hold the padding value, so there is no ignore_index here.
-    """
-    c = model.config
-    C, W1, bngain, bnbias, W2, b2 = model.C, model.W1, model.bngain, model.bnbias, model.W2, model.b2
-    n = X.shape[0]
-    emb = C[X]
-    embcat = emb.view(n, -1)
-    hprebn = embcat @ W1
-    bnmean = hprebn.mean(0, keepdim=True)
-    bnvar = hprebn.var(0, keepdim=True, unbiased=True)
-    model.bnmean_running.mul_(1 - c.bn_momentum).add_(c.bn_momentum * bnmean)
-    model.bnvar_running.mul_(1 - c.bn_momentum).add_(c.bn_momentum * bnvar)
-    hpreact = bngain * (hprebn - bnmean) / torch.sqrt(bnvar + c.bn_eps) + bnbias  # the model's expression
-    h = torch.tanh(hpreact)
-    logits = h @ W2 + b2
-    loss = F.cross_entropy(logits, Y)
-
-    dlogits = cross_entropy_backward(logits, Y)
-    dh = dlogits @ W2.T
-    dhpreact = (1.0 - h**2) * dh
-    bnvar_inv = (bnvar + c.bn_eps) ** -0.5
-    bnraw = (hprebn - bnmean) * bnvar_inv
-    dhprebn = batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv)
-    grads = {
-        "W2": h.T @ dlogits,
-        "b2": dlogits.sum(0),
-        "bngain": (bnraw * dhpreact).sum(0, keepdim=True),
-        "bnbias": dhpreact.sum(0, keepdim=True),
-        "W1": embcat.T @ dhprebn,
-        "C": embedding_backward(C, X, (dhprebn @ W1.T).view(emb.shape)),
-    }
-    for name, param in model.named_parameters():
-        param.grad = grads[name]
-    return loss
-
-
 # --- the check against autograd ----------------------------------------------------------------
-def gradcheck_params(model, dtype: torch.dtype, seed: int) -> dict:
-    """mlp-bn's parameters in `dtype`, plus a b1; gains and biases moved off their 1 / 0 init
-    (as in the lecture) so that no gradient row can pass only because a factor was exactly 0 or 1."""
-    gen = torch.Generator().manual_seed(seed)
-    p = {name: getattr(model, name).detach().to(dtype).clone() for name in ("C", "W1", "bngain", "bnbias", "W2", "b2")}
-    H, V = p["W1"].shape[1], p["W2"].shape[1]
-    p["b1"] = torch.randn(H, generator=gen, dtype=dtype) * 0.1
-    p["bngain"] = p["bngain"] + torch.randn(1, H, generator=gen, dtype=dtype) * 0.1
-    p["bnbias"] = p["bnbias"] + torch.randn(1, H, generator=gen, dtype=dtype) * 0.1
-    p["W2"] = p["W2"] * 10  # 0.01 init -> 0.1: logits differ enough for a non-trivial softmax
-    p["b2"] = p["b2"] + torch.randn(V, generator=gen, dtype=dtype) * 0.1
-    return p
-
-
 def compare(p: dict, Xb: torch.Tensor, Yb: torch.Tensor, eps: float = 1e-5) -> tuple[list[dict], list[dict], dict]:
     """Rows (name, shape, exact, approx, maxdiff) for the 26 atomic gradients and the 2 fused ones."""
     leaves = {k: v.clone().requires_grad_(True) for k, v in p.items()}
@@ -205,24 +148,6 @@ def compare(p: dict, Xb: torch.Tensor, Yb: torch.Tensor, eps: float = 1e-5) -> t
                 "shape_ok": grad.shape == values[name].shape}
 
     return [row(n, mine[n]) for n in ORDER], [row(n, g) for n, g in fused.items()], mine
-
-
-def gradcheck(seed: int = 42, batch_size: int = 32, dtypes=(torch.float32, torch.float64)) -> dict:
-    """The gradcheck tables for an mlp-bn on a training batch of the bundled names."""
-    from .data import Dataset, bundled_names, read_items
-    from .models.mlp_bn import MLPBN
-
-    data = Dataset(read_items(bundled_names())[0])
-    X, Y = data.tensors("train", "window", 3)
-    gen = torch.Generator().manual_seed(seed)
-    ix = torch.randint(0, len(X), (batch_size,), generator=gen)
-    torch.manual_seed(seed)
-    model = MLPBN(MLPBN.Config(vocab_size=len(data.vocab)))
-    tables = {}
-    for dtype in dtypes:
-        atomic, fused, _ = compare(gradcheck_params(model, dtype, seed), X[ix], Y[ix], model.config.bn_eps)
-        tables[str(dtype).replace("torch.", "")] = {"atomic": atomic, "fused": fused}
-    return {"seed": seed, "batch_size": batch_size, "tables": tables}
 
 
 def format_table(rows: list[dict]) -> str:

@@ -9,21 +9,23 @@ rename over the old file, so a crash at any moment leaves the previous one intac
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_tensors_bytes
 
+from .config import TrainConfig
 from .data import Vocab
 from .errors import MakemoreError
 from .models import REGISTRY, Model
 
 FORMAT = "makemore-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: context_size / max_len for block_size, mlp-bn's BatchNorm a module (1 still loads)
 BEST = "model.safetensors"  # best dev loss so far: what eval/sample/score use
 LAST = "last.safetensors"  # latest step with optimizer and RNG state: what --resume uses
 
@@ -45,8 +47,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         raise MakemoreError(f"cannot write {path}: {e.strerror}; the previous file is left as it was") from None
 
 
-def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    sd = opt.state_dict()
+def _optimizer_to_tensors(sd: dict) -> tuple[dict, dict]:
     tensors, state_meta = {}, {}
     for idx, state in sd["state"].items():
         for name, value in state.items():
@@ -68,28 +69,58 @@ def _optimizer_from_tensors(tensors: dict, meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save(path: Path, model: Model, vocab: Vocab, info: dict, optimizer=None, rng: dict | None = None,
-         extra: dict | None = None) -> None:
-    """Write model (+ optimizer, RNG state and extra named tensors when given) and metadata to one file."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
+@dataclass
+class RunInfo:
+    """What a run is, written into each of its checkpoints."""
+
+    type: str
+    source: str  # the input file it was started from
+    max_item_len: int  # items longer than this were skipped
+    max_len: int  # longest item of the data, in characters
+    params: int
+    skipped_items: int
+
+
+@dataclass
+class Checkpoint:
+    """One checkpoint file's contents. The best checkpoint has no optimizer or RNG state."""
+
+    model: Model
+    vocab: Vocab
+    run: RunInfo
+    step: int = 0
+    best_dev: float = math.inf
+    train_seconds: float = 0.0
+    train_config: TrainConfig | None = None
+    optimizer: dict | None = None  # an optimizer's state_dict
+    rng: dict[str, torch.Tensor] = field(default_factory=dict)
+    ema: dict[str, torch.Tensor] = field(default_factory=dict)  # the weight average's state_dict
+
+
+def save(path: Path, ckpt: Checkpoint) -> None:
+    """Write a checkpoint atomically: tensors to safetensors, everything else to its JSON metadata."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in ckpt.model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ckpt.ema.items()})
+    tensors.update({f"rng.{k}": v for k, v in ckpt.rng.items()})
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "type": info["type"],
-        "config": asdict(model.config),
-        "vocab": list(vocab.chars),
-        **{k: v for k, v in info.items() if k != "type"},
+        **asdict(ckpt.run),
+        "config": asdict(ckpt.model.config),
+        "vocab": list(ckpt.vocab.chars),
+        "step": ckpt.step,
+        "best_dev": ckpt.best_dev,
+        "train_seconds": ckpt.train_seconds,
     }
-    if optimizer is not None:
-        opt_tensors, meta["optimizer"] = _optimizer_to_tensors(optimizer)
+    if ckpt.train_config is not None:
+        meta["train_config"] = asdict(ckpt.train_config)
+    if ckpt.optimizer is not None:
+        opt_tensors, meta["optimizer"] = _optimizer_to_tensors(ckpt.optimizer)
         tensors.update({k: v.cpu().contiguous() for k, v in opt_tensors.items()})
-    for name, state in (rng or {}).items():
-        tensors[f"rng.{name}"] = state
     atomic_write_bytes(path, save_tensors_bytes(tensors, metadata={"makemore": json.dumps(meta)}))
 
 
-def read(path: Path) -> tuple[dict, dict]:
+def _read(path: Path) -> tuple[dict, dict]:
     """(metadata, tensors) of a checkpoint, with every kind of damage reported in one line."""
     path = Path(path)
     if not path.is_file():
@@ -105,19 +136,22 @@ def read(path: Path) -> tuple[dict, dict]:
         assert meta["format"] == FORMAT
     except Exception:
         raise MakemoreError(f"{path} is not a makemore checkpoint") from None
-    if meta.get("version") != VERSION:
-        raise MakemoreError(f"{path} has checkpoint format version {meta.get('version')}; this makemore reads version {VERSION}")
+    if meta.get("version") not in (1, VERSION):
+        raise MakemoreError(f"{path} has checkpoint format version {meta.get('version')}; this makemore reads 1 to {VERSION}")
     if meta.get("type") not in REGISTRY:
         raise MakemoreError(f"{path} holds an unknown model type {meta.get('type')!r}")
     return meta, tensors
 
 
-def build_model(meta: dict, tensors: dict) -> Model:
+def _build_model(meta: dict, tensors: dict) -> Model:
     cls = REGISTRY[meta["type"]]
+    config = dict(meta["config"])
+    if meta["version"] == 1:
+        cls.upgrade(config, tensors)
     known = {f.name for f in fields(cls.Config)}
-    if set(meta["config"]) - known:
-        raise MakemoreError(f"checkpoint config has fields unknown to model {meta['type']!r}: {sorted(set(meta['config']) - known)}")
-    model = cls(cls.Config(**meta["config"]))
+    if set(config) - known:
+        raise MakemoreError(f"checkpoint config has fields unknown to model {meta['type']!r}: {sorted(set(config) - known)}")
+    model = cls(cls.Config(**config))
     state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(state, strict=True)
@@ -127,15 +161,21 @@ def build_model(meta: dict, tensors: dict) -> Model:
     return model
 
 
-def load(path: Path) -> tuple[Model, Vocab, dict, dict]:
-    """(model in eval mode, vocab, metadata, all tensors) from a checkpoint file."""
-    meta, tensors = read(path)
-    model = build_model(meta, tensors)
+def load(path: Path) -> Checkpoint:
+    """A checkpoint file's contents, the model in eval mode."""
+    meta, tensors = _read(path)
+    model = _build_model(meta, tensors)
     model.eval()
-    return model, Vocab(tuple(meta["vocab"])), meta, tensors
-
-
-def optimizer_state(meta: dict, tensors: dict) -> dict:
-    if "optimizer" not in meta:
-        raise MakemoreError("checkpoint has no optimizer state; it cannot be resumed")
-    return _optimizer_from_tensors(tensors, meta["optimizer"])
+    run = RunInfo(**{f.name: meta.get(f.name, 0) for f in fields(RunInfo)})
+    return Checkpoint(
+        model=model,
+        vocab=Vocab(tuple(meta["vocab"])),
+        run=run,
+        step=meta["step"],
+        best_dev=meta.get("best_dev", math.inf),
+        train_seconds=meta.get("train_seconds", 0.0),
+        train_config=TrainConfig(**meta["train_config"]) if "train_config" in meta else None,
+        optimizer=_optimizer_from_tensors(tensors, meta["optimizer"]) if "optimizer" in meta else None,
+        rng={k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")},
+        ema={k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")},
+    )

@@ -13,6 +13,7 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from .config import flag
 from .errors import MakemoreError
 
 DEFAULT_TYPE = "mlp"
@@ -27,17 +28,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _add_dataclass_flags(group, cls, defaults: dict, short: dict | None = None) -> None:
     """One flag per dataclass field, with the field's type, help and (recipe) default."""
     for f in fields(cls):
         if f.name == "vocab_size":
             continue  # always from the data
-        names = ([short[f.name]] if short and f.name in short else []) + [_flag(f.name)]
+        names = ([short[f.name]] if short and f.name in short else []) + [flag(f.name)]
         default = defaults.get(f.name, f.default if f.default is not MISSING else None)
+        if f.metadata.get("from_data"):
+            default = "measured on the data"
         kind = {"int": int, "float": float, "str": str, "bool": bool}.get(f.type, f.type)
         if kind is bool:
             group.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
@@ -56,68 +55,76 @@ TRAIN_SHORT = {"batch_size": "-b", "learning_rate": "-l"}
 
 
 def _train_parser(model_type: str) -> argparse.ArgumentParser:
+    from .config import TrainConfig
     from .models import REGISTRY
-    from .train import TrainConfig
 
     cls = REGISTRY[model_type]
     p = _Parser(prog="makemore train", description="Train a model on a file of items (one per line) and write a run directory.",
                 epilog=f"Model options depend on --type; `makemore train --type NAME --help` lists them. {EPILOG_METRIC}")
     p.add_argument("-i", "--input-file", help="UTF-8 text file, one item per line (default: the bundled names.txt)")
     p.add_argument("-o", "--work-dir", help="run directory to create (default: runs/TYPE-DATE-TIME, printed)")
-    p.add_argument("--type", default=DEFAULT_TYPE, choices=list(REGISTRY), help=f"model type (default: {DEFAULT_TYPE})")
+    p.add_argument("--type", choices=list(REGISTRY), help=f"model type (default: {DEFAULT_TYPE})")
     p.add_argument("--resume", action="store_true", help="continue the run in --work-dir from its last checkpoint")
     p.add_argument("--max-item-len", type=int, default=None, help="skip items longer than this, with a count (default: 1000)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    presets = ", ".join(getattr(cls, "presets", {})) or "none"
+    presets = ", ".join(cls.presets) or "none"
     p.add_argument("--preset", help=f"a named recipe of this model (training and model options); explicit flags still win (presets: {presets})")
     _add_dataclass_flags(p.add_argument_group("training (defaults are this model's recipe)"), TrainConfig, cls.train_defaults, TRAIN_SHORT)
     _add_dataclass_flags(p.add_argument_group(f"model: {model_type}"), cls.Config, {})
     return p
 
 
-def _peek_type(argv: list[str]) -> str:
+def _peek_type(argv: list[str]) -> str | None:
+    """The --type given (None: not given), before the full parser, whose flags depend on it."""
     from .models import REGISTRY
 
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--type", default=DEFAULT_TYPE)
+    pre.add_argument("--type")
     known, _ = pre.parse_known_args(argv)
-    if known.type not in REGISTRY:
+    if known.type is not None and known.type not in REGISTRY:
         raise MakemoreError(f"unknown --type {known.type!r} (choose from {', '.join(REGISTRY)})")
     return known.type
 
 
 def _given(args, cls) -> dict:
-    return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+    given = vars(args)
+    return {f.name: given[f.name] for f in fields(cls) if given.get(f.name) is not None}
 
 
 def _preset(cls, name: str | None) -> dict:
     """The model's named recipe: a dict of TrainConfig and model Config overrides."""
-    presets = getattr(cls, "presets", {})
-    if name is not None and name not in presets:
-        raise MakemoreError(f"this model type has no preset {name!r} (presets: {', '.join(presets) or 'none'})")
-    return presets.get(name, {})
+    if name is not None and name not in cls.presets:
+        raise MakemoreError(f"this model type has no preset {name!r} (presets: {', '.join(cls.presets) or 'none'})")
+    return cls.presets.get(name, {})
+
+
+RENAMED = {"--block-size": "--block-size is now --context-size (window models) or --max-len (sequence models, "
+                            "measured on the data by default)"}
 
 
 def cmd_train(argv: list[str]) -> int:
     from . import runs
-    from .models import REGISTRY
-    from .train import TrainConfig
+    from .config import TrainConfig
+    from .models import REGISTRY, split_recipe
 
-    args = _train_parser(_peek_type(argv)).parse_args(argv)
-    cls = REGISTRY[args.type]
+    for old, message in RENAMED.items():
+        if any(a == old or a.startswith(old + "=") for a in argv):
+            raise MakemoreError(message)
+    given_type = _peek_type(argv)
+    args = _train_parser(given_type or DEFAULT_TYPE).parse_args(argv)
+    cls = REGISTRY[args.type or DEFAULT_TYPE]
     train_flags, model_flags = _given(args, TrainConfig), _given(args, cls.Config)
     if args.resume:
         if not args.work_dir:
             raise MakemoreError("--resume needs -o/--work-dir of the run to continue")
-        if args.input_file or model_flags or args.preset or "--type" in " ".join(argv):
+        if args.input_file or model_flags or args.preset or given_type is not None:
             raise MakemoreError("--resume continues a run with its own data, type and model config; pass only training flags such as --max-steps")
         result = runs.resume(Path(args.work_dir), train_flags, progress=not args.quiet)
     else:
-        preset = _preset(cls, args.preset)
-        train_keys = {f.name for f in fields(TrainConfig)}
-        model_flags = {**{k: v for k, v in preset.items() if k not in train_keys}, **model_flags}
-        cfg = TrainConfig(**{**cls.train_defaults, **{k: v for k, v in preset.items() if k in train_keys}, **train_flags})
-        result = runs.start(args.type, model_flags, cfg, args.input_file, args.work_dir, args.max_item_len, progress=not args.quiet)
+        preset_train, preset_model = split_recipe(cls, _preset(cls, args.preset))
+        cfg = TrainConfig(**{**cls.train_defaults, **preset_train, **train_flags})
+        result = runs.start(args.type or DEFAULT_TYPE, {**preset_model, **model_flags}, cfg, args.input_file, args.work_dir,
+                            args.max_item_len, progress=not args.quiet)
     print(result)
     return 0
 
@@ -153,6 +160,7 @@ def _positive(kind):
 
 def cmd_sample(argv: list[str]) -> int:
     from . import runs
+    from .sample import Sampling
 
     p = _Parser(prog="makemore sample", description="Sample new items from a trained run; each is marked train / dev / test / new.")
     _data_args(p)
@@ -168,7 +176,8 @@ def cmd_sample(argv: list[str]) -> int:
     if args.top_p is not None and args.top_p > 1:
         p.error("--top-p must be in (0, 1]")
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little") >> 1
-    samples = runs.sample(Path(args.work_dir), args.num_samples, seed, args.temperature, args.top_k, args.top_p, args.prefix, args.new_only)
+    how = Sampling(args.temperature, args.top_k, args.top_p, args.prefix)
+    samples = runs.sample(Path(args.work_dir), args.num_samples, seed, how, args.new_only)
     if args.seed is None and not args.json:
         print(f"(seed {seed}; pass --seed {seed} to repeat)", file=sys.stderr)
     if args.json:
@@ -225,7 +234,8 @@ def cmd_diagnose(argv: list[str]) -> int:
 def cmd_gradcheck(argv: list[str]) -> int:
     import torch
 
-    from .backprop import format_table, gradcheck
+    from .backprop import format_table
+    from .gradcheck import gradcheck
 
     p = _Parser(prog="makemore gradcheck", description="Part 4: mlp-bn's hand-written backward pass (26 gradients, and the fused "
                 "cross-entropy and BatchNorm forms) against autograd, in float32 and float64.")

@@ -119,19 +119,19 @@ def encode_sequences(items: list[str], vocab: Vocab, length: int | None = None):
     return X, Y
 
 
-def windows_of(X: torch.Tensor, block_size: int) -> torch.Tensor:
-    """(B, T) token rows -> (B, T, block_size): the block_size tokens ending at each position.
+def windows_of(X: torch.Tensor, context_size: int) -> torch.Tensor:
+    """(B, T) token rows -> (B, T, context_size): the context_size tokens ending at each position.
 
     Before the start of an item the context is boundary tokens, as in the lectures' `[0] * block_size`.
     """
-    padded = F.pad(X, (block_size - 1, 0), value=BOUNDARY)
-    return padded.unfold(1, block_size, 1)
+    padded = F.pad(X, (context_size - 1, 0), value=BOUNDARY)
+    return padded.unfold(1, context_size, 1)
 
 
-def encode_windows(X: torch.Tensor, Y: torch.Tensor, block_size: int):
+def encode_windows(X: torch.Tensor, Y: torch.Tensor, context_size: int):
     """One (context, target) example per predicted character; padding positions dropped."""
     keep = Y != IGNORE
-    return windows_of(X, block_size)[keep].contiguous(), Y[keep].contiguous()
+    return windows_of(X, context_size)[keep].contiguous(), Y[keep].contiguous()
 
 
 def pack(X: torch.Tensor, Y: torch.Tensor, width: int):
@@ -145,7 +145,7 @@ def pack(X: torch.Tensor, Y: torch.Tensor, width: int):
     free, start = [], [0] * len(lengths)  # room left in each row; first slot of each item
     n_of = lengths.tolist()
     if max(n_of) > width:
-        raise MakemoreError(f"sequence of {max(n_of)} tokens is longer than block_size {width}")
+        raise MakemoreError(f"an item of {max(n_of)} tokens does not fit a packed row of {width}")
     for i in sorted(range(len(n_of)), key=lambda i: -n_of[i]):
         n = n_of[i]
         row = next((r for r, room in enumerate(free) if room >= n), len(free))
@@ -182,18 +182,17 @@ class Dataset:
         self._cache = {}
 
     def sequences(self, split: str):
+        """Items padded to the longest item of the file: (X, Y), each (items, max_len + 1)."""
         key = (split, "seq")
         if key not in self._cache:
             self._cache[key] = encode_sequences(self.splits[split], self.vocab, self.max_len + 1)
         return self._cache[key]
 
-    def tensors(self, split: str, context: str, block_size: int):
-        """The split as the model needs it: windows (N, block_size) or padded sequences (B, T)."""
-        if context == "sequence":
-            return self.sequences(split)
-        key = (split, "win", block_size)
+    def windows(self, split: str, context_size: int):
+        """One (context, target) example per predicted character: (X (N, context_size), Y (N,))."""
+        key = (split, "win", context_size)
         if key not in self._cache:
-            self._cache[key] = encode_windows(*self.sequences(split), block_size)
+            self._cache[key] = encode_windows(*self.sequences(split), context_size)
         return self._cache[key]
 
     def membership(self, item: str) -> str:

@@ -16,14 +16,11 @@ Writes PNGs and diagnostics.json (the numbers behind every plot) to DIR/diagnost
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
+from dataclasses import asdict
 import json
 import math
-import tempfile
 import time
-from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -31,9 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
+from .config import TrainConfig
 from .errors import MakemoreError
 from .plots import plt
-from .train import TrainConfig, Trainer, set_threads
+from .store import RunStore
+from .train import Hook, Trainer, set_threads
 
 SATURATED = 0.97  # |tanh| above this: the local gradient 1 - t^2 is < 6% of its maximum
 REFERENCE_UPDATE = -3.0  # the lecture's rule of thumb for log10(update / data)
@@ -112,22 +111,28 @@ def init_loss(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> float:
         return F.cross_entropy(probe_model(X), Y).item()
 
 
+class LossLog(Hook):
+    """The training loss of every step."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+
+    def on_step(self, trainer: Trainer) -> None:
+        self.losses.append(trainer.loss)
+
+
 def replay(model_cls, config, data, recipe: TrainConfig) -> tuple[dict, Probe]:
     """Train a fresh model for recipe.max_steps through the shared Trainer, watching it."""
     torch.manual_seed(recipe.seed)
     model = model_cls(config)
-    X, Y = _batch(*data.tensors("train", model.context, config.block_size), 4096, recipe.seed)
+    X, Y = _batch(*model.split_tensors(data, "train"), 4096, recipe.seed)
     first = init_loss(model, X, Y)
-    probe = Probe(model)
-    with tempfile.TemporaryDirectory(prefix="makemore-diagnose-") as tmp:
-        trainer = Trainer(model, data, recipe, Path(tmp), {"type": "diagnose", "params": model.num_params()})
-        probe.attach(trainer.optimizer)
-        with contextlib.redirect_stderr(io.StringIO()):  # the Trainer's per-eval lines are not ours to print
-            trainer.run(progress=False)
-        losses = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
-    last = [r["loss"] for r in losses if "loss" in r]
+    probe, log = Probe(model), LossLog()
+    trainer = Trainer(model, data, recipe, hooks=[log])
+    probe.attach(trainer.optimizer)
+    trainer.run()
     final = measure(model, X, Y)  # histograms from 4096 examples, not one noisy batch of 32
-    return {"init_loss": first, "final_batch_loss": last[-1] if last else None,
+    return {"init_loss": first, "final_batch_loss": log.losses[-1] if log.losses else None,
             "layers": final.layer_stats(), "weights": final.weight_stats(), "update_ratio": probe.update_ratios}, final
 
 
@@ -139,18 +144,6 @@ def measure(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> Probe:
     probe.weight_grads = {n: p.grad.detach() for n, p in probe.weights.items()}
     probe._before = {n: p.detach() for n, p in probe.weights.items()}
     return probe
-
-
-def variants_of(config) -> list[tuple[str, object]]:
-    """The run's own config, then (for the deep net) with/without BatchNorm and bad init gains."""
-    names = {f.name for f in fields(config)}
-    if not {"norm", "init_gain"} <= names:
-        return [("run config", config)]
-    out = [(f"run: {config.norm}, gain {config.init_gain:.3g}", config)]
-    for norm, gain in (("batchnorm", 5 / 3), ("none", 5 / 3), ("none", 1.0), ("none", 5.0), ("batchnorm", 5.0)):
-        if (norm, round(gain, 6)) != (config.norm, round(config.init_gain, 6)):
-            out.append((f"{norm}, gain {gain:.3g}", replace(config, norm=norm, init_gain=gain)))
-    return out
 
 
 # --- plots: one idea each --------------------------------------------------------------------------
@@ -262,39 +255,38 @@ def plot_variant_updates(results: dict, path: Path) -> None:
 # --- the command -----------------------------------------------------------------------------------
 def diagnose(run_dir: Path, out_dir: Path | None = None, steps: int = 1000, batch_size: int = 32,
              learning_rate: float = 0.1, seed: int = 42) -> dict:
-    from .runs import _dataset, load
-
     if steps < 1 or batch_size < 1 or not learning_rate > 0:
         raise MakemoreError("--steps, --batch-size and --learning-rate must be positive")
     t0 = time.perf_counter()
-    model, vocab, meta, _ = load(Path(run_dir))
-    cls = type(model)
+    store = RunStore.open(run_dir)
+    best = store.load_best()
+    model, cls = best.model, type(best.model)
     if not any(isinstance(m, nn.Tanh) for m in model.modules()):
-        raise MakemoreError(f"model type {meta['type']!r} has no tanh layers to diagnose (try mlp-bn or mlp-bn-deep)")
+        raise MakemoreError(f"model type {best.run.type!r} has no tanh layers to diagnose (try mlp-bn or mlp-bn-deep)")
     out_dir = Path(out_dir) if out_dir else Path(run_dir) / "diagnostics"
     out_dir.mkdir(parents=True, exist_ok=True)
     set_threads(0)
-    data = _dataset(Path(run_dir), meta)
+    data = store.dataset()
     recipe = TrainConfig(max_steps=steps, batch_size=batch_size, learning_rate=learning_rate, optimizer="sgd",
                          weight_decay=0.0, schedule="constant", warmup_steps=0, eval_interval=steps, seed=seed, device="cpu")
 
     results, probes = {}, {}
-    for name, config in variants_of(model.config):
+    for name, config in model.diagnostic_variants():
         results[name], probes[name] = replay(cls, config, data, recipe)
     main_name = next(iter(results))
     main, probe = results[main_name], probes[main_name]
-    X, Y = _batch(*data.tensors("train", model.context, model.config.block_size), 4096, seed)
+    X, Y = _batch(*model.split_tensors(data, "train"), 4096, seed)
     trained_probe = measure(model, X, Y)
     trained = trained_probe.layer_stats()
 
-    expected = math.log(len(vocab))
+    expected = math.log(len(best.vocab))
     plots = {
         "init_loss.png": lambda p: plot_init_loss(results, expected, p),
         "activations.png": lambda p: plot_tanh(probe.acts, main["layers"], f"tanh activations after {steps} replay steps", p),
         "gradients.png": lambda p: plot_tanh_grads(probe.grads, main["layers"], p),
         "weight_gradients.png": lambda p: plot_weight_grads(probe.weight_grads, main["weights"], p),
         "update_ratio.png": lambda p: plot_update_ratio(main["update_ratio"], p),
-        "trained_activations.png": lambda p: plot_tanh(trained_probe.acts, trained, f"tanh activations at the run's trained weights (step {meta['step']})", p),
+        "trained_activations.png": lambda p: plot_tanh(trained_probe.acts, trained, f"tanh activations at the run's trained weights (step {best.step})", p),
     }
     if len(results) > 1:
         plots["variants_saturation.png"] = lambda p: plot_variant_layers(
@@ -307,9 +299,9 @@ def diagnose(run_dir: Path, out_dir: Path | None = None, steps: int = 1000, batc
     for filename, draw in plots.items():
         draw(out_dir / filename)
 
-    report = {"run": str(run_dir), "type": meta["type"], "config": meta["config"], "expected_init_loss": expected,
+    report = {"run": str(run_dir), "type": best.run.type, "config": asdict(model.config), "expected_init_loss": expected,
               "recipe": {"optimizer": "sgd", "learning_rate": learning_rate, "batch_size": batch_size, "steps": steps, "seed": seed},
-              "saturation_threshold": SATURATED, "variants": results, "trained": {"step": meta["step"], "layers": trained},
+              "saturation_threshold": SATURATED, "variants": results, "trained": {"step": best.step, "layers": trained},
               "plots": list(plots), "seconds": round(time.perf_counter() - t0, 2)}
     checkpoint.atomic_write_bytes(out_dir / "diagnostics.json", json.dumps(report, indent=1).encode("utf-8"))
     report["out_dir"] = str(out_dir)

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .data import IGNORE, Vocab, encode_sequences, windows_of
+from .data import IGNORE, Vocab, encode_sequences
 from .errors import MakemoreError
 from .models import Model
 
@@ -35,24 +35,14 @@ def split_nll(model: Model, X: torch.Tensor, Y: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def sequence_logits(model: Model, X: torch.Tensor) -> torch.Tensor:
-    """Logits (B, T, V) at every position of padded rows, whatever the model's context kind."""
-    if model.context == "sequence":
-        return model(X)
-    B, T = X.shape
-    windows = windows_of(X, model.config.block_size).reshape(B * T, -1)
-    return model(windows).view(B, T, -1)
-
-
-@torch.no_grad()
 def score_items(model: Model, vocab: Vocab, items: list[str]) -> list[dict]:
     """Per-character NLL of each item (its characters, then the end token)."""
     model.eval()
-    length = None if model.context == "window" else model.config.block_size
-    if length is not None and max(len(s) for s in items) + 1 > length:
-        raise MakemoreError(f"items longer than {length - 1} characters cannot be scored by this model")
-    X, Y = encode_sequences(items, vocab, length)
-    logp = F.log_softmax(sequence_logits(model, X.to(model.device)).float(), dim=-1).cpu()
+    limit = model.length_limit
+    if limit is not None and max(len(s) for s in items) > limit:
+        raise MakemoreError(f"items longer than {limit} characters cannot be scored by this model")
+    X, Y = encode_sequences(items, vocab, None if limit is None else limit + 1)
+    logp = F.log_softmax(model.sequence_logits(X.to(model.device)).float(), dim=-1).cpu()
     results = []
     for i, item in enumerate(items):
         n = len(item) + 1

@@ -61,14 +61,12 @@ def _batch(model_type: str, batch_size: int, seed: int):
 
     cls = REGISTRY[model_type]
     data = Dataset(read_items(bundled_names())[0])
-    config = cls.Config(vocab_size=len(data.vocab))
-    if cls.context == "sequence":
-        config.block_size = data.max_len + 1  # as `makemore train` does: the whole item fits
+    config = cls.config_for(data)  # as `makemore train` builds it
     torch.manual_seed(seed)
     model = cls(config).train()
     if model.num_params() == 0:
         raise MakemoreError(f"--type {model_type} has no parameters (it is trained by counting): there is no gradient code")
-    X, Y = data.tensors("train", cls.context, config.block_size)
+    X, Y = model.split_tensors(data, "train")
     ix = torch.randint(0, len(X), (batch_size,), generator=torch.Generator().manual_seed(seed))
     return model, X[ix], Y[ix]
 
@@ -88,7 +86,7 @@ def grad_fn_dump(loss: torch.Tensor, model) -> str:
             return
         seen[fn] = len(seen)
         label = f"{pad}{type(fn).__name__} #{seen[fn]}"
-        if hasattr(fn, "variable"):  # AccumulateGrad: the end of the chain, a parameter's .grad
+        if type(fn).__name__ == "AccumulateGrad":  # the end of the chain: a parameter's .grad
             label += f" -> {names.get(id(fn.variable), '?')}.grad {tuple(fn.variable.shape)}"
         saved = [f"{a[len('_saved_'):]} {tuple(getattr(fn, a).shape)}" for a in dir(fn)
                  if a.startswith("_saved_") and isinstance(getattr(fn, a, None), torch.Tensor)]

@@ -1,50 +1,30 @@
-"""A run directory: what `train` writes and what eval / sample / score read.
+"""What the commands do with a run: start or resume training, evaluate, sample, score.
 
-    DIR/input.txt          the items trained on (a copy: the run is self-contained)
-    DIR/model.safetensors  best-dev checkpoint (weights, config, vocab)
-    DIR/last.safetensors   latest state for --resume (adds optimizer and RNG state)
-    DIR/metrics.jsonl      train loss every 100 steps, dev loss at each evaluation
-    DIR/loss.png           the loss curve
+The files of a run directory are the run store's (store.py); the loop is train.py's.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from . import checkpoint
-from .data import DEFAULT_MAX_ITEM_LEN, Dataset, Vocab, bundled_names, read_items
+from .checkpoint import RunInfo
+from .config import TrainConfig
+from .data import DEFAULT_MAX_ITEM_LEN, Dataset, bundled_names, read_items
 from .errors import MakemoreError
 from .evaluate import score_items, split_nll
 from .models import REGISTRY
-from .plots import plot_loss
-from .sample import generate
-from .train import TrainConfig, Trainer, set_threads
-
-INPUT = "input.txt"
-RUN_FILES = (checkpoint.BEST, checkpoint.LAST, "metrics.jsonl", INPUT)
-
-
-def _prepare_dir(work_dir: str | None, model_type: str) -> Path:
-    run_dir = Path(work_dir) if work_dir else Path("runs") / f"{model_type}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if run_dir.exists() and not run_dir.is_dir():
-        raise MakemoreError(f"run directory {run_dir} exists and is not a directory")
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if existing:
-        raise MakemoreError(f"{run_dir} already holds a run ({existing[0]}); use --resume to continue it or choose another -o")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MakemoreError(f"cannot create run directory {run_dir}: {e.strerror}") from None
-    return run_dir
+from .sample import Sampling, generate
+from .store import RunStore
+from .train import Checkpoints, MetricsLog, NonFiniteLoss, ProgressBar, StopOnSignal, Trainer, set_threads
 
 
 def start(model_type: str, model_flags: dict, cfg: TrainConfig, input_file: str | None, work_dir: str | None,
           max_item_len: int | None, progress: bool = True) -> str:
+    """A new run: everything is checked against the data before the run directory is written."""
     cls = REGISTRY[model_type]
     cfg.validate()
     max_item_len = DEFAULT_MAX_ITEM_LEN if max_item_len is None else max_item_len
@@ -53,82 +33,72 @@ def start(model_type: str, model_flags: dict, cfg: TrainConfig, input_file: str 
     source = Path(input_file) if input_file else bundled_names()
     items, skipped = read_items(source, max_item_len)
     data = Dataset(items)
-    config = cls.Config(**{**model_flags, "vocab_size": len(data.vocab)})
-    if cls.context == "sequence" and "block_size" not in model_flags:
-        config.block_size = data.max_len + 1  # the whole item fits: <b> c1 .. cn
-    problems = config.validate()
-    if problems:
-        raise MakemoreError("; ".join(problems))
-    run_dir = _prepare_dir(work_dir, model_type)
-    print(f"run directory: {run_dir}", file=sys.stderr)
-    if skipped:
-        print(f"skipped {skipped} items longer than {max_item_len} characters", file=sys.stderr)
-    checkpoint.atomic_write_bytes(run_dir / INPUT, ("\n".join(items) + "\n").encode("utf-8"))
+    config = cls.config_for(data, **model_flags)
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = cls(config)
-    info = {"type": model_type, "max_item_len": max_item_len, "max_len": data.max_len, "source": str(source),
-            "params": model.num_params(), "skipped_items": skipped}
+    run = RunInfo(type=model_type, source=str(source), max_item_len=max_item_len, max_len=data.max_len,
+                  params=model.num_params(), skipped_items=skipped)
+    store = RunStore.create(work_dir, model_type, items, data.vocab, run)
+    print(f"run directory: {store.dir}", file=sys.stderr)
+    if skipped:
+        print(f"skipped {skipped} items longer than {max_item_len} characters", file=sys.stderr)
     print(f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; "
           f"{len(data.splits['train'])}/{len(data.splits['dev'])}/{len(data.splits['test'])} items train/dev/test", file=sys.stderr)
-    return _train(Trainer(model, data, cfg, run_dir, info), progress)
+    return _train(store, Trainer(model, data, cfg), progress)
 
 
 def resume(run_dir: Path, train_flags: dict, progress: bool = True) -> str:
-    meta, tensors = checkpoint.read(run_dir / checkpoint.LAST)
-    model = checkpoint.build_model(meta, tensors)
-    cfg = replace(TrainConfig(**meta["train_config"]), **train_flags)
+    store = RunStore.open(run_dir)
+    last = store.load_last()
+    cfg = replace(last.train_config, **train_flags)
     cfg.validate()
-    data = _dataset(run_dir, meta)
     set_threads(cfg.threads)
-    info = {k: meta[k] for k in ("type", "max_item_len", "max_len", "source", "params", "skipped_items")}
-    for stale in run_dir.glob(".*.tmp"):  # temp files of a save that a crash cut short
-        stale.unlink()
-    trainer = Trainer(model, data, cfg, run_dir, info, resume_from={"meta": meta, "tensors": tensors})
+    trainer = Trainer(last.model, store.dataset(), cfg)
+    trainer.restore(last.optimizer, last.rng, last.ema, last.step, last.train_seconds)
     print(f"resuming {run_dir} at step {trainer.step} of {cfg.max_steps}", file=sys.stderr)
-    return _train(trainer, progress)
+    return _train(store, trainer, progress, best_dev=last.best_dev)
 
 
-def _train(trainer: Trainer, progress: bool) -> str:
-    trainer.run(progress)
-    plot_loss(trainer.run_dir / "metrics.jsonl", trainer.run_dir / "loss.png")
-    report = evaluate(trainer.run_dir)
+def _train(store: RunStore, trainer: Trainer, progress: bool, best_dev: float = float("inf")) -> str:
+    checkpoints = Checkpoints(store, best_dev)
+    trainer.hooks = [MetricsLog(store), checkpoints, ProgressBar(checkpoints, progress), StopOnSignal()]
+    try:
+        trainer.run()
+    except NonFiniteLoss as e:
+        raise MakemoreError(f"{e}, the last good checkpoint is kept in {store.dir} (--skip-nonfinite skips such steps)") from None
+    if trainer.stop_reason is not None:
+        raise MakemoreError(
+            f"interrupted by {trainer.stop_reason} at step {trainer.step}; state saved to {store.dir / 'last.safetensors'}. "
+            f"Resume with: makemore train -o {store.dir} --resume"
+        )
+    store.plot()
+    report = evaluate(store.dir)
     return (f"{report['type']}: train {report['train']:.4f}  dev {report['dev']:.4f}  test {report['test']:.4f} "
-            f"(best step {report['step']}, {trainer.train_seconds:.1f}s training) -> {trainer.run_dir}")
-
-
-def _dataset(run_dir: Path, meta: dict) -> Dataset:
-    items, _ = read_items(run_dir / INPUT, meta["max_item_len"])
-    return Dataset(items, vocab=Vocab(tuple(meta["vocab"])))
-
-
-def load(run_dir: Path):
-    if not run_dir.is_dir():
-        raise MakemoreError(f"run directory not found: {run_dir}")
-    return checkpoint.load(run_dir / checkpoint.BEST)
+            f"(best step {report['step']}, {trainer.train_seconds:.1f}s training) -> {store.dir}")
 
 
 def evaluate(run_dir: Path) -> dict:
-    model, vocab, meta, _ = load(run_dir)
-    data = _dataset(run_dir, meta)
-    report = {}
-    for split in ("train", "dev", "test"):
-        X, Y = data.tensors(split, model.context, model.config.block_size)
-        report[split] = split_nll(model, X, Y)
-    return {**report, "type": meta["type"], "step": meta["step"], "params": model.num_params()}
+    store = RunStore.open(run_dir)
+    best = store.load_best()
+    data = store.dataset()
+    report = {split: split_nll(best.model, *best.model.split_tensors(data, split)) for split in ("train", "dev", "test")}
+    return {**report, "type": best.run.type, "step": best.step, "params": best.model.num_params()}
 
 
-def sample(run_dir: Path, n: int, seed: int, temperature: float, top_k, top_p, prefix: str, new_only: bool) -> list[tuple[str, str]]:
-    model, vocab, meta, _ = load(run_dir)
-    data = _dataset(run_dir, meta)
-    vocab.encode(prefix)  # unknown characters in the prefix: one clear error
-    limit = 2 * meta["max_len"] if model.context == "window" else model.config.block_size - 1
-    if len(prefix) > limit:
+def sample(run_dir: Path, n: int, seed: int, how: Sampling, new_only: bool) -> list[tuple[str, str]]:
+    """n items, each with the split it appears in ('new' for none); new_only keeps only new ones."""
+    store = RunStore.open(run_dir)
+    best = store.load_best()
+    data = store.dataset()
+    best.vocab.encode(how.prefix)  # unknown characters in the prefix: one clear error
+    limit = best.model.max_sample_len(best.run.max_len)
+    if len(how.prefix) > limit:
         raise MakemoreError(f"--prefix is longer than this model can extend ({limit} characters)")
     gen = torch.Generator().manual_seed(seed)
     out: list[tuple[str, str]] = []
     for _ in range(100 if new_only else 1):  # --new-only: draw until enough new items, within reason
-        for item in generate(model, vocab, n, limit, gen, temperature, top_k, top_p, prefix):
+        for item in generate(best.model, best.vocab, n, limit, gen, how):
             where = data.membership(item)
             if not new_only or where == "new":
                 out.append((item, where))
@@ -140,10 +110,10 @@ def sample(run_dir: Path, n: int, seed: int, temperature: float, top_k, top_p, p
 
 
 def score(run_dir: Path, items: list[str]) -> list[dict]:
-    model, vocab, meta, _ = load(run_dir)
+    best = RunStore.open(run_dir).load_best()
     items = [s.strip() for s in items]
     if any(not s for s in items):
         raise MakemoreError("cannot score an empty item")
     for item in items:
-        vocab.encode(item)
-    return score_items(model, vocab, items)
+        best.vocab.encode(item)
+    return score_items(best.model, best.vocab, items)

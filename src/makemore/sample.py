@@ -3,6 +3,8 @@ character at a time until the model emits the boundary again."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -10,13 +12,15 @@ from .data import BOUNDARY, Vocab
 from .models import Model
 
 
-def next_token_logits(model: Model, tokens: torch.Tensor) -> torch.Tensor:
-    """Logits (B, V) for the token after each row of `tokens` (B, t)."""
-    if model.context == "window":
-        block = model.config.block_size
-        context = F.pad(tokens, (max(0, block - tokens.size(1)), 0), value=BOUNDARY)[:, -block:]
-        return model(context)
-    return model(tokens[:, -model.config.block_size :])[:, -1]
+@dataclass(frozen=True)
+class Sampling:
+    """How each character is drawn: logits / temperature, then only the top_k most likely, then
+    only the smallest set holding top_p of the probability; every item starts with prefix."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    prefix: str = ""
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -33,29 +37,29 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, t
 
 
 @torch.no_grad()
-def generate(model: Model, vocab: Vocab, n: int, max_len: int, generator: torch.Generator, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, prefix: str = "", cache: bool = True) -> list[str]:
+def generate(model: Model, vocab: Vocab, n: int, max_len: int, generator: torch.Generator,
+             how: Sampling = Sampling(), cache: bool = True) -> list[str]:
     """n items, each the prefix followed by at most max_len - len(prefix) sampled characters."""
     model.eval()
-    start = [BOUNDARY] + vocab.encode(prefix)
+    start = [BOUNDARY] + vocab.encode(how.prefix)
     tokens = torch.tensor([start] * n, dtype=torch.long, device=model.device)
     done = torch.zeros(n, dtype=torch.bool, device=model.device)
-    steps = max(0, max_len - len(prefix))
+    steps = max(0, max_len - len(how.prefix))
     # Incremental decoding (a KV cache, a carried hidden state) when the model offers it and
-    # the whole item fits in its block, so it sees exactly what full recomputation would.
-    incremental = cache and hasattr(model, "decode") and len(start) + steps - 1 <= model.config.block_size
+    # the whole item fits, so it sees exactly what full recomputation would.
+    incremental = cache and model.decodes(len(start) + steps - 1)
     state, fresh = None, tokens
     for _ in range(steps):
         if incremental:
             logits, state = model.decode(fresh, state)
             logits = logits[:, -1]
         else:
-            logits = next_token_logits(model, tokens)
-        probs = F.softmax(filter_logits(logits.float(), temperature, top_k, top_p), dim=-1)
+            logits = model.next_logits(tokens)
+        probs = F.softmax(filter_logits(logits.float(), how.temperature, how.top_k, how.top_p), dim=-1)
         nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(model.device)
         nxt = nxt.masked_fill(done[:, None], BOUNDARY)
         tokens, fresh = torch.cat([tokens, nxt], dim=1), nxt
         done |= nxt[:, 0] == BOUNDARY
         if done.all():
             break
-    return [prefix + vocab.decode(row.tolist()[len(start) :]) for row in tokens]
+    return [how.prefix + vocab.decode(row.tolist()[len(start) :]) for row in tokens]

@@ -1,27 +1,64 @@
-"""The model registry: type name -> class. Adding a model is one file and one line here."""
+"""The model registry: type name -> class. Adding a model is one file and one line here.
 
-from .base import Model, ModelConfig
+Building the registry checks every model's recipe: `train_defaults` names TrainConfig fields, and
+each preset names TrainConfig or model Config fields with valid values, so a typo fails at import
+(and in the tests), never as a traceback in front of a user.
+"""
+
+from dataclasses import fields
+
+from ..config import TrainConfig
+from ..errors import MakemoreError
+from .base import Model, ModelConfig, SequenceConfig, SequenceModel, WindowConfig, WindowModel
 from .bigram import BigramCounts, BigramNN
-from .mlp import MLP
-from .wavenet import WaveNet, WaveNetConv
-from .transformer import Transformer
-from .rnn import GRU, LSTM, RNN
 from .bow import BoW
+from .mlp import MLP
 from .mlp_bn import MLPBN, MLPBNDeep
+from .rnn import GRU, LSTM, RNN
+from .transformer import Transformer
+from .wavenet import WaveNet, WaveNetConv
+
+
+def split_recipe(cls: type[Model], recipe: dict) -> tuple[dict, dict]:
+    """A preset's options -> (TrainConfig overrides, model Config overrides); unknown names raise."""
+    train_keys = {f.name for f in fields(TrainConfig)}
+    model_keys = {f.name for f in fields(cls.Config)} - {"vocab_size"}
+    unknown = sorted(set(recipe) - train_keys - model_keys)
+    if unknown:
+        raise MakemoreError(f"{cls.__name__}: unknown option(s) {', '.join(unknown)} in a recipe")
+    return {k: v for k, v in recipe.items() if k in train_keys}, {k: v for k, v in recipe.items() if k in model_keys}
+
+
+def check_recipes(cls: type[Model]) -> type[Model]:
+    """The model's train_defaults and presets, each built into the configs and validated."""
+    train, model = split_recipe(cls, cls.train_defaults)
+    if model:
+        raise MakemoreError(f"{cls.__name__}.train_defaults holds model options: {', '.join(model)}")
+    for name, preset in cls.presets.items():
+        train, model = split_recipe(cls, preset)
+        TrainConfig(**{**cls.train_defaults, **train}).validate()
+        cls.Config(**model).validate()
+    TrainConfig(**cls.train_defaults).validate()
+    return cls
+
 
 REGISTRY: dict[str, type[Model]] = {
-    "bigram": BigramCounts,
-    "bigram-nn": BigramNN,
-    "mlp": MLP,
-    "wavenet": WaveNet,
-    "wavenet-conv": WaveNetConv,
-    "transformer": Transformer,
-    "rnn": RNN,
-    "gru": GRU,
-    "lstm": LSTM,
-    "bow": BoW,
-    "mlp-bn": MLPBN,
-    "mlp-bn-deep": MLPBNDeep,
+    name: check_recipes(cls)
+    for name, cls in {
+        "bigram": BigramCounts,
+        "bigram-nn": BigramNN,
+        "mlp": MLP,
+        "wavenet": WaveNet,
+        "wavenet-conv": WaveNetConv,
+        "transformer": Transformer,
+        "rnn": RNN,
+        "gru": GRU,
+        "lstm": LSTM,
+        "bow": BoW,
+        "mlp-bn": MLPBN,
+        "mlp-bn-deep": MLPBNDeep,
+    }.items()
 }
 
-__all__ = ["REGISTRY", "Model", "ModelConfig"]
+__all__ = ["REGISTRY", "Model", "ModelConfig", "SequenceConfig", "SequenceModel", "WindowConfig", "WindowModel",
+           "split_recipe"]

@@ -1,49 +1,64 @@
-"""What every model shares: a config dataclass, a context kind and a recommended recipe."""
+"""The model contract: two kinds of model, and the abilities a model may declare.
+
+A **window model** sees a fixed context of `context_size` characters and gives the logits of
+the next one: forward(idx (B, context_size)) -> (B, V). Training examples are one window per
+predicted character (data.Dataset.windows).
+
+A **sequence model** reads whole items of up to `max_len` characters and predicts at every
+position at once: forward(idx (B, T)) -> (B, T, V), T <= max_len + 1 (the boundary, then the
+characters). `max_len` is measured on the data before the config is built.
+
+Each kind owns how its batches are shaped, how next-character logits are taken for sampling
+and scoring, and its length limit; nothing outside models/ and the data layer asks which kind a
+model is. Optional abilities are declared here with their defaults and switched on by a model:
+
+    presets       named recipes (training and model options), e.g. {"best": {...}}
+    incremental   decode(idx, state) continues from cached state (KV cache, hidden state)
+    packs         forward(idx, pos) takes rows packed with several items (data.pack)
+    manual_grad   a hand-written backward pass (Part 4), used by `train --manual-grad`
+    fit           closed-form training (the bigram counts) instead of gradient descent
+    batchnorms    BatchNorm layers whose statistics are measured again under averaged weights
+"""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-
-def option(default, help: str):
-    """A config field with its --help text; the CLI turns each into a type-checked flag."""
-    return field(default=default, metadata={"help": help})
+from ..config import Checked, flag, option
+from ..data import BOUNDARY, IGNORE, Dataset, pack, windows_of
+from ..errors import MakemoreError
+from .batchnorm import BatchNorm
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Checked):
     vocab_size: int = option(27, "tokens in the vocabulary (set from the data)")
-    block_size: int = option(3, "characters of context the model sees")
 
-    def validate(self) -> list[str]:
-        """Problems with the values, one message each (empty when the config is sound)."""
-        problems = []
+    def problems(self) -> list[str]:
+        problems = super().problems()
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type in ("int", int) and value < 1:
-                problems.append(f"--{f.name.replace('_', '-')} must be >= 1")
+                problems.append(f"{flag(f.name)} must be >= 1")
             if f.type in ("float", float) and not 0 <= value < float("inf"):
-                problems.append(f"--{f.name.replace('_', '-')} must be a finite number >= 0")
+                problems.append(f"{flag(f.name)} must be a finite number >= 0")
         return problems
 
 
 class Model(nn.Module):
-    """Base class. A new model is one subclass plus one line in the registry.
+    """What every model shares. A new model subclasses WindowModel or SequenceModel."""
 
-    context = "window":   forward(idx (B, block_size)) -> logits (B, V) for the next token.
-    context = "sequence": forward(idx (B, T)) -> logits (B, T, V), one prediction per position.
-    packs = True: forward(idx, pos) also takes rows packed with several items (data.pack), pos
-    (B, T) being each token's position inside its item; items must not see each other.
-    """
-
-    Config = ModelConfig
-    context = "window"
-    packs = False
-    train_defaults: dict = {}  # this model's recommended recipe (overrides TrainConfig)
+    Config: type[ModelConfig] = ModelConfig
+    train_defaults: dict = {}  # this model's recommended recipe (TrainConfig overrides)
+    presets: dict[str, dict] = {}  # named recipes: TrainConfig and Config overrides
+    incremental = False  # decode() is implemented
+    packs = False  # forward(idx, pos) takes packed rows
+    hand_written_backward = False  # manual_grad() is implemented
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -56,6 +71,177 @@ class Model(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    # --- optional abilities, with their defaults ------------------------------------------------
     def fit(self, X: torch.Tensor, Y: torch.Tensor) -> None:
-        """Closed-form training; models trained by gradient descent leave this unimplemented."""
+        """Closed-form training; only models without parameters implement it."""
         raise NotImplementedError
+
+    def decode(self, idx: torch.Tensor, state=None):
+        """(logits (B, T, V) of the new tokens idx, the state after them), when `incremental`."""
+        raise NotImplementedError
+
+    def manual_grad(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """Fill every p.grad by hand and return the loss, when `hand_written_backward`."""
+        raise NotImplementedError
+
+    def batchnorms(self) -> list[BatchNorm]:
+        return [m for m in self.modules() if isinstance(m, BatchNorm)]
+
+    @torch.no_grad()
+    def recompute_batchnorm(self, X: torch.Tensor, chunk: int = 4096) -> None:
+        """Set every BatchNorm's running mean and variance to their average over X under the
+        current weights. Averaged weights need this: running statistics describe only the weights
+        they were collected with."""
+        norms = self.batchnorms()
+        if not norms:
+            return
+        momenta, was_training = [m.momentum for m in norms], self.training
+        self.train()
+        for k, start in enumerate(range(0, len(X), chunk)):
+            for m in norms:
+                m.momentum = 1 / (k + 1)  # the k-th chunk's statistics enter a plain mean
+            self(X[start : start + chunk])
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        self.train(was_training)
+
+    def diagnostic_variants(self) -> list[tuple[str, ModelConfig]]:
+        """Configs `makemore diagnose` replays side by side: by default only the run's own."""
+        return [("run config", self.config)]
+
+    @classmethod
+    def upgrade(cls, config: dict, state: dict) -> None:
+        """Map a checkpoint written by an older makemore (format version 1) to today's names, in place."""
+
+    # --- the kind's contract ------------------------------------------------------------------
+    @classmethod
+    def config_for(cls, data: Dataset, **options) -> ModelConfig:
+        """The config for this data (vocabulary size, lengths) with the user's options, validated."""
+        raise NotImplementedError
+
+    def split_tensors(self, data: Dataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(X, Y) of a whole split, as this model trains and evaluates on them."""
+        raise NotImplementedError
+
+    def shape_batch(self, X: torch.Tensor, Y: torch.Tensor, pack: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A training batch drawn from split_tensors rows -> (X, Y, pos): pos marks packed rows."""
+        return X, Y, None
+
+    def next_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits (B, V) for the token after each row of tokens (B, t), which start with the boundary."""
+        raise NotImplementedError
+
+    def sequence_logits(self, X: torch.Tensor) -> torch.Tensor:
+        """Logits (B, T, V) at every position of padded item rows (B, T)."""
+        raise NotImplementedError
+
+    @property
+    def length_limit(self) -> int | None:
+        """The longest item (in characters) this model can read; None: any length."""
+        return None
+
+    def decodes(self, tokens: int) -> bool:
+        """Whether decode() can take a row of this many tokens."""
+        return False
+
+    def max_sample_len(self, longest_item: int) -> int:
+        """How many characters sampling may draw for one item."""
+        return self.length_limit if self.length_limit is not None else 2 * longest_item
+
+
+def _build(cls, options: dict, **from_data) -> ModelConfig:
+    config = cls.Config(**{**options, **from_data})
+    config.validate()
+    return config
+
+
+@dataclass
+class WindowConfig(ModelConfig):
+    context_size: int = option(3, "characters of context the model sees")
+
+
+class WindowModel(Model):
+    """forward(idx (B, context_size)) -> logits (B, V) of the next character."""
+
+    Config = WindowConfig
+
+    @property
+    def context_size(self) -> int:
+        return self.config.context_size
+
+    @classmethod
+    def config_for(cls, data: Dataset, **options) -> ModelConfig:
+        return _build(cls, options, vocab_size=len(data.vocab))
+
+    def split_tensors(self, data, split):
+        return data.windows(split, self.context_size)
+
+    def next_logits(self, tokens):
+        n = self.context_size
+        return self(F.pad(tokens, (max(0, n - tokens.size(1)), 0), value=BOUNDARY)[:, -n:])
+
+    def sequence_logits(self, X):
+        B, T = X.shape
+        return self(windows_of(X, self.context_size).reshape(B * T, -1)).view(B, T, -1)
+
+    @classmethod
+    def upgrade(cls, config, state):
+        if "block_size" in config:  # version 1 called the context block_size
+            config["context_size"] = config.pop("block_size")
+
+
+@dataclass
+class SequenceConfig(ModelConfig):
+    max_len: int = option(15, "longest item in characters the model reads", from_data=True)
+
+    @property
+    def positions(self) -> int:
+        """Tokens in the longest row: the boundary, then max_len characters."""
+        return self.max_len + 1
+
+
+class SequenceModel(Model):
+    """forward(idx (B, T)) -> logits (B, T, V), T <= max_len + 1: a prediction at every position."""
+
+    Config = SequenceConfig
+
+    @classmethod
+    def config_for(cls, data: Dataset, **options) -> ModelConfig:
+        max_len = options.pop("max_len", data.max_len)
+        if max_len < data.max_len:
+            raise MakemoreError(f"--max-len {max_len} is shorter than the longest item of the data "
+                                f"({data.max_len} characters); leave it out to use the data's")
+        return _build(cls, options, vocab_size=len(data.vocab), max_len=max_len)
+
+    def split_tensors(self, data, split):
+        return data.sequences(split)
+
+    def shape_batch(self, X, Y, pack_rows):
+        if pack_rows and self.packs:  # packing drops the padding itself
+            return pack(X, Y, self.config.positions)
+        # rows are padded to the longest item of the data set; most batches are shorter
+        T = int((Y != IGNORE).sum(1).max())
+        return X[:, :T], Y[:, :T], None
+
+    def next_logits(self, tokens):
+        return self(tokens[:, -self.config.positions :])[:, -1]
+
+    def check_length(self, tokens: int) -> None:
+        if tokens > self.config.positions:
+            raise MakemoreError(f"a row of {tokens} tokens is longer than this model's {self.config.positions} "
+                                f"positions (max_len {self.config.max_len} + the boundary)")
+
+    def sequence_logits(self, X):
+        return self(X)
+
+    @property
+    def length_limit(self) -> int:
+        return self.config.max_len
+
+    def decodes(self, tokens: int) -> bool:
+        return self.incremental and tokens <= self.config.positions
+
+    @classmethod
+    def upgrade(cls, config, state):
+        if "block_size" in config:  # version 1 stored the positions, max_len + 1
+            config["max_len"] = config.pop("block_size") - 1

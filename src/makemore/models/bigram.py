@@ -12,16 +12,26 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Model, ModelConfig, option
+from ..config import option
+from .base import ModelConfig, WindowModel
 
 
 @dataclass
 class BigramConfig(ModelConfig):
-    block_size: int = option(1, "previous characters seen (a bigram sees one)")
     alpha: float = option(1.0, "add-alpha smoothing: a pair never seen still gets some probability")
 
 
-class BigramCounts(Model):
+class _Bigram(WindowModel):
+    """A window model whose context is always one character."""
+
+    context_size = 1
+
+    @classmethod
+    def upgrade(cls, config, state):
+        config.pop("block_size", None)  # version 1 stored the fixed context of 1
+
+
+class BigramCounts(_Bigram):
     Config = BigramConfig
     train_defaults = dict(max_steps=0)
 
@@ -43,18 +53,13 @@ class BigramCounts(Model):
         return self.log_probs[idx[:, -1]]
 
 
-@dataclass
-class BigramNNConfig(ModelConfig):
-    block_size: int = option(1, "previous characters seen (a bigram sees one)")
-
-
-class BigramNN(Model):
+class BigramNN(_Bigram):
     """logits = one_hot(prev) @ W, written as the row lookup W[prev] that it equals."""
 
-    Config = BigramNNConfig
+    Config = ModelConfig
     train_defaults = dict(max_steps=1500, batch_size=8192, learning_rate=0.3, weight_decay=0.0, warmup_steps=0)
 
-    def __init__(self, config: BigramNNConfig):
+    def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.W = nn.Parameter(torch.zeros(config.vocab_size, config.vocab_size))
 

@@ -14,26 +14,25 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import MakemoreError
-from .base import Model, ModelConfig, option
+from ..config import option
+from .base import SequenceConfig, SequenceModel
 
 
 @dataclass
-class BoWConfig(ModelConfig):
-    block_size: int = option(16, "longest sequence the model sees (set to longest item + 1 from the data)")
+class BoWConfig(SequenceConfig):
     n_embd: int = option(64, "embedding dimension")
     n_embd2: int = option(64, "width of the MLP's tanh hidden layer")
 
 
-class BoW(Model):
+class BoW(SequenceModel):
     Config = BoWConfig
-    context = "sequence"
+    incremental = True
     train_defaults = dict(max_steps=10000, batch_size=64, learning_rate=3e-3, weight_decay=0.01, warmup_steps=200)
 
     def __init__(self, config: BoWConfig):
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.wpe = nn.Embedding(config.positions, config.n_embd)
         self.mlp = nn.Sequential(nn.Linear(config.n_embd, config.n_embd2), nn.Tanh(), nn.Linear(config.n_embd2, config.n_embd))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
 
@@ -55,8 +54,7 @@ class BoW(Model):
         count); returns (logits, new state)."""
         B, T = idx.shape
         total, past = (torch.zeros(B, 1, self.config.n_embd, device=idx.device), 0) if state is None else state
-        if past + T > self.config.block_size:
-            raise MakemoreError(f"sequence of {past + T} tokens is longer than block_size {self.config.block_size}")
+        self.check_length(past + T)
         x = self.wte(idx) + self.wpe(torch.arange(past, past + T, device=idx.device))
         sums = total + x.cumsum(dim=1)  # running sum up to and including each new token
         counts = torch.arange(past + 1, past + T + 1, device=idx.device, dtype=x.dtype)[None, :, None]

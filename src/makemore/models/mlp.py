@@ -1,7 +1,7 @@
 """Part 2: the MLP language model of Bengio et al. (2003).
 
-Embed each of the block_size previous characters, concatenate, one tanh hidden layer,
-then logits. Defaults are the lecture's: embedding 10, block_size 3, hidden 200 —
+Embed each of the context_size previous characters, concatenate, one tanh hidden layer,
+then logits. Defaults are the lecture's: embedding 10, context_size 3, hidden 200 —
 11,897 parameters on names (27 tokens).
 """
 
@@ -12,23 +12,24 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Model, ModelConfig, option
+from ..config import option
+from .base import WindowConfig, WindowModel
 
 
 @dataclass
-class MLPConfig(ModelConfig):
-    block_size: int = option(3, "previous characters the model sees")
+class MLPConfig(WindowConfig):
+    context_size: int = option(3, "previous characters the model sees")
     n_embd: int = option(10, "embedding dimension per character")
     n_hidden: int = option(200, "width of the tanh hidden layer")
 
 
-class MLP(Model):
+class MLP(WindowModel):
     Config = MLPConfig
     train_defaults = dict(max_steps=20000, batch_size=128, learning_rate=0.01, weight_decay=0.01, warmup_steps=200)
 
     def __init__(self, config: MLPConfig):
         super().__init__(config)
-        V, S, E, H = config.vocab_size, config.block_size, config.n_embd, config.n_hidden
+        V, S, E, H = config.vocab_size, config.context_size, config.n_embd, config.n_hidden
         self.C = nn.Parameter(torch.randn(V, E))
         # W1 keeps the (position, embedding) axes separate: the concatenation of the
         # lecture's emb.view(B, S*E) @ W1 is then the single contraction 'bse,seh->bh'.

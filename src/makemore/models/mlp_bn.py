@@ -3,81 +3,110 @@
 mlp-bn:      C -> W1 (no bias) -> BatchNorm -> tanh -> W2, b2.   12,097 parameters on names.
 mlp-bn-deep: C -> n_layer x (Linear no bias -> BatchNorm -> tanh) -> Linear -> BatchNorm.
 
-BatchNorm normalises each hidden unit over the batch while training and keeps running
-estimates of the mean and variance; eval mode (evaluation, sampling) uses those running
-estimates, so one example alone gets exactly the logits it gets inside any batch.
-The variance is the unbiased (Bessel-corrected) one, as in the lecture.
+BatchNorm (models/batchnorm.py) normalises each hidden unit over the batch while training and
+keeps running estimates of the mean and variance; eval mode (evaluation, sampling) uses those
+running estimates, so one example alone gets exactly the logits it gets inside any batch.
+
+mlp-bn also has Part 4's hand-written backward pass (`manual_grad`), built from the gradient
+formulas in makemore/backprop.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .base import Model, ModelConfig, option
+from .. import backprop
+from ..config import option
+from .base import WindowConfig, WindowModel
+from .batchnorm import BatchNorm
 from .mlp import MLP, MLPConfig
 
 
 @dataclass
-class MLPBNConfig(ModelConfig):
-    block_size: int = option(3, "previous characters the model sees")
+class MLPBNConfig(WindowConfig):
+    context_size: int = option(3, "previous characters the model sees")
     n_embd: int = option(10, "embedding dimension per character")
     n_hidden: int = option(200, "width of the BatchNorm + tanh hidden layer")
     bn_momentum: float = option(0.001, "weight of each batch in the running mean/var (the lecture: 0.001)")
     bn_eps: float = option(1e-5, "added to the variance before the square root")
 
-    def validate(self) -> list[str]:
-        problems = super().validate()
+    def problems(self) -> list[str]:
+        problems = super().problems()
         if not 0 < self.bn_momentum <= 1:
             problems.append("--bn-momentum must be in (0, 1]")
         return problems
 
 
-class MLPBN(Model):
+class MLPBN(WindowModel):
     Config = MLPBNConfig
+    hand_written_backward = True
     # lr 0.003, not the plain MLP's 0.01: BatchNorm makes W1's scale free, and at 0.01 Adam's
     # steps stay too large for it (dev 2.156 after 30k steps; 2.104 at 0.003; 2.095 at 60k steps)
     train_defaults = dict(max_steps=60000, batch_size=128, learning_rate=0.003, weight_decay=0.01, warmup_steps=200)
 
     def __init__(self, config: MLPBNConfig):
         super().__init__(config)
-        V, S, E, H = config.vocab_size, config.block_size, config.n_embd, config.n_hidden
+        V, S, E, H = config.vocab_size, config.context_size, config.n_embd, config.n_hidden
         self.C = nn.Parameter(torch.randn(V, E))
-        # Kaiming: tanh's gain 5/3 over sqrt(fan_in); no bias, BatchNorm's bnbias takes its place
+        # Kaiming: tanh's gain 5/3 over sqrt(fan_in); no bias, BatchNorm's beta takes its place
         self.W1 = nn.Parameter(torch.randn(S * E, H) * (5 / 3) / (S * E) ** 0.5)
-        self.bngain = nn.Parameter(torch.ones(1, H))
-        self.bnbias = nn.Parameter(torch.zeros(1, H))
+        self.bn = BatchNorm(H, config.bn_momentum, config.bn_eps, shape=(1, H))
         # small output weights: the initial loss is ln(V), not confidently wrong
         self.W2 = nn.Parameter(torch.randn(H, V) * 0.01)
         self.b2 = nn.Parameter(torch.zeros(V))
-        self.register_buffer("bnmean_running", torch.zeros(1, H))
-        self.register_buffer("bnvar_running", torch.ones(1, H))
         self.tanh = nn.Tanh()  # a module only so that diagnostics can hook its output
 
-    def forward(self, idx):
+    def _hprebn(self, idx):
         emb = self.C[idx]  # (B, S, E)
         embcat = emb.view(emb.shape[0], -1)  # (B, S*E)
-        hpreact = embcat @ self.W1  # (B, H)
-        if self.training:
-            bnmean = hpreact.mean(0, keepdim=True)
-            bnvar = hpreact.var(0, keepdim=True, unbiased=True)
-            with torch.no_grad():
-                m = self.config.bn_momentum
-                self.bnmean_running.mul_(1 - m).add_(m * bnmean)
-                self.bnvar_running.mul_(1 - m).add_(m * bnvar)
-        else:
-            bnmean, bnvar = self.bnmean_running, self.bnvar_running
-        hpreact = self.bngain * (hpreact - bnmean) / torch.sqrt(bnvar + self.config.bn_eps) + self.bnbias
-        h = self.tanh(hpreact)
+        return emb, embcat, embcat @ self.W1  # (B, H)
+
+    def forward(self, idx):
+        h = self.tanh(self.bn(self._hprebn(idx)[2]))
         return h @ self.W2 + self.b2
 
+    @torch.no_grad()
     def manual_grad(self, X, Y):
-        """Part 4: fill every p.grad by hand (no autograd) and return the loss; see makemore/backprop.py."""
-        from .. import backprop
+        """Part 4: one training step's loss, with p.grad of every parameter filled by hand (no
+        autograd). The forward is forward()'s own pieces, so the loss is bitwise the one autograd's
+        path sees; the gradients come from backprop's fused forms. Window models' targets never
+        hold the padding value, so there is no ignore_index here."""
+        emb, embcat, hprebn = self._hprebn(X)
+        mean, var = self.bn.batch_stats(hprebn)
+        self.bn.update_running(mean, var)
+        h = torch.tanh(self.bn.normalize(hprebn, mean, var))
+        logits = h @ self.W2 + self.b2
+        loss = F.cross_entropy(logits, Y)
 
-        return backprop.manual_grad(self, X, Y)
+        dlogits = backprop.cross_entropy_backward(logits, Y)
+        dhpreact = (1.0 - h**2) * (dlogits @ self.W2.T)
+        bnvar_inv = (var + self.bn.eps) ** -0.5
+        bnraw = (hprebn - mean) * bnvar_inv
+        dhprebn = backprop.batchnorm_backward(dhpreact, self.bn.gamma, bnraw, bnvar_inv)
+        grads = {
+            "W2": h.T @ dlogits,
+            "b2": dlogits.sum(0),
+            "bn.gamma": (bnraw * dhpreact).sum(0, keepdim=True),
+            "bn.beta": dhpreact.sum(0, keepdim=True),
+            "W1": embcat.T @ dhprebn,
+            "C": backprop.embedding_backward(self.C, X, (dhprebn @ self.W1.T).view(emb.shape)),
+        }
+        for name, param in self.named_parameters():
+            param.grad = grads[name]
+        return loss
+
+    @classmethod
+    def upgrade(cls, config, state):
+        super().upgrade(config, state)
+        renamed = {"bngain": "bn.gamma", "bnbias": "bn.beta", "bnmean_running": "bn.running_mean",
+                   "bnvar_running": "bn.running_var"}  # version 1 kept its BatchNorm inline
+        for old, new in renamed.items():
+            if f"model.{old}" in state:
+                state[f"model.{new}"] = state.pop(f"model.{old}")
 
     @torch.no_grad()
     def fold(self) -> MLP:
@@ -87,11 +116,12 @@ class MLPBN(Model):
         with s = gain / sqrt(var + eps) per hidden unit.
         """
         c = self.config
-        mlp = MLP(MLPConfig(vocab_size=c.vocab_size, block_size=c.block_size, n_embd=c.n_embd, n_hidden=c.n_hidden))
-        s = self.bngain / torch.sqrt(self.bnvar_running + c.bn_eps)  # (1, H)
+        mlp = MLP(MLPConfig(vocab_size=c.vocab_size, context_size=c.context_size, n_embd=c.n_embd, n_hidden=c.n_hidden))
+        bn = self.bn
+        s = bn.gamma / torch.sqrt(bn.running_var + bn.eps)  # (1, H)
         mlp.C.copy_(self.C)
-        mlp.W1.copy_((self.W1 * s).view(c.block_size, c.n_embd, c.n_hidden))
-        mlp.b1.copy_((self.bnbias - self.bnmean_running * s).view(-1))
+        mlp.W1.copy_((self.W1 * s).view(c.context_size, c.n_embd, c.n_hidden))
+        mlp.b1.copy_((bn.beta - bn.running_mean * s).view(-1))
         mlp.W2.copy_(self.W2)
         mlp.b2.copy_(self.b2)
         return mlp.to(self.device).eval()
@@ -109,27 +139,6 @@ class Linear(nn.Module):
         return out if self.bias is None else out + self.bias
 
 
-class BatchNorm1d(nn.Module):
-    def __init__(self, dim: int, momentum: float, eps: float):
-        super().__init__()
-        self.momentum, self.eps = momentum, eps
-        self.gamma = nn.Parameter(torch.ones(dim))
-        self.beta = nn.Parameter(torch.zeros(dim))
-        self.register_buffer("running_mean", torch.zeros(dim))
-        self.register_buffer("running_var", torch.ones(dim))
-
-    def forward(self, x):
-        if self.training:
-            xmean = x.mean(0)
-            xvar = x.var(0, unbiased=True)
-            with torch.no_grad():
-                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * xmean)
-                self.running_var.mul_(1 - self.momentum).add_(self.momentum * xvar)
-        else:
-            xmean, xvar = self.running_mean, self.running_var
-        return self.gamma * (x - xmean) / torch.sqrt(xvar + self.eps) + self.beta
-
-
 @dataclass
 class DeepConfig(MLPBNConfig):
     n_hidden: int = option(100, "width of each hidden layer")
@@ -138,14 +147,14 @@ class DeepConfig(MLPBNConfig):
     norm: str = option("batchnorm", "batchnorm | none (then every Linear has a bias instead)")
     init_gain: float = option(5 / 3, "hidden weights are randn * gain / sqrt(fan_in); 5/3 suits tanh")
 
-    def validate(self) -> list[str]:
-        problems = super().validate()
+    def problems(self) -> list[str]:
+        problems = super().problems()
         if self.norm not in ("batchnorm", "none"):
             problems.append("--norm must be batchnorm or none")
         return problems
 
 
-class MLPBNDeep(Model):
+class MLPBNDeep(WindowModel):
     Config = DeepConfig
     train_defaults = dict(max_steps=30000, batch_size=128, learning_rate=0.01, weight_decay=0.01, warmup_steps=200)
 
@@ -154,16 +163,16 @@ class MLPBNDeep(Model):
         c = config
         bn = c.norm == "batchnorm"
         self.C = nn.Parameter(torch.randn(c.vocab_size, c.n_embd))
-        layers, fan_in = [], c.block_size * c.n_embd
+        layers, fan_in = [], c.context_size * c.n_embd
         for _ in range(c.n_layer):
             layers.append(Linear(fan_in, c.n_hidden, bias=not bn, gain=c.init_gain))
             if bn:
-                layers.append(BatchNorm1d(c.n_hidden, c.bn_momentum, c.bn_eps))
+                layers.append(BatchNorm(c.n_hidden, c.bn_momentum, c.bn_eps))
             layers.append(nn.Tanh())
             fan_in = c.n_hidden
         layers.append(Linear(fan_in, c.vocab_size, bias=not bn))
         if bn:
-            layers.append(BatchNorm1d(c.vocab_size, c.bn_momentum, c.bn_eps))
+            layers.append(BatchNorm(c.vocab_size, c.bn_momentum, c.bn_eps))
         self.layers = nn.Sequential(*layers)
         with torch.no_grad():  # a less confident last layer: the initial loss is near ln(V)
             last = self.layers[-1]
@@ -182,9 +191,19 @@ class MLPBNDeep(Model):
         plain = MLPBNDeep(DeepConfig(**{**c.__dict__, "norm": "none"}))
         plain.C.copy_(self.C)
         linears = [m for m in self.layers if isinstance(m, Linear)]
-        norms = [m for m in self.layers if isinstance(m, BatchNorm1d)]
+        norms = [m for m in self.layers if isinstance(m, BatchNorm)]
         for target, lin, bn in zip([m for m in plain.layers if isinstance(m, Linear)], linears, norms):
             s = bn.gamma / torch.sqrt(bn.running_var + bn.eps)
             target.weight.copy_(lin.weight * s)
             target.bias.copy_(bn.beta - bn.running_mean * s)
         return plain.to(self.device).eval()
+
+    def diagnostic_variants(self):
+        """The run's config, then with and without BatchNorm and with bad init gains: Part 3's
+        comparison of what normalisation and initialisation do to saturation and gradients."""
+        c = self.config
+        out = [(f"run: {c.norm}, gain {c.init_gain:.3g}", c)]
+        for norm, gain in (("batchnorm", 5 / 3), ("none", 5 / 3), ("none", 1.0), ("none", 5.0), ("batchnorm", 5.0)):
+            if (norm, round(gain, 6)) != (c.norm, round(c.init_gain, 6)):
+                out.append((f"{norm}, gain {gain:.3g}", replace(c, norm=norm, init_gain=gain)))
+        return out

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Model, ModelConfig, option
+from ..config import option
+from .base import SequenceConfig, SequenceModel
 
 
 @dataclass
-class RNNConfig(ModelConfig):
-    block_size: int = option(16, "longest sequence the model sees (set to longest item + 1 from the data)")
+class RNNConfig(SequenceConfig):
     n_embd: int = option(64, "embedding dimension per character")
     n_embd2: int = option(64, "width of the hidden state")
 
@@ -92,9 +92,9 @@ class LSTMCell(nn.Module):
         return h, c
 
 
-class RNN(Model):
+class RNN(SequenceModel):
     Config = RNNConfig
-    context = "sequence"
+    incremental = True
     cell_type = ElmanCell
     train_defaults = dict(max_steps=10000, batch_size=64, learning_rate=3e-3, weight_decay=0.01, warmup_steps=200)
 

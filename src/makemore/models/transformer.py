@@ -3,7 +3,7 @@
 Token + learned position embeddings, n_layer pre-LayerNorm blocks of causal multi-head
 self-attention (through F.scaled_dot_product_attention) and a GELU MLP, a final LayerNorm,
 then logits. The architecture defaults are makemore.py's (4 layers, 4 heads, n_embd 64,
-block_size = longest item + 1) so the numbers compare; the training recipe is ours.
+max_len = the longest item) so the numbers compare; the training recipe is ours.
 `--head tied` ties the output layer to the token embedding and `--emb-dropout` sets the
 embedding dropout apart from the residual one; at 20k steps neither beat the defaults. The
 default recipe evaluates and saves an average of the weights (the engine's `ema`), which did
@@ -27,13 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import MakemoreError
-from .base import Model, ModelConfig, option
+from ..config import option
+from .base import SequenceConfig, SequenceModel
 
 
 @dataclass
-class TransformerConfig(ModelConfig):
-    block_size: int = option(16, "longest sequence the model sees (set to longest item + 1 from the data)")
+class TransformerConfig(SequenceConfig):
     n_layer: int = option(4, "transformer blocks")
     n_head: int = option(4, "attention heads per block")
     n_embd: int = option(64, "width of the residual stream")
@@ -41,8 +40,8 @@ class TransformerConfig(ModelConfig):
     emb_dropout: float = option(0.25, "dropout on the token + position embeddings while training")
     head: str = option("separate", "output layer: 'separate' (makemore.py) or 'tied' to the token embedding")
 
-    def validate(self) -> list[str]:
-        problems = super().validate()
+    def problems(self) -> list[str]:
+        problems = super().problems()
         if self.n_head >= 1 and self.n_embd % self.n_head:
             problems.append(f"--n-embd ({self.n_embd}) must be divisible by --n-head ({self.n_head})")
         for name in ("dropout", "emb_dropout"):
@@ -138,9 +137,9 @@ class Block(nn.Module):
         return x, cache
 
 
-class Transformer(Model):
+class Transformer(SequenceModel):
     Config = TransformerConfig
-    context = "sequence"
+    incremental = True
     packs = True
     # Tuned on 2 CPU cores to fit 10 minutes of training; see docs/part6-transformer.md. The average
     # of the weights (ema) is what gets evaluated and saved. Batch 128: the fixed cost of a step
@@ -158,7 +157,7 @@ class Transformer(Model):
     def __init__(self, config: TransformerConfig):
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.wpe = nn.Embedding(config.positions, config.n_embd)
         self.drop = Dropout(config.emb_dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
@@ -188,8 +187,7 @@ class Transformer(Model):
         T = idx.size(1)
         mask = None
         if pos is None:
-            if past + T > self.config.block_size:
-                raise MakemoreError(f"sequence of {past + T} tokens is longer than block_size {self.config.block_size}")
+            self.check_length(past + T)
             pos = torch.arange(past, past + T, device=idx.device)
         else:
             mask = same_item_causal_mask(pos)

@@ -1,6 +1,6 @@
 """Part 5: WaveNet (van den Oord et al., 2016) as built in the lecture, in two forms.
 
-`wavenet` is the lecture's hierarchical model. The block_size characters of context are
+`wavenet` is the lecture's hierarchical model. The context_size characters of context are
 embedded, then fused two at a time, level after level, like a binary tree:
 
     (B, 8, 24) -flatten 2-> (B, 4, 48) -linear-> (B, 4, 128) -batchnorm, tanh->
@@ -27,13 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import option
 from ..data import BOUNDARY
-from .base import Model, ModelConfig, option
+from .base import ModelConfig, SequenceConfig, SequenceModel, WindowConfig, WindowModel
+from .batchnorm import BatchNorm
 
 
 @dataclass
-class WaveNetConfig(ModelConfig):
-    block_size: int = option(8, "characters of context: a power of 2, one level of the tree per doubling")
+class LevelsConfig(ModelConfig):
+    """The tree's options, shared by both forms."""
+
     n_embd: int = option(24, "embedding dimension per character")
     n_hidden: int = option(128, "width of each level")
     dropout: float = option(0.0, "dropout on the last level's output while training")
@@ -43,10 +46,10 @@ class WaveNetConfig(ModelConfig):
 
     def span(self) -> int:
         """Characters each prediction sees."""
-        return self.block_size
+        raise NotImplementedError
 
-    def validate(self) -> list[str]:
-        problems = super().validate()
+    def problems(self) -> list[str]:
+        problems = super().problems()
         R = self.span()
         if R < 2 or R & (R - 1):
             problems.append(f"--{self._span_flag()} must be a power of 2 >= 2 (got {R})")
@@ -58,14 +61,21 @@ class WaveNetConfig(ModelConfig):
             problems.append(f"--level must be tanh or gated, not {self.level!r}")
         return problems
 
+
+@dataclass
+class WaveNetConfig(LevelsConfig, WindowConfig):
+    context_size: int = option(8, "characters of context: a power of 2, one level of the tree per doubling")
+
+    def span(self) -> int:
+        return self.context_size
+
     def _span_flag(self) -> str:
-        return "block-size"
+        return "context-size"
 
 
 @dataclass
-class WaveNetConvConfig(WaveNetConfig):
-    block_size: int = option(16, "longest sequence handled: <b> plus the longest item (set from the data)")
-    receptive_field: int = option(8, "characters each prediction sees: a power of 2 (the hierarchical form's block_size)")
+class WaveNetConvConfig(LevelsConfig, SequenceConfig):
+    receptive_field: int = option(8, "characters each prediction sees: a power of 2 (the hierarchical form's context_size)")
 
     def span(self) -> int:
         return self.receptive_field
@@ -74,46 +84,13 @@ class WaveNetConvConfig(WaveNetConfig):
         return "receptive-field"
 
 
-class BatchNorm(nn.Module):
-    """The lecture's BatchNorm1d: normalise each channel over all leading axes (batch and position).
-
-    `weight` (optional, broadcastable to x without the channel axis) counts how many times each
-    row is used downstream; the statistics are then those of the rows repeated that many times.
-    """
-
-    def __init__(self, dim: int, eps: float = 1e-5, momentum: float = 0.001):
-        super().__init__()
-        self.eps, self.momentum = eps, momentum
-        self.gamma = nn.Parameter(torch.ones(dim))
-        self.beta = nn.Parameter(torch.zeros(dim))
-        self.register_buffer("running_mean", torch.zeros(dim))
-        self.register_buffer("running_var", torch.ones(dim))
-
-    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        if self.training:
-            axes = tuple(range(x.dim() - 1))
-            if weight is None:
-                mean, var = x.mean(axes), x.var(axes)  # unbiased, as the lecture's x.var()
-            else:
-                w = weight.unsqueeze(-1)
-                n = w.sum()
-                mean = (w * x).sum(axes) / n
-                var = (w * (x - mean) ** 2).sum(axes) / (n - 1)
-            with torch.no_grad():
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var, self.momentum)
-        else:
-            mean, var = self.running_mean, self.running_var
-        return self.gamma * (x - mean) / torch.sqrt(var + self.eps) + self.beta
-
-
 class Level(nn.Module):
     """One level of the tree: Linear (no bias) -> BatchNorm -> tanh."""
 
     def __init__(self, fan_in: int, fan_out: int, momentum: float = 0.001):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(fan_in, fan_out) / fan_in**0.5)  # unit-variance outputs
-        self.bn = BatchNorm(fan_out, momentum=momentum)
+        self.bn = BatchNorm(fan_out, momentum)
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         return torch.tanh(self.bn(x @ self.weight, weight))
@@ -126,7 +103,7 @@ class GatedLevel(nn.Module):
     def __init__(self, fan_in: int, fan_out: int, momentum: float = 0.001):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(fan_in, 2 * fan_out) / fan_in**0.5)
-        self.bn = BatchNorm(2 * fan_out, momentum=momentum)
+        self.bn = BatchNorm(2 * fan_out, momentum)
         self.proj = nn.Parameter(torch.randn(fan_out, fan_out) / fan_out**0.5)
         self.residual = fan_in == 2 * fan_out  # the input is the pair [older, newer] of width fan_out each
 
@@ -136,41 +113,42 @@ class GatedLevel(nn.Module):
         return out + x[..., x.size(-1) // 2 :] if self.residual else out
 
 
-class _WaveNetLayers(Model):
-    """Parameters shared by both forms: embedding, log2(receptive field) levels, output layer."""
-
-    def __init__(self, config: WaveNetConfig):
-        super().__init__(config)
-        V, E, H = config.vocab_size, config.n_embd, config.n_hidden
-        self.n_levels = config.span().bit_length() - 1
-        self.wte = nn.Embedding(V, E)  # N(0, 1) init, as the lecture's torch.randn
-        # Momentum 0.001 averages the last ~1000 steps: for wider or deeper trees trained with weight
-        # decay, the running statistics then lag the batch statistics and eval-mode loss suffers.
-        M = config.bn_momentum
-        level = GatedLevel if config.level == "gated" else Level
-        self.levels = nn.ModuleList(level(2 * (E if i == 0 else H), H, M) for i in range(self.n_levels))
-        # Dropout only where no BatchNorm follows: dropped-and-rescaled inputs to a level would
-        # give its BatchNorm a larger variance in training than it meets in eval mode.
-        self.drop = nn.Dropout(config.dropout)
-        self.lm_head = nn.Linear(H, V)
-        with torch.no_grad():  # the lecture's Linear init, then x0.1: a near-uniform first guess
-            self.lm_head.weight.copy_(torch.randn(V, H) / H**0.5 * 0.1)
-            self.lm_head.bias.zero_()
+def _build_layers(model, config: LevelsConfig) -> None:
+    """Parameters shared by both forms (and named alike, so the weights of one load into the
+    other): embedding, log2(span) levels, output layer."""
+    V, E, H = config.vocab_size, config.n_embd, config.n_hidden
+    model.n_levels = config.span().bit_length() - 1
+    model.wte = nn.Embedding(V, E)  # N(0, 1) init, as the lecture's torch.randn
+    # Momentum 0.001 averages the last ~1000 steps: for wider or deeper trees trained with weight
+    # decay, the running statistics then lag the batch statistics and eval-mode loss suffers.
+    M = config.bn_momentum
+    level = GatedLevel if config.level == "gated" else Level
+    model.levels = nn.ModuleList(level(2 * (E if i == 0 else H), H, M) for i in range(model.n_levels))
+    # Dropout only where no BatchNorm follows: dropped-and-rescaled inputs to a level would
+    # give its BatchNorm a larger variance in training than it meets in eval mode.
+    model.drop = nn.Dropout(config.dropout)
+    model.lm_head = nn.Linear(H, V)
+    with torch.no_grad():  # the lecture's Linear init, then x0.1: a near-uniform first guess
+        model.lm_head.weight.copy_(torch.randn(V, H) / H**0.5 * 0.1)
+        model.lm_head.bias.zero_()
 
 
-class WaveNet(_WaveNetLayers):
-    """The hierarchical form: forward(idx (B, block_size)) -> logits (B, V)."""
+class WaveNet(WindowModel):
+    """The hierarchical form: forward(idx (B, context_size)) -> logits (B, V)."""
 
     Config = WaveNetConfig
-    context = "window"
     train_defaults = dict(max_steps=30000, batch_size=128, learning_rate=3e-3, weight_decay=0.01, warmup_steps=500,
                           eval_interval=5000)
     presets = {
         # measured: dev 1.9761 in 175 s (docs/part5-wavenet.md, run 11); the conv form trains the same
         # network better (wavenet-conv --preset best)
-        "best": dict(block_size=16, level="gated", n_embd=128, n_hidden=128, dropout=0.2, bn_momentum=0.01,
+        "best": dict(context_size=16, level="gated", n_embd=128, n_hidden=128, dropout=0.2, bn_momentum=0.01,
                      weight_decay=0.1, max_steps=10000, ema=0.999),
     }
+
+    def __init__(self, config: WaveNetConfig):
+        super().__init__(config)
+        _build_layers(self, config)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.wte(idx)  # (B, S, E)
@@ -180,11 +158,11 @@ class WaveNet(_WaveNetLayers):
         return self.lm_head(self.drop(x.squeeze(1)))
 
 
-class WaveNetConv(_WaveNetLayers):
+class WaveNetConv(SequenceModel):
     """The dilated causal convolution: forward(idx (B, T)) -> logits (B, T, V), every position at once."""
 
     Config = WaveNetConvConfig
-    context = "sequence"
+    incremental = True
     train_defaults = dict(max_steps=10000, batch_size=32, learning_rate=3e-3, weight_decay=0.01, warmup_steps=300,
                           eval_interval=2000)
     presets = {
@@ -192,6 +170,10 @@ class WaveNetConv(_WaveNetLayers):
         "best": dict(receptive_field=16, level="gated", n_embd=160, n_hidden=160, dropout=0.3, bn_momentum=0.01,
                      weight_decay=0.1, max_steps=10000, ema=0.9995, eval_interval=1000),
     }
+
+    def __init__(self, config: WaveNetConvConfig):
+        super().__init__(config)
+        _build_layers(self, config)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -211,7 +193,7 @@ class WaveNetConv(_WaveNetLayers):
         sampling one more character costs one new position per level instead of a whole window.
         """
         R = self.config.span()
-        if state is None:  # before an item starts, the context is boundary tokens: the windows' [0] * block_size
+        if state is None:  # before an item starts, the context is boundary tokens: the windows' [0] * context_size
             fresh = F.pad(fresh, (R - 1, 0), value=BOUNDARY)
         x = self.wte(fresh)  # (B, T + R - 1, E) on the first call
         uses = self._uses(fresh[:, R - 1 :]) if self.training and state is None else [None] * self.n_levels

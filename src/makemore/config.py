@@ -1,0 +1,89 @@
+"""Config dataclasses: every field is a type-checked CLI flag with its help text.
+
+`TrainConfig` is the training recipe the engine runs; each model's own config derives from
+`models.base.ModelConfig`. Both validate the same way: `problems()` lists what is wrong,
+`validate()` raises them as one line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .errors import MakemoreError
+
+
+def option(default, help: str, from_data: bool = False):
+    """A config field with its --help text; `from_data`: the default is measured on the input file."""
+    return field(default=default, metadata={"help": help, "from_data": from_data})
+
+
+class Checked:
+    """Validation shared by the configs: subclasses extend `problems()`."""
+
+    def problems(self) -> list[str]:
+        return []
+
+    def validate(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise MakemoreError("; ".join(problems))
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass
+class TrainConfig(Checked):
+    max_steps: int = option(10000, "optimizer steps (0 for closed-form models)")
+    batch_size: int = option(64, "examples (windows, or whole items for sequence models) per step")
+    learning_rate: float = option(1e-3, "peak learning rate")
+    optimizer: str = option("adamw", "adamw or sgd")
+    weight_decay: float = option(0.01, "decoupled weight decay, applied to matrices only")
+    beta2: float = option(0.999, "AdamW's decay of the squared-gradient average (lower adapts faster)")
+    schedule: str = option("cosine", "constant | step (the lectures: /10 halfway) | cosine (to min-lr-ratio)")
+    warmup_steps: int = option(100, "linear warmup steps at the start")
+    min_lr_ratio: float = option(0.01, "cosine schedule ends at learning-rate x this")
+    eval_interval: int = option(1000, "steps between evaluations of the whole dev split")
+    seed: int = option(42, "seed for initialisation, batch order and dropout")
+    device: str = option("auto", "cpu | cuda | mps | auto")
+    threads: int = option(0, "torch intra-op threads (0: all cores)")
+    grad_clip: float = option(0.0, "clip the global gradient norm to this (0: off)")
+    skip_nonfinite: bool = option(False, "skip a step whose loss or gradients are not finite, instead of stopping")
+    manual_grad: bool = option(False, "gradients from the model's hand-written backward pass, not autograd (Part 4)")
+    ema: float = option(
+        0.0,
+        "keep an exponential moving average of the weights with this decay per step "
+        "(e.g. 0.999); evaluate and save it instead of the raw weights (0: off)",
+    )
+    input_noise: float = option(
+        0.0,
+        "replace each context character of a training batch by a random character with "
+        "this probability (data noising as smoothing, Xie et al. 2017; 0: off)",
+    )
+    pack: bool = option(
+        True,
+        "models that support it (transformer): train on rows packed with several whole items "
+        "each; the same loss as padded items, with much less padding",
+    )
+
+    def problems(self) -> list[str]:
+        checks = [
+            (self.max_steps >= 0, "--max-steps must be >= 0"),
+            (self.batch_size >= 1, "--batch-size must be >= 1"),
+            (self.learning_rate > 0 and math.isfinite(self.learning_rate), "--learning-rate must be a positive number"),
+            (self.optimizer in ("adamw", "sgd"), "--optimizer must be adamw or sgd"),
+            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (0 <= self.beta2 < 1, "--beta2 must be in [0, 1)"),
+            (self.schedule in ("constant", "step", "cosine"), "--schedule must be constant, step or cosine"),
+            (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
+            (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
+            (self.eval_interval >= 1, "--eval-interval must be >= 1"),
+            (self.device in ("cpu", "cuda", "mps", "auto"), "--device must be cpu, cuda, mps or auto"),
+            (self.threads >= 0, "--threads must be >= 0"),
+            (self.grad_clip >= 0, "--grad-clip must be >= 0"),
+            (0 <= self.ema < 1, "--ema must be in [0, 1)"),
+            (0 <= self.input_noise < 1, "--input-noise must be in [0, 1)"),
+        ]
+        return [message for ok, message in checks if not ok]

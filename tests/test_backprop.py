@@ -7,14 +7,16 @@ import torch
 
 from conftest import run_cli
 from makemore import backprop
+from makemore.config import TrainConfig
 from makemore.data import Dataset, bundled_names, read_items
+from makemore.gradcheck import gradcheck, gradcheck_params
 from makemore.models.mlp_bn import MLPBN
-from makemore.train import TrainConfig, Trainer, batch_loss
+from makemore.train import Hook, Trainer, batch_loss
 
 
 @pytest.fixture(scope="module")
 def report():
-    return backprop.gradcheck(seed=42, batch_size=32)
+    return gradcheck(seed=42, batch_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +51,8 @@ def test_every_manual_gradient_has_its_tensors_shape(data):
     """Shape hygiene: a (1, H) gradient for a (1, H) tensor, not a broadcastable (H,) or (n, H)."""
     torch.manual_seed(0)
     model = MLPBN(MLPBN.Config(vocab_size=27))
-    p = backprop.gradcheck_params(model, torch.float64, 0)
-    X, Y = data.tensors("train", "window", 3)
+    p = gradcheck_params(model, torch.float64, 0)
+    X, Y = data.windows("train", 3)
     t = backprop.forward_steps(p, X[:32], Y[:32])
     d = backprop.backward_steps(p, t, X[:32], Y[:32])
     assert set(d) == set(backprop.ORDER)
@@ -62,8 +64,8 @@ def test_every_manual_gradient_has_its_tensors_shape(data):
 def test_bessel_correction_matters_in_the_fused_batchnorm_backward(data):
     """With 1/n instead of 1/(n-1) in the variance term the fused form would no longer match."""
     torch.manual_seed(0)
-    p = backprop.gradcheck_params(MLPBN(MLPBN.Config(vocab_size=27)), torch.float64, 0)
-    X, Y = data.tensors("train", "window", 3)
+    p = gradcheck_params(MLPBN(MLPBN.Config(vocab_size=27)), torch.float64, 0)
+    X, Y = data.windows("train", 3)
     _, _, mine = backprop.compare(p, X[:32], Y[:32])
     t = backprop.forward_steps(p, X[:32], Y[:32])
     n, dh, raw = 32, mine["hpreact"], t["bnraw"]
@@ -74,7 +76,7 @@ def test_bessel_correction_matters_in_the_fused_batchnorm_backward(data):
 
 
 def test_manual_grad_fills_every_parameter_and_updates_running_stats_like_forward(data):
-    X, Y = (t[:128] for t in data.tensors("train", "window", 3))
+    X, Y = (t[:128] for t in data.windows("train", 3))
     models = []
     for _ in range(2):
         torch.manual_seed(3)
@@ -87,35 +89,35 @@ def test_manual_grad_fills_every_parameter_and_updates_running_stats_like_forwar
             p.grad = None
     mloss = manual.manual_grad(X, Y)
     assert not mloss.requires_grad and torch.equal(mloss, loss.detach())  # same forward, bitwise
-    assert torch.equal(manual.bnmean_running, auto.bnmean_running) and torch.equal(manual.bnvar_running, auto.bnvar_running)
+    assert torch.equal(manual.bn.running_mean, auto.bn.running_mean) and torch.equal(manual.bn.running_var, auto.bn.running_var)
     for (name, a), m in zip(auto.named_parameters(), manual.parameters()):
         diff = (a.grad - m.grad).abs().max().item()
         print(f"{name} max diff {diff:.3g}")
         assert m.grad.shape == a.shape and torch.allclose(m.grad, a.grad, atol=1e-7), name
 
 
-def _losses(data, tmp_path, manual: bool, steps: int = 1000) -> list[float]:
+class LossLog(Hook):
+    def __init__(self):
+        self.losses = []
+
+    def on_step(self, trainer):
+        self.losses.append(trainer.loss)
+
+
+def _losses(data, manual: bool, steps: int = 1000) -> list[float]:
     """Per-step losses of the shared Trainer on mlp-bn's recipe, seed 1."""
     torch.manual_seed(1)
     model = MLPBN(MLPBN.Config(vocab_size=27))
     cfg = TrainConfig(**{**MLPBN.train_defaults, "max_steps": steps, "eval_interval": steps, "seed": 1,
                          "device": "cpu", "manual_grad": manual})
-    tmp_path.mkdir()
-    trainer = Trainer(model, data, cfg, tmp_path, {"type": "mlp-bn"})
-    losses, step = [], trainer._train_step
-
-    def recording_step(*batch):
-        losses.append(step(*batch))
-        return losses[-1]
-
-    trainer._train_step = recording_step
-    trainer.run(progress=False)
-    return losses
+    log = LossLog()
+    Trainer(model, data, cfg, hooks=[log]).run()
+    return log.losses
 
 
-def test_manual_training_follows_autograd_step_for_step(data, tmp_path):
-    auto = _losses(data, tmp_path / "auto", manual=False)
-    manual = _losses(data, tmp_path / "manual", manual=True)
+def test_manual_training_follows_autograd_step_for_step(data):
+    auto = _losses(data, manual=False)
+    manual = _losses(data, manual=True)
     worst = max(abs(a - m) for a, m in zip(auto, manual))
     print(f"1000 steps: max |loss difference| {worst:.3g}; final losses {auto[-1]:.4f} / {manual[-1]:.4f}")
     assert len(auto) == len(manual) == 1000 and all(map(math.isfinite, manual))

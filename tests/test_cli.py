@@ -2,18 +2,41 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import fields
 
 import pytest
 
 from conftest import run_cli, snapshot
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "sample", "score"])
+from makemore.cli import COMMANDS
+from makemore.models import REGISTRY, SequenceModel, WindowModel
+
+OWN_FLAG = {"train": "--work-dir", "eval": "--work-dir", "sample": "--num-samples", "score": "ITEM", "diagnose": "--steps",
+            "gradcheck": "--batch-size", "gradcode": "--out"}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_command_explains_itself(capsys, command):
     code, out, _ = run_cli(capsys, command, "--help")
-    assert code == 0 and "--work-dir" in out
+    assert code == 0 and OWN_FLAG[command] in out and out.startswith(f"usage: makemore {command}")
     if command == "train":
         assert "--n-hidden" in out and "--learning-rate" in out and "20000" in out
+
+
+def test_top_level_help_lists_every_command(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0 and all(command in out for command in COMMANDS)
+
+
+@pytest.mark.parametrize("model_type", list(REGISTRY))
+def test_train_help_shows_the_types_own_options_and_recipe(capsys, model_type):
+    cls = REGISTRY[model_type]
+    code, out, _ = run_cli(capsys, "train", "--type", model_type, "--help")
+    assert code == 0 and f"model: {model_type}" in out and "--block-size" not in out
+    assert ("--context-size" in out) == ("context_size" in {f.name for f in fields(cls.Config)})
+    assert ("--max-len" in out) == issubclass(cls, SequenceModel) and (issubclass(cls, WindowModel) or "measured on the data" in out)
+    assert f"(default: {cls.train_defaults.get('max_steps', 10000)})" in out  # the type's own recipe
 
 
 def test_model_flags_follow_the_type(capsys):
@@ -74,6 +97,9 @@ def _bad_inputs(tmp_path, mlp_run):
         (["train", "-o", fresh, "--n-hidden", "0"], "n-hidden"),
         (["train", "-o", fresh, "--n-hidden", "lots"], "invalid int"),
         (["train", "--type", "nope"], "unknown --type"),
+        (["train", "-o", fresh, "--block-size", "8"], "--context-size (window models) or --max-len"),
+        (["train", "-o", fresh, "--type", "transformer", "--max-len", "10"], "shorter than the longest item of the data (15"),
+        (["train", "-o", fresh, "--type", "wavenet", "--context-size", "6"], "power of 2"),
         (["eval", "-o", tmp_path / "norun"], "no checkpoint"),
         (["eval", "-o", tmp_path / "nowhere"], "not found"),
         (["eval", "-o", corrupt], "truncated or corrupted"),
@@ -91,7 +117,7 @@ def test_bad_input_is_one_line_and_overwrites_nothing(capsys, tmp_path, mlp_run)
         code, out, err = run_cli(capsys, *argv)
         assert code != 0, argv
         assert err.count("\n") == 1 and why in err and "Traceback" not in err, (argv, err)
-        assert not (tmp_path / "fresh" / "model.safetensors").exists()
+        assert not (tmp_path / "fresh").exists(), argv  # checked before anything is written
     assert snapshot(mlp_run) == before
 
 

@@ -17,16 +17,16 @@ def test_bundled_names_is_the_lecture_dataset():
 
 def test_split_sizes_are_the_lectures():
     data = Dataset(read_items(bundled_names())[0])
-    sizes = [len(data.tensors(split, "window", 3)[0]) for split in ("train", "dev", "test")]
+    sizes = [len(data.windows(split, 3)[0]) for split in ("train", "dev", "test")]
     assert sizes == [182625, 22655, 22866]
     assert [len(data.splits[s]) for s in ("train", "dev", "test")] == [25626, 3203, 3204]
 
 
-def _lecture_windows(items, vocab, block_size):
+def _lecture_windows(items, vocab, context_size):
     """The lecture's build_dataset loop, as the slow reference."""
     X, Y = [], []
     for item in items:
-        context = [BOUNDARY] * block_size
+        context = [BOUNDARY] * context_size
         for ix in vocab.encode(item) + [BOUNDARY]:
             X.append(context)
             Y.append(ix)
@@ -34,12 +34,12 @@ def _lecture_windows(items, vocab, block_size):
     return torch.tensor(X), torch.tensor(Y)
 
 
-@pytest.mark.parametrize("block_size", [1, 3, 8])
-def test_windows_match_the_lecture_loop(block_size):
+@pytest.mark.parametrize("context_size", [1, 3, 8])
+def test_windows_match_the_lecture_loop(context_size):
     items = ["emma", "olivia", "ava", "x", "isabella"]
     vocab = Vocab.from_items(items)
-    X, Y = encode_windows(*encode_sequences(items, vocab), block_size)
-    Xr, Yr = _lecture_windows(items, vocab, block_size)
+    X, Y = encode_windows(*encode_sequences(items, vocab), context_size)
+    Xr, Yr = _lecture_windows(items, vocab, context_size)
     assert torch.equal(X, Xr) and torch.equal(Y, Yr)
 
 
@@ -144,5 +144,5 @@ def test_pack_holds_every_item_once_with_its_positions():
 
 def test_pack_refuses_an_item_longer_than_a_row():
     X, Y = encode_sequences(["abcdefghij", "ab"], Vocab.from_items(["abcdefghij"]))
-    with pytest.raises(MakemoreError, match="sequence of 11 tokens is longer than block_size 8"):
+    with pytest.raises(MakemoreError, match="sequence of 11 tokens is longer than context_size 8"):
         pack(X, Y, 8)

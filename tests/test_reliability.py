@@ -32,7 +32,7 @@ def _log(run_dir):
 
 
 def _weights(path):
-    _, tensors = checkpoint.read(path)
+    _, tensors = checkpoint._read(path)
     return {k: v for k, v in tensors.items() if k.startswith(("model.", "optim."))}
 
 
@@ -46,7 +46,7 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, sig):
     proc.send_signal(sig)
     err = proc.communicate()[1]
     assert proc.returncode == 1 and "Resume with: makemore train -o" in err and "Traceback" not in err, err
-    stopped_at = checkpoint.read(interrupted / checkpoint.LAST)[0]["step"]
+    stopped_at = checkpoint._read(interrupted / checkpoint.LAST)[0]["step"]
     print(f"{sig.name} stopped the run at step {stopped_at}")
     assert 0 < stopped_at < 3000
     subprocess.run([sys.executable, "-m", "makemore", "train", "-o", interrupted, "--resume", "-q"], check=True, capture_output=True)
@@ -67,7 +67,7 @@ def test_sigkill_during_saves_leaves_loadable_checkpoints(tmp_path):
             checkpoint.load(run_dir / name)  # loadable at every moment
     proc.kill()
     proc.wait()
-    step = checkpoint.read(run_dir / checkpoint.LAST)[0]["step"]
+    step = checkpoint._read(run_dir / checkpoint.LAST)[0]["step"]
     checkpoint.load(run_dir / checkpoint.BEST)
     resumed = subprocess.run([sys.executable, "-m", "makemore", "train", "-o", run_dir, "--resume", "--max-steps", str(step + 5),
                               "--eval-interval", "1000", "-q"], capture_output=True, text=True)

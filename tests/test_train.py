@@ -5,10 +5,27 @@ import pytest
 import torch
 
 from makemore import checkpoint
+from makemore.checkpoint import RunInfo
+from makemore.config import TrainConfig
 from makemore.data import Dataset, bundled_names, read_items
 from makemore.errors import MakemoreError
-from makemore.models import REGISTRY
-from makemore.train import TrainConfig, Trainer, lr_at, make_optimizer
+from makemore.models import REGISTRY, WindowModel
+from makemore.models.batchnorm import BatchNorm
+from makemore.store import RunStore
+from makemore.train import Checkpoints, MetricsLog, Trainer, batch_loss, lr_at, make_optimizer
+
+
+def _into(run_dir, trainer: Trainer, model_type: str, best_dev: float = math.inf) -> Trainer:
+    """The trainer with the hooks of a real run: metrics log and checkpoints in run_dir."""
+    run = RunInfo(type=model_type, source="names.txt", max_item_len=1000, max_len=trainer.data.max_len,
+                  params=trainer.model.num_params(), skipped_items=0)
+    store = RunStore(run_dir, trainer.data.vocab, run)
+    trainer.hooks = [MetricsLog(store), Checkpoints(store, best_dev)]
+    return trainer
+
+
+def _read(path):
+    return checkpoint._read(path)
 
 
 def test_schedules():
@@ -40,7 +57,7 @@ def _train(tmp_path, seed=1, steps=300, **overrides):
     torch.manual_seed(seed)
     model = cls(cls.Config(vocab_size=27))
     cfg = TrainConfig(**{**cls.train_defaults, "max_steps": steps, "eval_interval": 100, "seed": seed, **overrides})
-    Trainer(model, data, cfg, tmp_path, {"type": "mlp"}).run(progress=False)
+    _into(tmp_path, Trainer(model, data, cfg), "mlp").run()
     return model, [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
 
 
@@ -57,8 +74,8 @@ def test_same_seed_same_loss_curve_and_weights(tmp_path):
 
 def test_best_and_last_checkpoints_are_written(tmp_path):
     model, log = _train(tmp_path, steps=200, optimizer="sgd", learning_rate=0.1, schedule="step")
-    best_meta, _ = checkpoint.read(tmp_path / checkpoint.BEST)
-    last_meta, last_tensors = checkpoint.read(tmp_path / checkpoint.LAST)
+    best_meta, _ = _read(tmp_path / checkpoint.BEST)
+    last_meta, last_tensors = _read(tmp_path / checkpoint.LAST)
     devs = [row["dev"] for row in log if "dev" in row]
     assert best_meta["best_dev"] == min(devs) and last_meta["step"] == 200
     assert "rng.batches" in last_tensors and "optimizer" in last_meta
@@ -74,13 +91,11 @@ def test_trimming_padding_columns_leaves_the_loss_unchanged():
     data = Dataset(read_items(bundled_names())[0])
     cls = REGISTRY["transformer"]
     torch.manual_seed(0)
-    model = cls(cls.Config(vocab_size=27, block_size=data.max_len + 1)).eval()
-    X, Y = data.tensors("train", "sequence", 0)
+    model = cls(cls.config_for(data)).eval()
+    X, Y = model.split_tensors(data, "train")
     Xb, Yb = X[:64], Y[:64]
-    Xt, Yt = Trainer._trim(Xb, Yb)
-    assert Xt.size(1) < Xb.size(1)  # names in one batch are shorter than the longest name
-    from makemore.train import batch_loss
-
+    Xt, Yt, pos = model.shape_batch(Xb, Yb, False)
+    assert Xt.size(1) < Xb.size(1) and pos is None  # names in one batch are shorter than the longest name
     full, trimmed = batch_loss(model, Xb, Yb).item(), batch_loss(model, Xt, Yt).item()
     print("loss full", full, "trimmed", trimmed)
     assert abs(full - trimmed) < 1e-6
@@ -92,14 +107,14 @@ def _sequence_trainer(tmp_path, resume=False, **overrides):
     cls = REGISTRY["transformer"]
     torch.manual_seed(0)
     model_options = {k: overrides.pop(k) for k in ("dropout", "emb_dropout") if k in overrides}
-    model = cls(cls.Config(vocab_size=27, block_size=data.max_len + 1, n_layer=1, n_embd=16, **model_options))
+    model = cls(cls.config_for(data, n_layer=1, n_embd=16, **model_options))
     cfg = TrainConfig(**{"max_steps": 100, "batch_size": 64, "seed": 3, **overrides})
-    state = None
-    if resume:
-        meta, tensors = checkpoint.read(tmp_path / checkpoint.LAST)
-        model = checkpoint.build_model(meta, tensors)
-        state = {"meta": meta, "tensors": tensors}
-    return Trainer(model, data, cfg, tmp_path, {"type": "transformer"}, resume_from=state)
+    if not resume:
+        return _into(tmp_path, Trainer(model, data, cfg), "transformer")
+    last = RunStore(tmp_path).load_last()
+    trainer = Trainer(last.model, data, cfg)
+    trainer.restore(last.optimizer, last.rng, last.ema, last.step, last.train_seconds)
+    return _into(tmp_path, trainer, "transformer", last.best_dev)
 
 
 def test_packed_and_padded_training_take_the_same_steps(tmp_path):
@@ -108,8 +123,8 @@ def test_packed_and_padded_training_take_the_same_steps(tmp_path):
     runs = {}
     for pack in (True, False):
         trainer = _sequence_trainer(tmp_path / str(pack), max_steps=5, pack=pack, dropout=0.0, emb_dropout=0.0)
-        assert trainer.packed == pack
-        trainer.run(progress=False)
+        assert (trainer.model.shape_batch(trainer.X[:8], trainer.Y[:8], pack)[2] is not None) == pack
+        trainer.run()
         runs[pack] = trainer
     losses = {pack: [json.loads(line)["loss"] for line in (tmp_path / str(pack) / "metrics.jsonl").read_text().splitlines()
                      if "loss" in json.loads(line)] for pack in runs}
@@ -122,10 +137,10 @@ def test_packed_and_padded_training_take_the_same_steps(tmp_path):
 def test_ema_weights_are_the_running_average(tmp_path):
     decay = 0.9
     one = _sequence_trainer(tmp_path / "one", max_steps=1, ema=decay)
-    one.run(progress=False)
+    one.run()
     two = _sequence_trainer(tmp_path / "two", max_steps=2, ema=decay)
-    two.run(progress=False)
-    _, last = checkpoint.read(tmp_path / "two" / checkpoint.LAST)
+    two.run()
+    _, last = _read(tmp_path / "two" / checkpoint.LAST)
     worst = 0.0
     for name, w2 in two.model.state_dict().items():
         w1 = one.model.state_dict()[name]
@@ -134,18 +149,18 @@ def test_ema_weights_are_the_running_average(tmp_path):
         assert torch.equal(two.evaluated_model().state_dict()[name], last[f"ema.module.{name}"])
     print("max |ema - decay*w1 - (1-decay)*w2|:", worst)
     assert worst < 1e-6
-    best_meta, best = checkpoint.read(tmp_path / "two" / checkpoint.BEST)
+    best_meta, best = _read(tmp_path / "two" / checkpoint.BEST)
     assert all(torch.equal(best[f"model.{k}"], v) for k, v in two.evaluated_model().state_dict().items())
 
 
 def test_resume_with_ema_and_packed_rows_equals_a_straight_run(tmp_path):
     common = dict(schedule="constant", eval_interval=50, ema=0.95)  # the transformer trains on packed rows
     straight = _sequence_trainer(tmp_path / "straight", max_steps=100, **common)
-    straight.run(progress=False)
-    _sequence_trainer(tmp_path / "resumed", max_steps=50, **common).run(progress=False)
-    _sequence_trainer(tmp_path / "resumed", resume=True, max_steps=100, **common).run(progress=False)
-    a = checkpoint.read(tmp_path / "straight" / checkpoint.LAST)[1]
-    b = checkpoint.read(tmp_path / "resumed" / checkpoint.LAST)[1]
+    straight.run()
+    _sequence_trainer(tmp_path / "resumed", max_steps=50, **common).run()
+    _sequence_trainer(tmp_path / "resumed", resume=True, max_steps=100, **common).run()
+    a = _read(tmp_path / "straight" / checkpoint.LAST)[1]
+    b = _read(tmp_path / "resumed" / checkpoint.LAST)[1]
     keys = [k for k in a if k.startswith(("model.", "optim.", "ema."))]
     assert any(k.startswith("ema.") for k in keys) and keys == [k for k in b if k.startswith(("model.", "optim.", "ema."))]
     assert all(torch.equal(a[k], b[k]) for k in keys)
@@ -164,26 +179,32 @@ def test_input_noise_swaps_only_data_characters_at_the_given_rate(tmp_path):
     assert abs(changed - 0.2 * 25 / 26) < 0.01  # a swap may draw the same character
 
 
-def test_recompute_batchnorm_averages_the_statistics_of_the_whole_split():
-    from makemore.models.wavenet import BatchNorm
-    from makemore.train import recompute_batchnorm
+class LinearBN(WindowModel):
+    def __init__(self):
+        super().__init__(WindowModel.Config(context_size=5))
+        self.linear, self.bn = torch.nn.Linear(5, 3), BatchNorm(3, momentum=0.001)
 
+    def forward(self, x):
+        return self.bn(self.linear(x))
+
+
+def test_recompute_batchnorm_averages_the_statistics_of_the_whole_split():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 3), BatchNorm(3, momentum=0.001)).eval()
+    model = LinearBN().eval()
     X = torch.randn(3000, 5) * 3 + 1
-    recompute_batchnorm(model, X, chunk=1000)
+    model.recompute_batchnorm(X, chunk=1000)
     with torch.no_grad():
-        h = model[0](X)
+        h = model.linear(X)
     chunk_vars = torch.stack([h[i : i + 1000].var(0) for i in range(0, 3000, 1000)]).mean(0)
-    diff = max((model[1].running_mean - h.mean(0)).abs().max().item(), (model[1].running_var - chunk_vars).abs().max().item())
+    diff = max((model.bn.running_mean - h.mean(0)).abs().max().item(), (model.bn.running_var - chunk_vars).abs().max().item())
     print("max difference from the split's statistics:", diff)
     assert diff < 1e-5
-    assert model[1].momentum == 0.001 and not model.training
+    assert model.bn.momentum == 0.001 and not model.training
 
 
 def test_ema_switched_on_at_resume_starts_averaging_there(tmp_path):
-    _sequence_trainer(tmp_path, max_steps=20, schedule="constant", eval_interval=20).run(progress=False)
+    _sequence_trainer(tmp_path, max_steps=20, schedule="constant", eval_interval=20).run()
     resumed = _sequence_trainer(tmp_path, resume=True, max_steps=40, schedule="constant", eval_interval=20, ema=0.9)
-    resumed.run(progress=False)
-    _, last = checkpoint.read(tmp_path / checkpoint.LAST)
+    resumed.run()
+    _, last = _read(tmp_path / checkpoint.LAST)
     assert int(last["ema.n_averaged"]) == 20  # the 20 steps after the resume

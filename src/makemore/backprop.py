@@ -35,8 +35,8 @@ def forward_steps(p: dict, Xb: torch.Tensor, Yb: torch.Tensor, eps: float = 1e-5
     """
     n = Xb.shape[0]
     t = {}
-    t["emb"] = p["C"][Xb]  # (n, block_size, n_embd)
-    t["embcat"] = t["emb"].view(n, -1)  # (n, block_size * n_embd)
+    t["emb"] = p["C"][Xb]  # (n, context_size, n_embd)
+    t["embcat"] = t["emb"].view(n, -1)  # (n, context_size * n_embd)
     t["hprebn"] = t["embcat"] @ p["W1"] + p["b1"]  # (n, H)
     t["bnmeani"] = 1 / n * t["hprebn"].sum(0, keepdim=True)  # (1, H)
     t["bndiff"] = t["hprebn"] - t["bnmeani"]

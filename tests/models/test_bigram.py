@@ -5,7 +5,8 @@ import torch
 from makemore.data import Dataset, bundled_names, read_items
 from makemore.evaluate import split_nll
 from makemore.models import REGISTRY
-from makemore.train import TrainConfig, Trainer
+from makemore.config import TrainConfig
+from makemore.train import Trainer
 
 
 def _names():
@@ -16,7 +17,7 @@ def test_counts_model_matches_explicit_counting():
     data = Dataset(["ab", "abb", "ba"])
     V = len(data.vocab)
     model = REGISTRY["bigram"](REGISTRY["bigram"].Config(vocab_size=V, alpha=0.5))
-    X, Y = data.tensors("train", "window", 1)
+    X, Y = data.windows("train", 1)
     model.fit(X, Y)
     N = torch.zeros(V, V)
     for prev, nxt in zip(X[:, 0].tolist(), Y.tolist()):
@@ -27,23 +28,23 @@ def test_counts_model_matches_explicit_counting():
     assert diff < 1e-6
 
 
-def test_counts_dev_nll_on_names(tmp_path):
+def test_counts_dev_nll_on_names():
     data = _names()
     model = REGISTRY["bigram"](REGISTRY["bigram"].Config(vocab_size=27))
-    Trainer(model, data, TrainConfig(max_steps=0), tmp_path, {"type": "bigram"}).run(progress=False)
-    dev = split_nll(model, *data.tensors("dev", "window", 1))
+    Trainer(model, data, TrainConfig(max_steps=0)).run()
+    dev = split_nll(model, *data.windows("dev", 1))
     print("bigram counts dev", dev)
     assert 2.44 <= dev <= 2.47
 
 
-def test_neural_bigram_lands_on_the_counts_model(tmp_path):
+def test_neural_bigram_lands_on_the_counts_model():
     data = _names()
     counts = REGISTRY["bigram"](REGISTRY["bigram"].Config(vocab_size=27))
-    counts.fit(*data.tensors("train", "window", 1))
+    counts.fit(*data.windows("train", 1))
     cls = REGISTRY["bigram-nn"]
     torch.manual_seed(0)
     nn_model = cls(cls.Config(vocab_size=27))
-    Trainer(nn_model, data, TrainConfig(**cls.train_defaults), tmp_path, {"type": "bigram-nn"}).run(progress=False)
-    dev = {name: split_nll(m, *data.tensors("dev", "window", 1)) for name, m in [("counts", counts), ("nn", nn_model)]}
+    Trainer(nn_model, data, TrainConfig(**cls.train_defaults)).run()
+    dev = {name: split_nll(m, *data.windows("dev", 1)) for name, m in [("counts", counts), ("nn", nn_model)]}
     print("dev", dev)
     assert math.isclose(dev["counts"], dev["nn"], abs_tol=0.01)

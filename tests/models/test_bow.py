@@ -7,7 +7,7 @@ cls = REGISTRY["bow"]
 
 def model_and_input(T=12):
     torch.manual_seed(0)
-    model = cls(cls.Config(vocab_size=27, block_size=16)).double().eval()
+    model = cls(cls.Config(vocab_size=27, max_len=15)).double().eval()
     return model, torch.randint(0, 27, (4, T))
 
 
@@ -43,6 +43,6 @@ def test_later_tokens_do_not_change_earlier_logits():
 
 
 def test_parameter_count_at_makemore_py_size():
-    model = cls(cls.Config(vocab_size=27, block_size=16))
+    model = cls(cls.Config(vocab_size=27, max_len=15))
     print("bow parameters", model.num_params())
     assert model.num_params() == 12827

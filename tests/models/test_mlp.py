@@ -30,19 +30,20 @@ def test_initial_loss_is_near_uniform():
     assert abs(loss - 3.2958) < 0.02
 
 
-def test_default_recipe_reaches_the_target_and_samples_look_like_names(tmp_path):
+def test_default_recipe_reaches_the_target_and_samples_look_like_names():
     """The acceptance run: `makemore train --type mlp` with no flags, dev <= 2.13 (lecture: 2.170)."""
     from makemore.data import Dataset, bundled_names, read_items
     from makemore.evaluate import split_nll
     from makemore.sample import generate
-    from makemore.train import TrainConfig, Trainer
+    from makemore.config import TrainConfig
+    from makemore.train import Trainer
 
     data = Dataset(read_items(bundled_names())[0])
     cls = REGISTRY["mlp"]
     torch.manual_seed(42)
     model = cls(cls.Config(vocab_size=27))
-    Trainer(model, data, TrainConfig(**cls.train_defaults), tmp_path, {"type": "mlp"}).run(progress=False)
-    dev = split_nll(model, *data.tensors("dev", "window", 3))
+    Trainer(model, data, TrainConfig(**cls.train_defaults)).run()
+    dev = split_nll(model, *data.windows("dev", 3))
     print("mlp default recipe dev", dev)
     assert dev <= 2.13
     names = generate(model, data.vocab, 200, 30, torch.Generator().manual_seed(0))

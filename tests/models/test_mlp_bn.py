@@ -11,6 +11,8 @@ from makemore.models import REGISTRY
 from makemore.models.mlp import MLP
 from makemore.models.mlp_bn import MLPBN, MLPBNDeep
 from makemore import runs
+from makemore.sample import Sampling
+from makemore.store import RunStore
 
 
 def make(cls, seed=0, **kw):
@@ -24,7 +26,7 @@ def warm_up_running_stats(model, steps=50, batch=64):
     model.train()
     with torch.no_grad():
         for _ in range(steps):
-            model(torch.randint(0, 27, (batch, model.config.block_size), generator=gen))
+            model(torch.randint(0, 27, (batch, model.config.context_size), generator=gen))
     model.eval()
 
 
@@ -38,7 +40,7 @@ def reference_forward(m: MLPBN, idx: torch.Tensor) -> torch.Tensor:
         x = hpre[:, j]
         mean = sum(x.tolist()) / n
         var = sum((v - mean) ** 2 for v in x.tolist()) / (n - 1)  # Bessel's correction
-        cols.append(m.bngain.double()[0, j] * (x - mean) / math.sqrt(var + m.config.bn_eps) + m.bnbias.double()[0, j])
+        cols.append(m.bn.gamma.double()[0, j] * (x - mean) / math.sqrt(var + m.config.bn_eps) + m.bn.beta.double()[0, j])
     h = torch.tanh(torch.stack(cols, dim=1))
     return h @ m.W2.double() + m.b2.double()
 
@@ -53,8 +55,8 @@ def test_mlp_bn_lecture_shape():
 def test_mlp_bn_training_forward_matches_float64_reference():
     m = make(MLPBN)
     with torch.no_grad():  # non-trivial gain and bias, so they are exercised
-        m.bngain.uniform_(0.5, 1.5)
-        m.bnbias.normal_()
+        m.bn.gamma.uniform_(0.5, 1.5)
+        m.bn.beta.normal_()
     idx = torch.randint(0, 27, (37, 3), generator=torch.Generator().manual_seed(0))
     m.train()
     got = m(idx).double()
@@ -72,11 +74,11 @@ def test_running_stats_follow_the_momentum_rule():
     hpre = (m.C[idx].reshape(50, -1) @ m.W1).detach().double()
     want_mean = 0.25 * hpre.mean(0)
     want_var = 0.75 * 1.0 + 0.25 * hpre.var(0, unbiased=True)
-    d_mean = (m.bnmean_running[0].double() - want_mean).abs().max().item()
-    d_var = (m.bnvar_running[0].double() - want_var).abs().max().item()
+    d_mean = (m.bn.running_mean[0].double() - want_mean).abs().max().item()
+    d_var = (m.bn.running_var[0].double() - want_var).abs().max().item()
     print("running mean / var vs explicit update, max |diff|:", d_mean, d_var)
     assert d_mean < 1e-6 and d_var < 1e-5
-    assert not m.bnmean_running.requires_grad
+    assert not m.bn.running_mean.requires_grad
 
 
 @pytest.mark.parametrize("cls", [MLPBN, MLPBNDeep])
@@ -114,9 +116,9 @@ def test_folding_batchnorm_leaves_outputs_unchanged(cls):
     warm_up_running_stats(m)
     with torch.no_grad():  # trained-looking gains and biases
         for name, p in m.named_parameters():
-            if "gain" in name or "gamma" in name:
+            if "gamma" in name:
                 p.uniform_(0.5, 1.5)
-            if "bnbias" in name or "beta" in name:
+            if "beta" in name:
                 p.normal_()
     folded = m.fold()
     idx = torch.randint(0, 27, (1000, 3), generator=torch.Generator().manual_seed(3))
@@ -156,7 +158,7 @@ def bn_run(tmp_path_factory):
 
 def test_trained_mlp_bn_samples_are_name_like(bn_run):
     report = runs.evaluate(bn_run)
-    samples = [s for s, _ in runs.sample(bn_run, 300, 0, 1.0, None, None, "", False)]
+    samples = [s for s, _ in runs.sample(bn_run, 300, 0, Sampling(1.0, None, None, ""), False)]
     lengths = [len(s) for s in samples]
     # a reference that knows nothing of the model: the data's own bigram statistics
     items, _ = read_items(bundled_names())
@@ -184,7 +186,7 @@ def test_same_seed_same_weights(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
         assert main(["train", "--type", "mlp-bn-deep", "-o", str(d), "--max-steps", "50", "--n-layer", "2", "-q"]) == 0
-    ma, mb = runs.load(a)[0], runs.load(b)[0]
+    ma, mb = RunStore.open(a).load_best().model, RunStore.open(b).load_best().model
     diffs = [(x - y).abs().max().item() for x, y in zip(ma.state_dict().values(), mb.state_dict().values())]
     print("max |diff| between two runs with the same seed:", max(diffs))
     assert max(diffs) == 0.0

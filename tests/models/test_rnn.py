@@ -63,7 +63,7 @@ def test_lstm_forget_gate_starts_open():
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
 def test_whole_sequence_equals_an_explicit_loop_and_incremental_decoding(name):
     torch.manual_seed(0)
-    model = REGISTRY[name](REGISTRY[name].Config(vocab_size=27, block_size=12)).double().eval()
+    model = REGISTRY[name](REGISTRY[name].Config(vocab_size=27, max_len=11)).double().eval()
     idx = torch.randint(0, 27, (4, 12))
     full = model(idx)
     # the slow reference: one step at a time from the learned start state
@@ -93,7 +93,7 @@ def test_parameter_counts_at_makemore_py_sizes(name, params):
 def test_gradients_reach_the_first_step_through_the_lstm():
     """The loss at the last position depends on the first token (the point of the cell state)."""
     torch.manual_seed(0)
-    model = REGISTRY["lstm"](REGISTRY["lstm"].Config(vocab_size=27, block_size=16))
+    model = REGISTRY["lstm"](REGISTRY["lstm"].Config(vocab_size=27, max_len=15))
     idx = torch.randint(0, 27, (2, 16))
     emb = model.wte(idx).detach().requires_grad_()
     state = model.cell.init_state(model.start.expand(2, -1))

@@ -7,14 +7,14 @@ import torch.nn.functional as F
 from makemore.data import Dataset, Vocab
 from makemore.errors import MakemoreError
 from makemore.models import REGISTRY
-from makemore.sample import generate
+from makemore.sample import Sampling, generate
 
 cls = REGISTRY["transformer"]
 
 
 def small_model(seed=0, **kw):
     torch.manual_seed(seed)
-    config = dict(vocab_size=27, block_size=16, n_layer=2, n_head=4, n_embd=32)
+    config = dict(vocab_size=27, max_len=15, n_layer=2, n_head=4, n_embd=32)
     model = cls(cls.Config(**{**config, **kw})).double().eval()
     with torch.no_grad():  # GPT init makes attention nearly uniform; bolder weights test more
         for p in model.parameters():
@@ -23,10 +23,10 @@ def small_model(seed=0, **kw):
 
 
 def test_makemore_py_architecture_has_204571_parameters():
-    """4 layers, 4 heads, n_embd 64, block 16, 27 tokens, untied head: makemore.py's 0.20M;
+    """4 layers, 4 heads, n_embd 64, max_len 15 (16 positions), 27 tokens, untied head: makemore.py's 0.20M;
     tying the head to the token embedding drops its 27 x 64 matrix (the bias stays)."""
-    separate = cls(cls.Config(vocab_size=27, block_size=16, head="separate"))
-    tied = cls(cls.Config(vocab_size=27, block_size=16, head="tied"))
+    separate = cls(cls.Config(vocab_size=27, max_len=15, head="separate"))
+    tied = cls(cls.Config(vocab_size=27, max_len=15, head="tied"))
     print("parameters separate", separate.num_params(), "tied", tied.num_params())
     assert separate.num_params() == 204571
     assert tied.num_params() == 204571 - 27 * 64
@@ -36,7 +36,7 @@ def test_tied_head_is_a_linear_layer_with_the_token_embedding_as_weight():
     """Same weights in a separate-head model whose lm_head copies wte: identical logits, and the
     tied embedding's gradient is the sum of its two uses (input lookup + output layer)."""
     tied = small_model(head="tied")
-    separate = cls(cls.Config(vocab_size=27, block_size=16, n_layer=2, n_head=4, n_embd=32, head="separate")).double().eval()
+    separate = cls(cls.Config(vocab_size=27, max_len=15, n_layer=2, n_head=4, n_embd=32, head="separate")).double().eval()
     state = {k: v for k, v in tied.state_dict().items() if k != "lm_bias"}
     separate.load_state_dict({**state, "lm_head.weight": tied.wte.weight.detach().clone(), "lm_head.bias": tied.lm_bias.detach().clone()})
     idx = torch.randint(0, 27, (4, 16))
@@ -55,8 +55,11 @@ def test_tied_model_round_trips_through_a_checkpoint(tmp_path):
 
     model = small_model(head="tied").float()
     vocab = Vocab(tuple("abcdefghijklmnopqrstuvwxyz"))
-    checkpoint.save(tmp_path / "m.safetensors", model, vocab, {"type": "transformer"})
-    loaded, _, meta, _ = checkpoint.load(tmp_path / "m.safetensors")
+    run = checkpoint.RunInfo(type="transformer", source="names.txt", max_item_len=15, max_len=15,
+                             params=model.num_params(), skipped_items=0)
+    checkpoint.save(tmp_path / "m.safetensors", checkpoint.Checkpoint(model=model, vocab=vocab, run=run))
+    loaded = checkpoint.load(tmp_path / "m.safetensors").model
+    meta, _ = checkpoint._read(tmp_path / "m.safetensors")
     idx = torch.randint(0, 27, (3, 16))
     diff = (loaded(idx) - model(idx)).abs().max().item()
     print("head", meta["config"]["head"], "max |reloaded - saved| logits", diff)
@@ -108,18 +111,21 @@ def test_kv_cache_decoding_gives_the_same_logits_as_full_recomputation(chunks):
     assert diff < 1e-10
 
 
-def test_cache_refuses_to_grow_past_block_size():
-    model = small_model(block_size=4)
+def test_cache_refuses_to_grow_past_max_len():
+    model = small_model(max_len=3)  # 4 positions: the boundary and 3 characters
     _, state = model.decode(torch.zeros(2, 4, dtype=torch.long))
-    with pytest.raises(MakemoreError, match="block_size"):
+    with pytest.raises(MakemoreError, match=r"longer than this model's 4 positions \(max_len 3"):
         model.decode(torch.zeros(2, 1, dtype=torch.long), state)
 
 
 def test_heads_must_divide_the_width():
-    assert any("divisible" in p for p in cls.Config(n_embd=30, n_head=4).validate())
-    assert any("--head" in p for p in cls.Config(head="shared").validate())
-    assert any("--emb-dropout" in p for p in cls.Config(emb_dropout=1.0).validate())
-    assert cls.Config().validate() == []
+    assert any("divisible" in p for p in cls.Config(n_embd=30, n_head=4).problems())
+    assert any("--head" in p for p in cls.Config(head="shared").problems())
+    assert any("--emb-dropout" in p for p in cls.Config(emb_dropout=1.0).problems())
+    assert cls.Config().problems() == []
+    with pytest.raises(MakemoreError, match="divisible.*; --head"):  # validate() raises them all in one line
+        cls.Config(n_embd=30, n_head=4, head="shared").validate()
+    cls.Config().validate()
 
 
 @pytest.mark.parametrize("name", ["transformer", "rnn", "gru", "lstm", "bow"])
@@ -127,13 +133,13 @@ def test_heads_must_divide_the_width():
 def test_sampling_with_the_cache_draws_the_same_items_as_without(name, options):
     """Same generator seed, incremental vs full recompute: identical items (prefix, top-k, top-p)."""
     torch.manual_seed(0)
-    model = REGISTRY[name](REGISTRY[name].Config(vocab_size=27, block_size=16))
+    model = REGISTRY[name](REGISTRY[name].Config(vocab_size=27, max_len=15))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.2 * torch.randn_like(p))
     vocab = Vocab(tuple("abcdefghijklmnopqrstuvwxyz"))
-    cached = generate(model, vocab, 64, 15, torch.Generator().manual_seed(1), cache=True, **options)
-    full = generate(model, vocab, 64, 15, torch.Generator().manual_seed(1), cache=False, **options)
+    cached = generate(model, vocab, 64, 15, torch.Generator().manual_seed(1), how=Sampling(**options), cache=True)
+    full = generate(model, vocab, 64, 15, torch.Generator().manual_seed(1), how=Sampling(**options), cache=False)
     print(name, options, cached[:5])
     assert cached == full
     assert all(s.startswith(options.get("prefix", "")) and len(s) <= 15 for s in cached)
@@ -213,7 +219,7 @@ def test_defaults_average_the_weights_and_preset_best_trains_longer_on_smaller_b
     code, _, err = run_cli(capsys, "train", "--type", "transformer", "--preset", "best", "-o", tmp_path / "r", "-q",
                            "--max-steps", "2", "--eval-interval", "2")
     assert code == 0, err
-    meta, _ = checkpoint.read(tmp_path / "r" / checkpoint.BEST)
+    meta, _ = checkpoint._read(tmp_path / "r" / checkpoint.BEST)
     assert (meta["config"]["n_embd"], meta["config"]["n_layer"], meta["config"]["dropout"]) == (64, 4, 0.25)
     assert meta["train_config"]["ema"] == 0.9995 and meta["train_config"]["batch_size"] == 64
     assert meta["train_config"]["max_steps"] == 2  # the flag beat the preset

@@ -29,7 +29,7 @@ def pair(seed=0, dtype=torch.float64, **overrides):
             level.bn.running_var.uniform_(0.5, 2.0)
             level.bn.gamma.uniform_(0.5, 1.5)
             level.bn.beta.normal_()
-    span = tree.config.block_size
+    span = tree.config.context_size
     conv = WaveNetConv(WaveNetConv.Config(vocab_size=27, receptive_field=span, n_embd=tree.config.n_embd,
                                           n_hidden=tree.config.n_hidden, level=tree.config.level)).to(dtype)
     conv.load_state_dict(tree.state_dict(), strict=True)  # same parameter names: the same network
@@ -41,7 +41,7 @@ GATED = dict(level="gated", n_embd=16, n_hidden=16)
 
 def test_lecture_configuration_has_76579_parameters():
     model = REGISTRY["wavenet"](REGISTRY["wavenet"].Config(vocab_size=27))
-    assert (model.config.block_size, model.config.n_embd, model.config.n_hidden) == (8, 24, 128)
+    assert (model.config.context_size, model.config.n_embd, model.config.n_hidden) == (8, 24, 128)
     assert model.num_params() == 76579
     assert model(torch.zeros(5, 8, dtype=torch.long)).shape == (5, 27)
     assert all(not hasattr(level, "bias") for level in model.levels)  # BatchNorm's beta is the bias
@@ -50,7 +50,7 @@ def test_lecture_configuration_has_76579_parameters():
 def test_output_layer_starts_small_so_initial_loss_is_near_uniform(names):
     torch.manual_seed(0)
     model = WaveNet(WaveNet.Config(vocab_size=27))
-    X, Y = names.tensors("train", "window", 8)
+    X, Y = names.windows("train", 8)
     loss = batch_loss(model, X[:2000], Y[:2000]).item()
     print(f"initial loss {loss:.4f} vs ln 27 = {torch.log(torch.tensor(27.0)):.4f}")
     assert abs(loss - torch.log(torch.tensor(27.0)).item()) < 0.05
@@ -141,7 +141,7 @@ def test_bn_momentum_sets_how_far_running_statistics_move_per_step():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--type", "wavenet", "--block-size", "6"], "power of 2"),
+    (["--type", "wavenet", "--context-size", "6"], "power of 2"),
     (["--type", "wavenet-conv", "--receptive-field", "12"], "power of 2"),
     (["--type", "wavenet", "--dropout", "1.0"], "dropout"),
     (["--type", "wavenet", "--bn-momentum", "0"], "bn-momentum"),
@@ -162,7 +162,7 @@ def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys, m
     assert meta["step"] == 3
     from makemore import checkpoint
 
-    saved, _ = checkpoint.read(tmp_path / "r" / checkpoint.BEST)
+    saved, _ = checkpoint._read(tmp_path / "r" / checkpoint.BEST)
     model_keys = {k: v for k, v in best.items() if k in saved["config"]}
     flags = ("max_steps", "eval_interval")  # given on the command line
     train_keys = {k: v for k, v in best.items() if k not in saved["config"] and k not in flags}
@@ -187,7 +187,7 @@ def test_short_training_is_deterministic_and_learns(tmp_path, capsys, model_type
 
 def test_gated_level_is_the_papers_gate_with_a_residual_connection():
     torch.manual_seed(0)
-    model = WaveNet(WaveNet.Config(vocab_size=27, block_size=8, level="gated", n_embd=16, n_hidden=16)).double().eval()
+    model = WaveNet(WaveNet.Config(vocab_size=27, context_size=8, level="gated", n_embd=16, n_hidden=16)).double().eval()
     level, x = model.levels[1], torch.randn(5, 32, dtype=torch.float64)  # pairs [older, newer] of width 16
     bn = level.bn
     z = (x @ level.weight - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.gamma + bn.beta

@@ -61,4 +61,4 @@ REGISTRY: dict[str, type[Model]] = {
 }
 
 __all__ = ["REGISTRY", "Model", "ModelConfig", "SequenceConfig", "SequenceModel", "WindowConfig", "WindowModel",
-           "split_recipe"]
+           "check_recipes", "split_recipe"]

@@ -1,0 +1,109 @@
+"""The model contract: a new model is one class and one registry line (docs/architecture.md,
+"How to add a model"), and every model's recipes are checked against the configs."""
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import run_cli
+from makemore import checkpoint
+from makemore.config import option
+from makemore.errors import MakemoreError
+from makemore.models import REGISTRY, SequenceConfig, SequenceModel, WindowConfig, WindowModel, check_recipes
+
+
+# --- the toy models of the how-to: one window model, one sequence model --------------------------
+@dataclass
+class ToyConfig(WindowConfig):
+    context_size: int = option(2, "previous characters the model sees")
+    n_embd: int = option(8, "embedding dimension per character")
+
+
+class Toy(WindowModel):
+    """Embed the context, sum it, one linear layer: a deliberately small window model."""
+
+    Config = ToyConfig
+    train_defaults = dict(max_steps=60, batch_size=64, learning_rate=0.05, warmup_steps=0, eval_interval=30)
+    presets = {"wide": dict(n_embd=16, max_steps=40)}
+
+    def __init__(self, config: ToyConfig):
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size)
+
+    def forward(self, idx):
+        return self.head(self.wte(idx).sum(1))
+
+
+@dataclass
+class ToySeqConfig(SequenceConfig):
+    n_embd: int = option(8, "width of the running state")
+
+
+class ToySeq(SequenceModel):
+    """A causal running mean of embeddings: a sequence model in a dozen lines."""
+
+    Config = ToySeqConfig
+    train_defaults = dict(max_steps=60, batch_size=32, learning_rate=0.05, warmup_steps=0, eval_interval=30)
+
+    def __init__(self, config: ToySeqConfig):
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size)
+
+    def forward(self, idx):
+        x = self.wte(idx).cumsum(1) / torch.arange(1, idx.size(1) + 1, device=idx.device)[None, :, None]
+        return self.head(x)
+
+
+@pytest.mark.parametrize("name, cls", [("toy", Toy), ("toy-seq", ToySeq)])
+def test_a_new_model_trains_evaluates_samples_and_scores_through_the_shared_code(capsys, tmp_path, monkeypatch, name, cls):
+    monkeypatch.setitem(REGISTRY, name, check_recipes(cls))  # the one registry line
+    run = tmp_path / name
+    code, out, err = run_cli(capsys, "train", "--type", name, "-o", run, "-q")
+    assert code == 0 and f"{name}: train" in out, err
+    saved = checkpoint.load(run / checkpoint.BEST)
+    assert isinstance(saved.model, cls) and saved.step in (30, 60) and saved.run.type == name
+    code, out, _ = run_cli(capsys, "eval", "-o", run, "--json")
+    assert code == 0 and 2.0 < json.loads(out)["dev"] < 3.3  # learned something past ln(27) = 3.30
+    code, out, _ = run_cli(capsys, "sample", "-o", run, "-n", "5", "--seed", "0")
+    assert code == 0 and len(out.splitlines()) == 5
+    code, out, _ = run_cli(capsys, "score", "-o", run, "emma")
+    assert code == 0 and out.startswith("emma\ttotal")
+
+
+def test_the_sequence_kind_measures_max_len_on_the_data_and_refuses_less(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "toy-seq", ToySeq)
+    code, _, err = run_cli(capsys, "train", "--type", "toy-seq", "-o", tmp_path / "short", "--max-len", "5", "-q")
+    assert code == 1 and "shorter than the longest item of the data (15 characters)" in err
+    assert not (tmp_path / "short").exists()
+    code, _, _ = run_cli(capsys, "train", "--type", "toy-seq", "-o", tmp_path / "long", "--max-len", "20", "-q")
+    assert code == 0 and checkpoint.load(tmp_path / "long" / checkpoint.BEST).model.length_limit == 20
+
+
+def test_a_preset_flag_and_explicit_flags_reach_the_configs(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "toy", Toy)
+    code, _, err = run_cli(capsys, "train", "--type", "toy", "--preset", "wide", "--max-steps", "30", "-o", tmp_path / "w", "-q")
+    saved = checkpoint.load(tmp_path / "w" / checkpoint.BEST)
+    assert code == 0 and saved.model.config.n_embd == 16 and saved.train_config.max_steps == 30, err
+
+
+@pytest.mark.parametrize("model_type", list(REGISTRY))
+def test_every_registered_recipe_names_real_options_with_valid_values(model_type):
+    check_recipes(REGISTRY[model_type])
+
+
+@pytest.mark.parametrize("recipe, why", [
+    (dict(train_defaults=dict(max_step=10)), "unknown option"),
+    (dict(presets={"best": dict(n_emdb=32)}), "unknown option"),
+    (dict(presets={"best": dict(learning_rate=-1.0)}), "--learning-rate"),
+    (dict(presets={"best": dict(n_embd=0)}), "--n-embd must be >= 1"),
+    (dict(train_defaults=dict(n_embd=4)), "holds model options"),
+])
+def test_a_recipe_with_a_typo_or_a_bad_value_is_refused_when_registered(recipe, why):
+    broken = type("Broken", (Toy,), recipe)
+    with pytest.raises(MakemoreError, match=why):
+        check_recipes(broken)

@@ -1,0 +1,44 @@
+"""Sampling filters: which characters survive temperature, top-k and top-p."""
+
+import math
+
+import torch
+
+from makemore.sample import filter_logits
+
+PROBS = torch.tensor([[0.5, 0.2, 0.15, 0.1, 0.05]])
+LOGITS = PROBS.log()
+
+
+def survivors(logits: torch.Tensor) -> list[int]:
+    return torch.isfinite(logits[0]).nonzero().flatten().tolist()
+
+
+def test_top_k_keeps_exactly_the_k_most_likely():
+    shuffled = LOGITS[:, [3, 0, 4, 2, 1]]  # most likely at index 1, then 4, then 3
+    assert survivors(filter_logits(shuffled, 1.0, 1, None)) == [1]
+    assert survivors(filter_logits(shuffled, 1.0, 3, None)) == [1, 3, 4]
+    assert survivors(filter_logits(LOGITS, 1.0, 5, None)) == [0, 1, 2, 3, 4]
+    assert survivors(filter_logits(LOGITS, 1.0, 50, None)) == [0, 1, 2, 3, 4]  # k past the vocabulary: all
+
+
+def test_top_p_keeps_the_smallest_set_that_reaches_p():
+    assert survivors(filter_logits(LOGITS, 1.0, None, 0.45)) == [0]  # 0.5 alone reaches 0.45
+    assert survivors(filter_logits(LOGITS, 1.0, None, 0.6)) == [0, 1]  # 0.5 < 0.6 <= 0.7
+    assert survivors(filter_logits(LOGITS, 1.0, None, 0.8)) == [0, 1, 2]  # 0.7 < 0.8 <= 0.85
+    assert survivors(filter_logits(LOGITS, 1.0, None, 1.0)) == [0, 1, 2, 3, 4]
+    assert survivors(filter_logits(LOGITS, 1.0, None, 0.01)) == [0]  # the most likely always survives
+
+
+def test_temperature_rescales_before_the_filters():
+    kept = filter_logits(LOGITS, 0.5, None, None)
+    assert torch.allclose(kept.softmax(-1), (PROBS**2) / (PROBS**2).sum())  # T = 1/2 squares the odds
+    # at T = 1/2 the head holds more mass: 0.25 / 0.325 > 0.7, so top-p 0.7 keeps one character
+    assert survivors(filter_logits(LOGITS, 0.5, None, 0.7)) == [0]
+
+
+def test_top_k_and_top_p_together_keep_the_intersection():
+    assert survivors(filter_logits(LOGITS, 1.0, 2, 0.9)) == [0, 1]
+    assert survivors(filter_logits(LOGITS, 1.0, 4, 0.6)) == [0, 1]
+    survivors_probs = filter_logits(LOGITS, 1.0, 2, None).softmax(-1)[0]
+    assert math.isclose(survivors_probs[0].item(), 0.5 / 0.7, rel_tol=1e-6) and survivors_probs[2:].sum() == 0

@@ -39,16 +39,26 @@ def ensure_trained(model_type: str) -> Path:
 def row(model_type: str) -> dict:
     run_dir = ensure_trained(model_type)
     report = evaluate(run_dir)
-    meta, _ = checkpoint.read(run_dir / checkpoint.LAST)
-    return {"type": model_type, "params": report["params"], "train": report["train"], "dev": report["dev"],
-            "test": report["test"], "best_step": report["step"], "steps": meta["step"], "train_seconds": round(meta["train_seconds"], 1)}
+    last = checkpoint.load(run_dir / checkpoint.LAST)
+    return {
+        "type": model_type,
+        "params": report["params"],
+        "train": report["train"],
+        "dev": report["dev"],
+        "test": report["test"],
+        "best_step": report["step"],
+        "steps": last.step,
+        "train_seconds": round(last.train_seconds, 1),
+    }
 
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| model | params | train | dev | test | steps | training time |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| `{r['type']}` | {r['params']:,} | {r['train']:.4f} | {r['dev']:.4f} | {r['test']:.4f} | "
-                     f"{r['steps']:,} | {r['train_seconds']:.1f} s |")
+        lines.append(
+            f"| `{r['type']}` | {r['params']:,} | {r['train']:.4f} | {r['dev']:.4f} | {r['test']:.4f} | "
+            f"{r['steps']:,} | {r['train_seconds']:.1f} s |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -60,7 +70,12 @@ def main() -> None:
     previous = json.loads((OUT / "models.json").read_text())["rows"] if (OUT / "models.json").exists() else []
     by_type = {r["type"]: r for r in previous} | {t: row(t) for t in args.types}
     rows = [by_type[t] for t in REGISTRY if t in by_type]
-    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(), "python": platform.python_version()}
+    env = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
     (OUT / "models.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1) + "\n")
     (OUT / "models.md").write_text(markdown(rows))
     print(markdown(rows))

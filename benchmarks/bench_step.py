@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from makemore.data import Dataset, bundled_names, pack, read_items
-from makemore.models.transformer import Dropout, Transformer, TransformerConfig
-from makemore.train import Trainer, batch_loss
+from makemore.data import Dataset, bundled_names, read_items
+from makemore.models.transformer import Dropout, Transformer
+from makemore.train import batch_loss
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -30,10 +30,7 @@ def step_times(model, optimizer, X, Y, batch_size: int, packed: bool, steps: int
     for _ in range(steps):
         t0 = time.perf_counter()
         ix = torch.randint(0, len(X), (batch_size,), generator=gen)
-        xb, yb = Trainer._trim(X[ix], Y[ix])
-        pos = None
-        if packed:
-            xb, yb, pos = pack(xb, yb, model.config.block_size)
+        xb, yb, pos = model.shape_batch(X[ix], Y[ix], packed)  # as the Trainer shapes a batch
         optimizer.zero_grad(set_to_none=True)
         batch_loss(model, xb, yb, pos).backward()
         optimizer.step()
@@ -62,7 +59,7 @@ def main() -> None:
     models = {}
     for s in settings:
         torch.manual_seed(0)
-        model = Transformer(TransformerConfig(vocab_size=len(data.vocab), block_size=data.max_len + 1)).train()
+        model = Transformer(Transformer.config_for(data)).train()
         models[s] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True))
     for round_ in range(4):  # interleaved rounds: drift in machine speed hits every setting alike
         for s in settings:
@@ -72,8 +69,10 @@ def main() -> None:
     for _ in range(3):
         drop_times["nn.Dropout"] += dropout_times(torch.nn.Dropout(0.2))
         drop_times["transformer Dropout"] += dropout_times(Dropout(0.2))
-    rows = [{"batch_size": b, "rows": "packed" if p else "padded", "ms_per_step": 1000 * statistics.median(times[(b, p)])}
-            for b, p in settings]
+    rows = [
+        {"batch_size": b, "rows": "packed" if p else "padded", "ms_per_step": 1000 * statistics.median(times[(b, p)])}
+        for b, p in settings
+    ]
     for r in rows:
         padded = next(x for x in rows if x["batch_size"] == r["batch_size"] and x["rows"] == "padded")
         r["speedup_vs_padded"] = padded["ms_per_step"] / r["ms_per_step"]
@@ -85,7 +84,9 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     (OUT / "step_time.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["| batch | rows | ms/step (median) | speed-up |", "|---:|---|---:|---:|"]
-    lines += [f"| {r['batch_size']} | {r['rows']} | {r['ms_per_step']:.2f} | {r['speedup_vs_padded']:.2f}x |" for r in rows]
+    lines += [
+        f"| {r['batch_size']} | {r['rows']} | {r['ms_per_step']:.2f} | {r['speedup_vs_padded']:.2f}x |" for r in rows
+    ]
     lines += ["", "| dropout (p 0.2, 768 x 64, forward + backward) | µs (median) |", "|---|---:|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in result["dropout_us_fwd_bwd_768x64"].items()]
     (OUT / "step_time.md").write_text("\n".join(lines) + "\n")

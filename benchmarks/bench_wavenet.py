@@ -31,7 +31,7 @@ OUT = Path(__file__).parent / "results" / "wavenet.json"
 def models(max_len: int):
     torch.manual_seed(0)
     tree = WaveNet(WaveNet.Config(vocab_size=27))
-    conv = WaveNetConv(WaveNetConv.Config(vocab_size=27, block_size=max_len + 1))
+    conv = WaveNetConv(WaveNetConv.Config(vocab_size=27, max_len=max_len))
     conv.load_state_dict(tree.state_dict())
     return tree, conv
 
@@ -52,8 +52,12 @@ def train_speed(model, X, Y, batch_size: int, steps: int = 400) -> dict:
             opt.step()
             examples += int((yb != IGNORE).sum())
         seconds = time.perf_counter() - t0
-    return {"batch_size": batch_size, "ms_per_step": 1000 * seconds / steps, "examples_per_step": examples / steps,
-            "examples_per_s": examples / seconds}
+    return {
+        "batch_size": batch_size,
+        "ms_per_step": 1000 * seconds / steps,
+        "examples_per_step": examples / steps,
+        "examples_per_s": examples / seconds,
+    }
 
 
 def eval_speed(model, X, Y, repeats: int = 3) -> dict:
@@ -78,20 +82,27 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     data = Dataset(read_items(bundled_names())[0])
     tree, conv = models(data.max_len)
-    win_train, seq_train = data.tensors("train", "window", 8), data.sequences("train")
-    results = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-               "train": {}, "eval_dev": {}, "sample": {}}
+    win_train, seq_train = data.windows("train", 8), data.sequences("train")
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}",
+        "train": {},
+        "eval_dev": {},
+        "sample": {},
+    }
     for bs in (32, 128):
         results["train"][f"wavenet b{bs} windows"] = train_speed(tree, *win_train, bs)
     for bs in (8, 32):
         results["train"][f"wavenet-conv b{bs} items"] = train_speed(conv, *seq_train, bs)
     conv.load_state_dict(tree.state_dict())  # same weights again for the eval and sampling comparisons
-    results["eval_dev"]["wavenet"] = eval_speed(tree, *data.tensors("dev", "window", 8))
+    results["eval_dev"]["wavenet"] = eval_speed(tree, *data.windows("dev", 8))
     results["eval_dev"]["wavenet-conv"] = eval_speed(conv, *data.sequences("dev"))
     for n in (1, 1000):
         results["sample"][f"wavenet n{n}"] = sample_speed(tree, data.vocab, n, data.max_len)
         results["sample"][f"wavenet-conv cached n{n}"] = sample_speed(conv, data.vocab, n, data.max_len)
-        results["sample"][f"wavenet-conv recomputed n{n}"] = sample_speed(conv, data.vocab, n, data.max_len, cache=False)
+        results["sample"][f"wavenet-conv recomputed n{n}"] = sample_speed(
+            conv, data.vocab, n, data.max_len, cache=False
+        )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     for kind, rows in results.items():
@@ -99,7 +110,10 @@ def main() -> None:
             for name, r in rows.items():
                 rate = r.get("examples_per_s") or r.get("items_per_s")
                 unit = "items/s" if "items_per_s" in r else "examples/s"
-                print(f"{kind:9s} {name:32s} {rate:12,.0f} {unit}" + (f"  ({r['ms_per_step']:.2f} ms/step)" if "ms_per_step" in r else ""))
+                print(
+                    f"{kind:9s} {name:32s} {rate:12,.0f} {unit}"
+                    + (f"  ({r['ms_per_step']:.2f} ms/step)" if "ms_per_step" in r else "")
+                )
     print(f"wrote {OUT}")
 
 

@@ -18,7 +18,9 @@ def run_cli(capsys, *argv):
 
 def snapshot(directory: Path) -> dict:
     """Name -> sha256 of every file in a directory: to prove nothing was overwritten."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(directory).iterdir()) if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(directory).iterdir()) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,14 @@ import math
 import pytest
 import torch
 
-from conftest import run_cli
 from makemore import backprop
 from makemore.config import TrainConfig
 from makemore.data import Dataset, bundled_names, read_items
 from makemore.gradcheck import gradcheck, gradcheck_params
 from makemore.models.mlp_bn import MLPBN
 from makemore.train import Hook, Trainer, batch_loss
+
+from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,12 @@ def test_bessel_correction_matters_in_the_fused_batchnorm_backward(data):
     n, dh, raw = 32, mine["hpreact"], t["bnraw"]
     wrong = p["bngain"] * t["bnvar_inv"] / n * (n * dh - dh.sum(0) - raw * (dh * raw).sum(0))
     right = backprop.batchnorm_backward(dh, p["bngain"], raw, t["bnvar_inv"])
-    print("fused vs atomic", (right - mine["hprebn"]).abs().max().item(), "biased form", (wrong - mine["hprebn"]).abs().max().item())
+    print(
+        "fused vs atomic",
+        (right - mine["hprebn"]).abs().max().item(),
+        "biased form",
+        (wrong - mine["hprebn"]).abs().max().item(),
+    )
     assert torch.allclose(right, mine["hprebn"]) and not torch.allclose(wrong, mine["hprebn"])
 
 
@@ -89,7 +95,9 @@ def test_manual_grad_fills_every_parameter_and_updates_running_stats_like_forwar
             p.grad = None
     mloss = manual.manual_grad(X, Y)
     assert not mloss.requires_grad and torch.equal(mloss, loss.detach())  # same forward, bitwise
-    assert torch.equal(manual.bn.running_mean, auto.bn.running_mean) and torch.equal(manual.bn.running_var, auto.bn.running_var)
+    assert torch.equal(manual.bn.running_mean, auto.bn.running_mean) and torch.equal(
+        manual.bn.running_var, auto.bn.running_var
+    )
     for (name, a), m in zip(auto.named_parameters(), manual.parameters()):
         diff = (a.grad - m.grad).abs().max().item()
         print(f"{name} max diff {diff:.3g}")
@@ -108,8 +116,16 @@ def _losses(data, manual: bool, steps: int = 1000) -> list[float]:
     """Per-step losses of the shared Trainer on mlp-bn's recipe, seed 1."""
     torch.manual_seed(1)
     model = MLPBN(MLPBN.Config(vocab_size=27))
-    cfg = TrainConfig(**{**MLPBN.train_defaults, "max_steps": steps, "eval_interval": steps, "seed": 1,
-                         "device": "cpu", "manual_grad": manual})
+    cfg = TrainConfig(
+        **{
+            **MLPBN.train_defaults,
+            "max_steps": steps,
+            "eval_interval": steps,
+            "seed": 1,
+            "device": "cpu",
+            "manual_grad": manual,
+        }
+    )
     log = LossLog()
     Trainer(model, data, cfg, hooks=[log]).run()
     return log.losses
@@ -132,5 +148,7 @@ def test_gradcheck_command_prints_both_tables(capsys):
 
 
 def test_manual_grad_on_a_model_without_it_is_one_clear_error(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "train", "--type", "mlp", "--manual-grad", "-o", tmp_path / "x", "--max-steps", "1", "-q")
+    code, _, err = run_cli(
+        capsys, "train", "--type", "mlp", "--manual-grad", "-o", tmp_path / "x", "--max-steps", "1", "-q"
+    )
     assert code == 1 and "no hand-written backward" in err and "Traceback" not in err

@@ -79,7 +79,11 @@ def test_wrong_version_and_wrong_model(tmp_path):
     save_file(tensors, str(path), metadata={"makemore": json.dumps({**meta, "version": 99})})
     with pytest.raises(MakemoreError, match="version 99"):
         checkpoint.load(path)
-    save_file(tensors, str(path), metadata={"makemore": json.dumps({**meta, "type": "bigram-nn", "config": {"vocab_size": 4}})})
+    save_file(
+        tensors,
+        str(path),
+        metadata={"makemore": json.dumps({**meta, "type": "bigram-nn", "config": {"vocab_size": 4}})},
+    )
     with pytest.raises(MakemoreError, match="do not fit"):
         checkpoint.load(path)
     save_file(tensors, str(path))

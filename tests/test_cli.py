@@ -6,14 +6,20 @@ from dataclasses import fields
 
 import pytest
 
-from conftest import run_cli, snapshot
-
-
 from makemore.cli import COMMANDS
 from makemore.models import REGISTRY, SequenceModel, WindowModel
 
-OWN_FLAG = {"train": "--work-dir", "eval": "--work-dir", "sample": "--num-samples", "score": "ITEM", "diagnose": "--steps",
-            "gradcheck": "--batch-size", "gradcode": "--out"}
+from conftest import run_cli, snapshot
+
+OWN_FLAG = {
+    "train": "--work-dir",
+    "eval": "--work-dir",
+    "sample": "--num-samples",
+    "score": "ITEM",
+    "diagnose": "--steps",
+    "gradcheck": "--batch-size",
+    "gradcode": "--out",
+}
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -35,7 +41,9 @@ def test_train_help_shows_the_types_own_options_and_recipe(capsys, model_type):
     code, out, _ = run_cli(capsys, "train", "--type", model_type, "--help")
     assert code == 0 and f"model: {model_type}" in out and "--block-size" not in out
     assert ("--context-size" in out) == ("context_size" in {f.name for f in fields(cls.Config)})
-    assert ("--max-len" in out) == issubclass(cls, SequenceModel) and (issubclass(cls, WindowModel) or "measured on the data" in out)
+    assert ("--max-len" in out) == issubclass(cls, SequenceModel) and (
+        issubclass(cls, WindowModel) or "measured on the data" in out
+    )
     assert f"(default: {cls.train_defaults.get('max_steps', 10000)})" in out  # the type's own recipe
 
 
@@ -61,8 +69,26 @@ def test_sample_is_repeatable_and_marked(capsys, mlp_run):
 
 
 def test_sample_options(capsys, mlp_run):
-    _, out, _ = run_cli(capsys, "sample", "-o", mlp_run, "-n", "10", "--seed", "1", "--prefix", "mar", "--new-only",
-                        "--temperature", "0.8", "--top-k", "5", "--top-p", "0.9", "--json")
+    _, out, _ = run_cli(
+        capsys,
+        "sample",
+        "-o",
+        mlp_run,
+        "-n",
+        "10",
+        "--seed",
+        "1",
+        "--prefix",
+        "mar",
+        "--new-only",
+        "--temperature",
+        "0.8",
+        "--top-k",
+        "5",
+        "--top-p",
+        "0.9",
+        "--json",
+    )
     samples = json.loads(out)["samples"]
     assert len(samples) == 10
     assert all(s["item"].startswith("mar") and s["split"] == "new" for s in samples)
@@ -88,8 +114,10 @@ def _bad_inputs(tmp_path, mlp_run):
     fresh = tmp_path / "fresh"
     return [
         (["train", "-i", tmp_path / "missing.txt", "-o", fresh], "not found"),
-        *[(["train", "-i", tmp_path / name, "-o", fresh], why) for name, why in
-          [("empty", "no items"), ("blank", "no items"), ("latin1", "UTF-8"), ("nul", "NUL")]],
+        *[
+            (["train", "-i", tmp_path / name, "-o", fresh], why)
+            for name, why in [("empty", "no items"), ("blank", "no items"), ("latin1", "UTF-8"), ("nul", "NUL")]
+        ],
         (["train", "-i", tmp_path, "-o", fresh], "not a regular file"),
         (["train", "-o", mlp_run, "--max-steps", "5"], "already holds a run"),
         (["train", "-o", fresh, "--max-steps", "-1"], "max-steps"),
@@ -98,7 +126,10 @@ def _bad_inputs(tmp_path, mlp_run):
         (["train", "-o", fresh, "--n-hidden", "lots"], "invalid int"),
         (["train", "--type", "nope"], "unknown --type"),
         (["train", "-o", fresh, "--block-size", "8"], "--context-size (window models) or --max-len"),
-        (["train", "-o", fresh, "--type", "transformer", "--max-len", "10"], "shorter than the longest item of the data (15"),
+        (
+            ["train", "-o", fresh, "--type", "transformer", "--max-len", "10"],
+            "shorter than the longest item of the data (15",
+        ),
         (["train", "-o", fresh, "--type", "wavenet", "--context-size", "6"], "power of 2"),
         (["eval", "-o", tmp_path / "norun"], "no checkpoint"),
         (["eval", "-o", tmp_path / "nowhere"], "not found"),
@@ -122,7 +153,10 @@ def test_bad_input_is_one_line_and_overwrites_nothing(capsys, tmp_path, mlp_run)
 
 
 def test_real_process_prints_no_traceback(tmp_path):
-    for argv in (["-m", "makemore", "train", "-i", str(tmp_path / "missing.txt")], ["-m", "makemore", "eval", "-o", str(tmp_path)]):
+    for argv in (
+        ["-m", "makemore", "train", "-i", str(tmp_path / "missing.txt")],
+        ["-m", "makemore", "eval", "-o", str(tmp_path)],
+    ):
         proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True)
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     console = shutil.which("makemore", path=str(__import__("pathlib").Path(sys.executable).parent))

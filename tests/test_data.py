@@ -5,7 +5,17 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from makemore.data import BOUNDARY, IGNORE, Dataset, Vocab, bundled_names, encode_sequences, encode_windows, pack, read_items
+from makemore.data import (
+    BOUNDARY,
+    IGNORE,
+    Dataset,
+    Vocab,
+    bundled_names,
+    encode_sequences,
+    encode_windows,
+    pack,
+    read_items,
+)
 from makemore.errors import MakemoreError
 
 

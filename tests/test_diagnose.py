@@ -5,10 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import run_cli
 from makemore.cli import main
 from makemore.diagnose import SATURATED, Probe
 from makemore.models.mlp_bn import MLPBNDeep
+
+from conftest import run_cli
 
 
 def small_deep(seed=0):
@@ -49,7 +50,7 @@ def test_probe_matches_autograd_and_the_update_rule():
     for row, o in zip(stats, outs):
         assert row["saturated_pct"] == pytest.approx(100 * (o.abs() > SATURATED).float().mean().item())
     # SGD without weight decay: the update is lr * grad, so the ratio is log10(lr std(grad) / std(data))
-    for (name, p), g in zip([(n, p) for n, p in model.named_parameters() if p.dim() == 2], ref_grads[len(outs):]):
+    for name, g in zip([n for n, p in model.named_parameters() if p.dim() == 2], ref_grads[len(outs) :]):
         want = math.log10((0.1 * g).std().item() / snapshot[name].std().item())
         got = probe.update_ratios[name][-1]
         print(f"{name}: update ratio {got:.6f} vs lr*grad {want:.6f}")
@@ -60,7 +61,25 @@ def test_probe_matches_autograd_and_the_update_rule():
 
 def test_diagnose_writes_plots_and_json_for_the_deep_net(capsys, tmp_path):
     run = tmp_path / "deep"
-    assert main(["train", "--type", "mlp-bn-deep", "-o", str(run), "--max-steps", "200", "--n-layer", "3", "--n-hidden", "32", "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--type",
+                "mlp-bn-deep",
+                "-o",
+                str(run),
+                "--max-steps",
+                "200",
+                "--n-layer",
+                "3",
+                "--n-hidden",
+                "32",
+                "-q",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     code, out, err = run_cli(capsys, "diagnose", "-o", run, "--steps", "60")
     print(out, err)

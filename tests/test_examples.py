@@ -76,18 +76,29 @@ def compare_transcripts(got: str, golden: str) -> list[str]:
 
 
 def test_the_comparison_ignores_rounding_and_catches_results():
-    golden = "float32: table\nhpreact  32x200  False True 4.19e-09\nmlp (11,897 parameters, step 500)\n  dev   2.1032\nemma e:2.41 m:3.01"
-    cpu_b = "float32: table\nhpreact  32x200  False True 3.26e-09\nmlp (11,897 parameters, step 500)\n  dev   2.1033\nemma e:2.42 m:3.01"
+    head = "float32: table\nhpreact  32x200  False True "
+    golden = head + "4.19e-09\nmlp (11,897 parameters, step 500)\n  dev   2.1032\nemma e:2.41 m:3.01"
+    cpu_b = head + "3.26e-09\nmlp (11,897 parameters, step 500)\n  dev   2.1033\nemma e:2.42 m:3.01"
     assert compare_transcripts(cpu_b, golden) == []
-    for wrong in [cpu_b.replace("3.26e-09", "3.26e-05"), cpu_b.replace("2.1033", "2.1100"), cpu_b.replace("False True", "True True"),
-                  cpu_b.replace("11,897", "11,898"), cpu_b.replace("emma", "emmy"), cpu_b.replace("e:2.42", "e:2.48")]:
+    for wrong in [
+        cpu_b.replace("3.26e-09", "3.26e-05"),
+        cpu_b.replace("2.1033", "2.1100"),
+        cpu_b.replace("False True", "True True"),
+        cpu_b.replace("11,897", "11,898"),
+        cpu_b.replace("emma", "emmy"),
+        cpu_b.replace("e:2.42", "e:2.48"),
+    ]:
         assert compare_transcripts(wrong, golden), wrong
     assert compare_transcripts("float64: t\nC 27x10 False True 1e-10", "float64: t\nC 27x10 False True 9.11e-18")
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_example_matches_its_golden_output(tmp_path, example):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "MAKEMORE_QUICK": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MAKEMORE_QUICK": "1",
+    }
     script = ROOT / "examples" / f"{example}.sh"
     out = subprocess.run(["bash", script, tmp_path / "run"], capture_output=True, text=True, env=env, check=True)
     golden_dir = ROOT / "examples" / "golden"

@@ -5,10 +5,11 @@ One real compile (about 20 s on 2 cores) shared by every assertion.
 
 import pytest
 
-from conftest import run_cli
 from makemore import gradcode
 from makemore.errors import MakemoreError
 from makemore.models.mlp_bn import MLPBN
+
+from conftest import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,25 @@ import time
 import pytest
 import torch
 
-from conftest import run_cli, snapshot
 from makemore import checkpoint
 
-TRAIN = [sys.executable, "-m", "makemore", "train", "--type", "mlp", "-q", "--threads", "1", "-b", "32", "--eval-interval", "500"]
+from conftest import run_cli, snapshot
+
+TRAIN = [
+    sys.executable,
+    "-m",
+    "makemore",
+    "train",
+    "--type",
+    "mlp",
+    "-q",
+    "--threads",
+    "1",
+    "-b",
+    "32",
+    "--eval-interval",
+    "500",
+]
 
 
 def _wait_for(predicate, timeout=120):
@@ -49,7 +64,11 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, sig):
     stopped_at = checkpoint._read(interrupted / checkpoint.LAST)[0]["step"]
     print(f"{sig.name} stopped the run at step {stopped_at}")
     assert 0 < stopped_at < 3000
-    subprocess.run([sys.executable, "-m", "makemore", "train", "-o", interrupted, "--resume", "-q"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "makemore", "train", "-o", interrupted, "--resume", "-q"],
+        check=True,
+        capture_output=True,
+    )
     assert _log(interrupted) == _log(tmp_path / "straight")
     a, b = _weights(interrupted / checkpoint.LAST), _weights(tmp_path / "straight" / checkpoint.LAST)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise
@@ -69,8 +88,24 @@ def test_sigkill_during_saves_leaves_loadable_checkpoints(tmp_path):
     proc.wait()
     step = checkpoint._read(run_dir / checkpoint.LAST)[0]["step"]
     checkpoint.load(run_dir / checkpoint.BEST)
-    resumed = subprocess.run([sys.executable, "-m", "makemore", "train", "-o", run_dir, "--resume", "--max-steps", str(step + 5),
-                              "--eval-interval", "1000", "-q"], capture_output=True, text=True)
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "makemore",
+            "train",
+            "-o",
+            run_dir,
+            "--resume",
+            "--max-steps",
+            str(step + 5),
+            "--eval-interval",
+            "1000",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert not list(run_dir.glob(".*.tmp"))
     assert all(row["step"] <= step + 5 for row in _log(run_dir))
@@ -96,12 +131,39 @@ def test_failed_write_mid_run_is_one_line_and_keeps_the_checkpoint(capsys, tmp_p
 
 
 def test_skip_nonfinite_skips_instead_of_stopping(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "train", "-o", tmp_path / "a", "--max-steps", "50", "-l", "1e30", "--optimizer", "sgd",
-                           "--warmup-steps", "0", "-q")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "-o",
+        tmp_path / "a",
+        "--max-steps",
+        "50",
+        "-l",
+        "1e30",
+        "--optimizer",
+        "sgd",
+        "--warmup-steps",
+        "0",
+        "-q",
+    )
     errors = [line for line in err.splitlines() if "error" in line]
     assert code == 1 and len(errors) == 1 and "at step" in errors[0] and "Traceback" not in err
-    code, _, _ = run_cli(capsys, "train", "-o", tmp_path / "b", "--max-steps", "50", "-l", "1e30", "--optimizer", "sgd",
-                         "--warmup-steps", "0", "--skip-nonfinite", "-q")
+    code, _, _ = run_cli(
+        capsys,
+        "train",
+        "-o",
+        tmp_path / "b",
+        "--max-steps",
+        "50",
+        "-l",
+        "1e30",
+        "--optimizer",
+        "sgd",
+        "--warmup-steps",
+        "0",
+        "--skip-nonfinite",
+        "-q",
+    )
     skipped = [row for row in _log(tmp_path / "b") if "skipped" in row]
     assert code == 0 and skipped
 
@@ -124,7 +186,9 @@ HOSTILE_RUNS = {  # input -> runs correctly (the item count it trains on)
 def test_odd_data_trains(capsys, tmp_path, case):
     content, n_items = HOSTILE_RUNS[case]
     source = _write(tmp_path / "items.txt", content)
-    code, out, err = run_cli(capsys, "train", "-i", source, "-o", tmp_path / "run", "--max-steps", "20", "--eval-interval", "10", "-q")
+    code, out, err = run_cli(
+        capsys, "train", "-i", source, "-o", tmp_path / "run", "--max-steps", "20", "--eval-interval", "10", "-q"
+    )
     assert code == 0, err
     assert len((tmp_path / "run" / "input.txt").read_text(encoding="utf-8").splitlines()) == n_items
     if case == "one megabyte line":
@@ -152,8 +216,12 @@ def test_hostile_inputs_are_one_line_errors(capsys, tmp_path):
 def test_fifo_input_does_not_hang(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    proc = subprocess.run([sys.executable, "-m", "makemore", "train", "-i", fifo, "-o", tmp_path / "run"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "makemore", "train", "-i", fifo, "-o", tmp_path / "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1 and "not a regular file" in proc.stderr
 
 

@@ -17,8 +17,14 @@ from makemore.train import Checkpoints, MetricsLog, Trainer, batch_loss, lr_at, 
 
 def _into(run_dir, trainer: Trainer, model_type: str, best_dev: float = math.inf) -> Trainer:
     """The trainer with the hooks of a real run: metrics log and checkpoints in run_dir."""
-    run = RunInfo(type=model_type, source="names.txt", max_item_len=1000, max_len=trainer.data.max_len,
-                  params=trainer.model.num_params(), skipped_items=0)
+    run = RunInfo(
+        type=model_type,
+        source="names.txt",
+        max_item_len=1000,
+        max_len=trainer.data.max_len,
+        params=trainer.model.num_params(),
+        skipped_items=0,
+    )
     store = RunStore(run_dir, trainer.data.vocab, run)
     trainer.hooks = [MetricsLog(store), Checkpoints(store, best_dev)]
     return trainer
@@ -39,7 +45,17 @@ def test_schedules():
     assert lr_at(TrainConfig(schedule="constant", warmup_steps=0, learning_rate=0.3), 5000) == 0.3
 
 
-@pytest.mark.parametrize("field, value", [("max_steps", -1), ("batch_size", 0), ("learning_rate", 0.0), ("optimizer", "adam"), ("schedule", "linear"), ("beta2", 1.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_steps", -1),
+        ("batch_size", 0),
+        ("learning_rate", 0.0),
+        ("optimizer", "adam"),
+        ("schedule", "linear"),
+        ("beta2", 1.0),
+    ],
+)
 def test_nonsense_config_is_rejected(field, value):
     with pytest.raises(MakemoreError, match=field.replace("_", "-")):
         TrainConfig(**{field: value}).validate()
@@ -126,9 +142,17 @@ def test_packed_and_padded_training_take_the_same_steps(tmp_path):
         assert (trainer.model.shape_batch(trainer.X[:8], trainer.Y[:8], pack)[2] is not None) == pack
         trainer.run()
         runs[pack] = trainer
-    losses = {pack: [json.loads(line)["loss"] for line in (tmp_path / str(pack) / "metrics.jsonl").read_text().splitlines()
-                     if "loss" in json.loads(line)] for pack in runs}
-    worst = max((a - b).abs().max().item() for a, b in zip(runs[True].model.parameters(), runs[False].model.parameters()))
+    losses = {
+        pack: [
+            json.loads(line)["loss"]
+            for line in (tmp_path / str(pack) / "metrics.jsonl").read_text().splitlines()
+            if "loss" in json.loads(line)
+        ]
+        for pack in runs
+    }
+    worst = max(
+        (a - b).abs().max().item() for a, b in zip(runs[True].model.parameters(), runs[False].model.parameters())
+    )
     print("losses packed", losses[True], "padded", losses[False], "max weight difference", worst)
     assert losses[True] and all(abs(a - b) < 1e-5 for a, b in zip(losses[True], losses[False]))
     assert worst < 1e-5
@@ -162,7 +186,9 @@ def test_resume_with_ema_and_packed_rows_equals_a_straight_run(tmp_path):
     a = _read(tmp_path / "straight" / checkpoint.LAST)[1]
     b = _read(tmp_path / "resumed" / checkpoint.LAST)[1]
     keys = [k for k in a if k.startswith(("model.", "optim.", "ema."))]
-    assert any(k.startswith("ema.") for k in keys) and keys == [k for k in b if k.startswith(("model.", "optim.", "ema."))]
+    assert any(k.startswith("ema.") for k in keys) and keys == [
+        k for k in b if k.startswith(("model.", "optim.", "ema."))
+    ]
     assert all(torch.equal(a[k], b[k]) for k in keys)
 
 
@@ -196,7 +222,9 @@ def test_recompute_batchnorm_averages_the_statistics_of_the_whole_split():
     with torch.no_grad():
         h = model.linear(X)
     chunk_vars = torch.stack([h[i : i + 1000].var(0) for i in range(0, 3000, 1000)]).mean(0)
-    diff = max((model.bn.running_mean - h.mean(0)).abs().max().item(), (model.bn.running_var - chunk_vars).abs().max().item())
+    diff = max(
+        (model.bn.running_mean - h.mean(0)).abs().max().item(), (model.bn.running_var - chunk_vars).abs().max().item()
+    )
     print("max difference from the split's statistics:", diff)
     assert diff < 1e-5
     assert model.bn.momentum == 0.001 and not model.training

@@ -20,9 +20,34 @@ import torch
 import torch.nn.functional as F
 
 # the order of the lecture's cmp(...) table: from the loss back to the embedding table
-ORDER = ("logprobs", "probs", "counts_sum_inv", "counts_sum", "counts", "norm_logits", "logit_maxes", "logits",
-         "h", "W2", "b2", "hpreact", "bngain", "bnbias", "bnraw", "bnvar_inv", "bnvar", "bndiff2", "bndiff",
-         "bnmeani", "hprebn", "embcat", "W1", "b1", "emb", "C")
+ORDER = (
+    "logprobs",
+    "probs",
+    "counts_sum_inv",
+    "counts_sum",
+    "counts",
+    "norm_logits",
+    "logit_maxes",
+    "logits",
+    "h",
+    "W2",
+    "b2",
+    "hpreact",
+    "bngain",
+    "bnbias",
+    "bnraw",
+    "bnvar_inv",
+    "bnvar",
+    "bndiff2",
+    "bndiff",
+    "bnmeani",
+    "hprebn",
+    "embcat",
+    "W1",
+    "b1",
+    "emb",
+    "C",
+)
 PARAMS = ("C", "W1", "b1", "bngain", "bnbias", "W2", "b2")
 
 
@@ -70,7 +95,7 @@ def backward_steps(p: dict, t: dict, Xb: torch.Tensor, Yb: torch.Tensor, eps: fl
     # probs = counts * counts_sum_inv: counts_sum_inv was broadcast across the row, so its grad sums it
     d["counts_sum_inv"] = (t["counts"] * d["probs"]).sum(1, keepdim=True)
     d["counts"] = t["counts_sum_inv"] * d["probs"]
-    d["counts_sum"] = -t["counts_sum"] ** -2 * d["counts_sum_inv"]
+    d["counts_sum"] = -(t["counts_sum"] ** -2) * d["counts_sum_inv"]
     d["counts"] = d["counts"] + torch.ones_like(t["counts"]) * d["counts_sum"]  # second branch: the row sum
     d["norm_logits"] = t["counts"] * d["counts"]  # exp'(x) = exp(x), which is counts itself
     d["logit_maxes"] = (-d["norm_logits"]).sum(1, keepdim=True)  # ~0: the max shift does not change probs
@@ -114,7 +139,9 @@ def cross_entropy_backward(logits: torch.Tensor, Yb: torch.Tensor) -> torch.Tens
     return dlogits / n
 
 
-def batchnorm_backward(dhpreact: torch.Tensor, bngain: torch.Tensor, bnraw: torch.Tensor, bnvar_inv: torch.Tensor) -> torch.Tensor:
+def batchnorm_backward(
+    dhpreact: torch.Tensor, bngain: torch.Tensor, bnraw: torch.Tensor, bnvar_inv: torch.Tensor
+) -> torch.Tensor:
     """d loss / d hprebn through the whole BatchNorm in one expression.
 
     The forward's variance divides by n-1 (Bessel), so the term that flows back through the
@@ -143,9 +170,14 @@ def compare(p: dict, Xb: torch.Tensor, Yb: torch.Tensor, eps: float = 1e-5) -> t
 
     def row(name, grad):
         ref = reference[name]
-        return {"tensor": name, "shape": list(ref.shape), "exact": bool(torch.equal(grad, ref)),
-                "approx": bool(torch.allclose(grad, ref)), "maxdiff": (grad - ref).abs().max().item(),
-                "shape_ok": grad.shape == values[name].shape}
+        return {
+            "tensor": name,
+            "shape": list(ref.shape),
+            "exact": bool(torch.equal(grad, ref)),
+            "approx": bool(torch.allclose(grad, ref)),
+            "maxdiff": (grad - ref).abs().max().item(),
+            "shape_ok": grad.shape == values[name].shape,
+        }
 
     return [row(n, mine[n]) for n in ORDER], [row(n, g) for n, g in fused.items()], mine
 

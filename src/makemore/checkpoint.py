@@ -137,7 +137,9 @@ def _read(path: Path) -> tuple[dict, dict]:
     except Exception:
         raise MakemoreError(f"{path} is not a makemore checkpoint") from None
     if meta.get("version") not in (1, VERSION):
-        raise MakemoreError(f"{path} has checkpoint format version {meta.get('version')}; this makemore reads 1 to {VERSION}")
+        raise MakemoreError(
+            f"{path} has checkpoint format version {meta.get('version')}; this makemore reads 1 to {VERSION}"
+        )
     if meta.get("type") not in REGISTRY:
         raise MakemoreError(f"{path} holds an unknown model type {meta.get('type')!r}")
     return meta, tensors
@@ -150,7 +152,9 @@ def _build_model(meta: dict, tensors: dict) -> Model:
         cls.upgrade(config, tensors)
     known = {f.name for f in fields(cls.Config)}
     if set(config) - known:
-        raise MakemoreError(f"checkpoint config has fields unknown to model {meta['type']!r}: {sorted(set(config) - known)}")
+        raise MakemoreError(
+            f"checkpoint config has fields unknown to model {meta['type']!r}: {sorted(set(config) - known)}"
+        )
     model = cls(cls.Config(**config))
     state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:

@@ -18,7 +18,10 @@ from .errors import MakemoreError
 
 DEFAULT_TYPE = "mlp"
 
-EPILOG_METRIC = "All losses are mean negative log-likelihood in nats per predicted character (each character plus the end token) over the whole split."
+EPILOG_METRIC = (
+    "All losses are mean negative log-likelihood in nats per predicted character "
+    "(each character plus the end token) over the whole split."
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,11 +42,22 @@ def _add_dataclass_flags(group, cls, defaults: dict, short: dict | None = None) 
             default = "measured on the data"
         kind = {"int": int, "float": float, "str": str, "bool": bool}.get(f.type, f.type)
         if kind is bool:
-            group.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"{f.metadata.get('help', '')} (default: {'on' if default else 'off'})")
+            group.add_argument(
+                *names,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{f.metadata.get('help', '')} (default: {'on' if default else 'off'})",
+            )
             continue
-        group.add_argument(*names, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
-                           help=f"{f.metadata.get('help', '')} (default: {default})")
+        group.add_argument(
+            *names,
+            dest=f.name,
+            type=kind,
+            default=None,
+            metavar=kind.__name__.upper(),
+            help=f"{f.metadata.get('help', '')} (default: {default})",
+        )
 
 
 def _data_args(p) -> None:
@@ -59,17 +73,31 @@ def _train_parser(model_type: str) -> argparse.ArgumentParser:
     from .models import REGISTRY
 
     cls = REGISTRY[model_type]
-    p = _Parser(prog="makemore train", description="Train a model on a file of items (one per line) and write a run directory.",
-                epilog=f"Model options depend on --type; `makemore train --type NAME --help` lists them. {EPILOG_METRIC}")
+    p = _Parser(
+        prog="makemore train",
+        description="Train a model on a file of items (one per line) and write a run directory.",
+        epilog=f"Model options depend on --type; `makemore train --type NAME --help` lists them. {EPILOG_METRIC}",
+    )
     p.add_argument("-i", "--input-file", help="UTF-8 text file, one item per line (default: the bundled names.txt)")
     p.add_argument("-o", "--work-dir", help="run directory to create (default: runs/TYPE-DATE-TIME, printed)")
     p.add_argument("--type", choices=list(REGISTRY), help=f"model type (default: {DEFAULT_TYPE})")
     p.add_argument("--resume", action="store_true", help="continue the run in --work-dir from its last checkpoint")
-    p.add_argument("--max-item-len", type=int, default=None, help="skip items longer than this, with a count (default: 1000)")
+    p.add_argument(
+        "--max-item-len", type=int, default=None, help="skip items longer than this, with a count (default: 1000)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     presets = ", ".join(cls.presets) or "none"
-    p.add_argument("--preset", help=f"a named recipe of this model (training and model options); explicit flags still win (presets: {presets})")
-    _add_dataclass_flags(p.add_argument_group("training (defaults are this model's recipe)"), TrainConfig, cls.train_defaults, TRAIN_SHORT)
+    p.add_argument(
+        "--preset",
+        help=f"a named recipe of this model (training and model options); explicit flags still win "
+        f"(presets: {presets})",
+    )
+    _add_dataclass_flags(
+        p.add_argument_group("training (defaults are this model's recipe)"),
+        TrainConfig,
+        cls.train_defaults,
+        TRAIN_SHORT,
+    )
     _add_dataclass_flags(p.add_argument_group(f"model: {model_type}"), cls.Config, {})
     return p
 
@@ -98,8 +126,10 @@ def _preset(cls, name: str | None) -> dict:
     return cls.presets.get(name, {})
 
 
-RENAMED = {"--block-size": "--block-size is now --context-size (window models) or --max-len (sequence models, "
-                            "measured on the data by default)"}
+RENAMED = {
+    "--block-size": "--block-size is now --context-size (window models) or --max-len (sequence models, "
+    "measured on the data by default)"
+}
 
 
 def cmd_train(argv: list[str]) -> int:
@@ -118,13 +148,23 @@ def cmd_train(argv: list[str]) -> int:
         if not args.work_dir:
             raise MakemoreError("--resume needs -o/--work-dir of the run to continue")
         if args.input_file or model_flags or args.preset or given_type is not None:
-            raise MakemoreError("--resume continues a run with its own data, type and model config; pass only training flags such as --max-steps")
+            raise MakemoreError(
+                "--resume continues a run with its own data, type and model config; "
+                "pass only training flags such as --max-steps"
+            )
         result = runs.resume(Path(args.work_dir), train_flags, progress=not args.quiet)
     else:
         preset_train, preset_model = split_recipe(cls, _preset(cls, args.preset))
         cfg = TrainConfig(**{**cls.train_defaults, **preset_train, **train_flags})
-        result = runs.start(args.type or DEFAULT_TYPE, {**preset_model, **model_flags}, cfg, args.input_file, args.work_dir,
-                            args.max_item_len, progress=not args.quiet)
+        result = runs.start(
+            args.type or DEFAULT_TYPE,
+            {**preset_model, **model_flags},
+            cfg,
+            args.input_file,
+            args.work_dir,
+            args.max_item_len,
+            progress=not args.quiet,
+        )
     print(result)
     return 0
 
@@ -133,7 +173,11 @@ def cmd_train(argv: list[str]) -> int:
 def cmd_eval(argv: list[str]) -> int:
     from . import runs
 
-    p = _Parser(prog="makemore eval", description="Loss of a run's best checkpoint on the whole train, dev and test splits.", epilog=EPILOG_METRIC)
+    p = _Parser(
+        prog="makemore eval",
+        description="Loss of a run's best checkpoint on the whole train, dev and test splits.",
+        epilog=EPILOG_METRIC,
+    )
     _data_args(p)
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     args = p.parse_args(argv)
@@ -162,13 +206,31 @@ def cmd_sample(argv: list[str]) -> int:
     from . import runs
     from .sample import Sampling
 
-    p = _Parser(prog="makemore sample", description="Sample new items from a trained run; each is marked train / dev / test / new.")
+    p = _Parser(
+        prog="makemore sample",
+        description="Sample new items from a trained run; each is marked train / dev / test / new.",
+    )
     _data_args(p)
     p.add_argument("-n", "--num-samples", type=_positive(int), default=20, help="how many items (default: 20)")
-    p.add_argument("--seed", type=int, default=None, help="sampling seed; the same seed gives the same items (default: random, printed on stderr)")
-    p.add_argument("--temperature", type=_positive(float), default=1.0, help="divide logits by this; < 1 is more conservative (default: 1.0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="sampling seed; the same seed gives the same items (default: random, printed on stderr)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=_positive(float),
+        default=1.0,
+        help="divide logits by this; < 1 is more conservative (default: 1.0)",
+    )
     p.add_argument("--top-k", type=_positive(int), default=None, help="sample only among the k most likely characters")
-    p.add_argument("--top-p", type=_positive(float), default=None, help="sample only from the smallest set of characters with this much probability (0 < p <= 1)")
+    p.add_argument(
+        "--top-p",
+        type=_positive(float),
+        default=None,
+        help="sample only from the smallest set of characters with this much probability (0 < p <= 1)",
+    )
     p.add_argument("--prefix", default="", help="start every item with this text")
     p.add_argument("--new-only", action="store_true", help="keep only items that appear in none of the splits")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -192,7 +254,11 @@ def cmd_sample(argv: list[str]) -> int:
 def cmd_score(argv: list[str]) -> int:
     from . import runs
 
-    p = _Parser(prog="makemore score", description="Negative log-likelihood (nats) of each item under a trained run: total and per character.", epilog=EPILOG_METRIC)
+    p = _Parser(
+        prog="makemore score",
+        description="Negative log-likelihood (nats) of each item under a trained run: total and per character.",
+        epilog=EPILOG_METRIC,
+    )
     _data_args(p)
     p.add_argument("items", nargs="+", metavar="ITEM", help="items to score")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -210,8 +276,11 @@ def cmd_score(argv: list[str]) -> int:
 def cmd_diagnose(argv: list[str]) -> int:
     from .diagnose import diagnose
 
-    p = _Parser(prog="makemore diagnose", description="Part 3's diagnostics for a run of a tanh network (mlp-bn, mlp-bn-deep): init loss, "
-                "activation and gradient statistics, update:data ratios; PNGs and diagnostics.json in DIR/diagnostics.")
+    p = _Parser(
+        prog="makemore diagnose",
+        description="Part 3's diagnostics for a run of a tanh network (mlp-bn, mlp-bn-deep): init loss, "
+        "activation and gradient statistics, update:data ratios; PNGs and diagnostics.json in DIR/diagnostics.",
+    )
     _data_args(p)
     p.add_argument("--out", default=None, help="where to write the plots and JSON (default: DIR/diagnostics)")
     p.add_argument("--steps", type=int, default=1000, help="replay steps from initialisation (default: 1000)")
@@ -225,7 +294,9 @@ def cmd_diagnose(argv: list[str]) -> int:
         return 0
     print(f"{report['type']}: expected initial loss -ln(1/V) = {report['expected_init_loss']:.4f}")
     for name, r in report["variants"].items():
-        layers = "  ".join(f"{row['layer']} sat {row['saturated_pct']:.1f}% grad {row['grad_std']:.1e}" for row in r["layers"])
+        layers = "  ".join(
+            f"{row['layer']} sat {row['saturated_pct']:.1f}% grad {row['grad_std']:.1e}" for row in r["layers"]
+        )
         print(f"  {name:24s} init loss {r['init_loss']:.4f}  loss after replay {r['final_batch_loss']:.4f}  {layers}")
     print(f"wrote {len(report['plots'])} plots and diagnostics.json to {report['out_dir']} in {report['seconds']:.1f}s")
     return 0
@@ -237,10 +308,15 @@ def cmd_gradcheck(argv: list[str]) -> int:
     from .backprop import format_table
     from .gradcheck import gradcheck
 
-    p = _Parser(prog="makemore gradcheck", description="Part 4: mlp-bn's hand-written backward pass (26 gradients, and the fused "
-                "cross-entropy and BatchNorm forms) against autograd, in float32 and float64.")
+    p = _Parser(
+        prog="makemore gradcheck",
+        description="Part 4: mlp-bn's hand-written backward pass (26 gradients, and the fused "
+        "cross-entropy and BatchNorm forms) against autograd, in float32 and float64.",
+    )
     p.add_argument("--seed", type=int, default=42, help="seed of the weights and the batch (default: 42)")
-    p.add_argument("-b", "--batch-size", type=int, default=32, help="examples in the batch (default: 32, as in the lecture)")
+    p.add_argument(
+        "-b", "--batch-size", type=int, default=32, help="examples in the batch (default: 32, as in the lecture)"
+    )
     p.add_argument("--json", action="store_true", help="print the tables as one JSON object on stdout")
     args = p.parse_args(argv)
     if args.batch_size < 2:
@@ -261,10 +337,16 @@ def cmd_gradcode(argv: list[str]) -> int:
     from .gradcode import write_gradcode
     from .models import REGISTRY
 
-    p = _Parser(prog="makemore gradcode", description="Part 4: write the gradient code PyTorch derives for one training step: the eager "
-                "grad_fn graph, AOTAutograd's joint/forward/backward FX graphs and TorchInductor's C++ kernels, with a README.md. "
-                "Needs a C++ compiler (g++).")
-    p.add_argument("--type", default="mlp-bn", choices=list(REGISTRY), help="model type, default config (default: mlp-bn)")
+    p = _Parser(
+        prog="makemore gradcode",
+        description="Part 4: write the gradient code PyTorch derives for one training step: the eager "
+        "grad_fn graph, AOTAutograd's joint/forward/backward FX graphs and TorchInductor's C++ kernels, "
+        "with a README.md. "
+        "Needs a C++ compiler (g++).",
+    )
+    p.add_argument(
+        "--type", default="mlp-bn", choices=list(REGISTRY), help="model type, default config (default: mlp-bn)"
+    )
     p.add_argument("-o", "--out", required=True, help="directory to write the files into")
     p.add_argument("-b", "--batch-size", type=int, default=32, help="examples in the traced batch (default: 32)")
     p.add_argument("--seed", type=int, default=42, help="seed of the weights and the batch (default: 42)")
@@ -277,14 +359,25 @@ def cmd_gradcode(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score, "diagnose": cmd_diagnose,
-            "gradcheck": cmd_gradcheck, "gradcode": cmd_gradcode}
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "sample": cmd_sample,
+    "score": cmd_score,
+    "diagnose": cmd_diagnose,
+    "gradcheck": cmd_gradcheck,
+    "gradcode": cmd_gradcode,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    top = _Parser(prog="makemore", description="Autoregressive character-level language models: learn from a list of items, then make more of them.",
-                  epilog="Run `makemore COMMAND --help` for a command's options. " + EPILOG_METRIC)
+    top = _Parser(
+        prog="makemore",
+        description="Autoregressive character-level language models: "
+        "learn from a list of items, then make more of them.",
+        epilog="Run `makemore COMMAND --help` for a command's options. " + EPILOG_METRIC,
+    )
     top.add_argument("command", choices=list(COMMANDS), help=" | ".join(COMMANDS))
     if not argv or argv[0] in ("-h", "--help"):
         top.print_help()

@@ -75,7 +75,7 @@ class Vocab:
     chars: tuple[str, ...]
 
     @classmethod
-    def from_items(cls, items: list[str]) -> "Vocab":
+    def from_items(cls, items: list[str]) -> Vocab:
         return cls(tuple(sorted(set("".join(items)))))
 
     def __post_init__(self):
@@ -171,10 +171,14 @@ class Dataset:
         self.items = items
         self.vocab = vocab or Vocab.from_items(items)
         if len(self.vocab) > MAX_VOCAB:
-            raise MakemoreError(f"the input has {len(self.vocab) - 1:,} distinct characters; makemore handles at most {MAX_VOCAB - 1:,}")
+            raise MakemoreError(
+                f"the input has {len(self.vocab) - 1:,} distinct characters; makemore handles at most {MAX_VOCAB - 1:,}"
+            )
         self.splits = split_items(items)
         if not self.splits["train"]:
-            raise MakemoreError(f"{len(items)} item(s) leave nothing for training after the 80/10/10 split; give at least 2")
+            raise MakemoreError(
+                f"{len(items)} item(s) leave nothing for training after the 80/10/10 split; give at least 2"
+            )
         self.max_len = max(len(s) for s in items)
         self._membership = {}
         for name in ("test", "dev", "train"):  # train wins if an item is duplicated across splits

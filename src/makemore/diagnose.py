@@ -17,10 +17,10 @@ Writes PNGs and diagnostics.json (the numbers behind every plot) to DIR/diagnost
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -84,18 +84,31 @@ class Probe:
         rows = []
         for name, t in self.acts.items():
             g = self.grads.get(name)
-            rows.append({"layer": name, "mean": t.mean().item(), "std": t.std().item(),
-                         "saturated_pct": 100 * (t.abs() > SATURATED).float().mean().item(),
-                         "grad_mean": g.mean().item() if g is not None else None,
-                         "grad_std": g.std().item() if g is not None else None})
+            rows.append(
+                {
+                    "layer": name,
+                    "mean": t.mean().item(),
+                    "std": t.std().item(),
+                    "saturated_pct": 100 * (t.abs() > SATURATED).float().mean().item(),
+                    "grad_mean": g.mean().item() if g is not None else None,
+                    "grad_std": g.std().item() if g is not None else None,
+                }
+            )
         return rows
 
     def weight_stats(self) -> list[dict]:
         rows = []
         for name, g in self.weight_grads.items():
             data = self._before[name]
-            rows.append({"weight": name, "shape": list(g.shape), "grad_mean": g.mean().item(), "grad_std": g.std().item(),
-                         "grad_to_data": (g.std() / data.std()).item()})
+            rows.append(
+                {
+                    "weight": name,
+                    "shape": list(g.shape),
+                    "grad_mean": g.mean().item(),
+                    "grad_std": g.std().item(),
+                    "grad_to_data": (g.std() / data.std()).item(),
+                }
+            )
         return rows
 
 
@@ -132,8 +145,13 @@ def replay(model_cls, config, data, recipe: TrainConfig) -> tuple[dict, Probe]:
     probe.attach(trainer.optimizer)
     trainer.run()
     final = measure(model, X, Y)  # histograms from 4096 examples, not one noisy batch of 32
-    return {"init_loss": first, "final_batch_loss": log.losses[-1] if log.losses else None,
-            "layers": final.layer_stats(), "weights": final.weight_stats(), "update_ratio": probe.update_ratios}, final
+    return {
+        "init_loss": first,
+        "final_batch_loss": log.losses[-1] if log.losses else None,
+        "layers": final.layer_stats(),
+        "weights": final.weight_stats(),
+        "update_ratio": probe.update_ratios,
+    }, final
 
 
 def measure(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> Probe:
@@ -173,7 +191,11 @@ def plot_init_loss(results: dict, expected: float, path: Path) -> None:
 def plot_tanh(acts: dict, stats: list[dict], title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for row in stats:
-        _hist(ax, acts[row["layer"]], f"{row['layer']}: mean {row['mean']:+.2f}, std {row['std']:.2f}, saturated {row['saturated_pct']:.1f}%")
+        _hist(
+            ax,
+            acts[row["layer"]],
+            f"{row['layer']}: mean {row['mean']:+.2f}, std {row['std']:.2f}, saturated {row['saturated_pct']:.1f}%",
+        )
     ax.set_xlabel("tanh output")
     ax.set_ylabel("density")
     ax.set_title(title)
@@ -196,7 +218,12 @@ def plot_tanh_grads(grads: dict, stats: list[dict], path: Path) -> None:
 def plot_weight_grads(weight_grads: dict, stats: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for row in stats:
-        _hist(ax, weight_grads[row["weight"]], f"{row['weight']} {tuple(row['shape'])}: grad std {row['grad_std']:.1e}, grad:data {row['grad_to_data']:.1e}")
+        _hist(
+            ax,
+            weight_grads[row["weight"]],
+            f"{row['weight']} {tuple(row['shape'])}: grad std {row['grad_std']:.1e}, "
+            f"grad:data {row['grad_to_data']:.1e}",
+        )
     ax.set_xlabel("gradient of the loss w.r.t. the weight")
     ax.set_ylabel("density")
     ax.set_title("weight gradients and their grad:data std ratio after the replay")
@@ -253,8 +280,14 @@ def plot_variant_updates(results: dict, path: Path) -> None:
 
 
 # --- the command -----------------------------------------------------------------------------------
-def diagnose(run_dir: Path, out_dir: Path | None = None, steps: int = 1000, batch_size: int = 32,
-             learning_rate: float = 0.1, seed: int = 42) -> dict:
+def diagnose(
+    run_dir: Path,
+    out_dir: Path | None = None,
+    steps: int = 1000,
+    batch_size: int = 32,
+    learning_rate: float = 0.1,
+    seed: int = 42,
+) -> dict:
     if steps < 1 or batch_size < 1 or not learning_rate > 0:
         raise MakemoreError("--steps, --batch-size and --learning-rate must be positive")
     t0 = time.perf_counter()
@@ -267,8 +300,18 @@ def diagnose(run_dir: Path, out_dir: Path | None = None, steps: int = 1000, batc
     out_dir.mkdir(parents=True, exist_ok=True)
     set_threads(0)
     data = store.dataset()
-    recipe = TrainConfig(max_steps=steps, batch_size=batch_size, learning_rate=learning_rate, optimizer="sgd",
-                         weight_decay=0.0, schedule="constant", warmup_steps=0, eval_interval=steps, seed=seed, device="cpu")
+    recipe = TrainConfig(
+        max_steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        optimizer="sgd",
+        weight_decay=0.0,
+        schedule="constant",
+        warmup_steps=0,
+        eval_interval=steps,
+        seed=seed,
+        device="cpu",
+    )
 
     results, probes = {}, {}
     for name, config in model.diagnostic_variants():
@@ -282,27 +325,57 @@ def diagnose(run_dir: Path, out_dir: Path | None = None, steps: int = 1000, batc
     expected = math.log(len(best.vocab))
     plots = {
         "init_loss.png": lambda p: plot_init_loss(results, expected, p),
-        "activations.png": lambda p: plot_tanh(probe.acts, main["layers"], f"tanh activations after {steps} replay steps", p),
+        "activations.png": lambda p: plot_tanh(
+            probe.acts, main["layers"], f"tanh activations after {steps} replay steps", p
+        ),
         "gradients.png": lambda p: plot_tanh_grads(probe.grads, main["layers"], p),
         "weight_gradients.png": lambda p: plot_weight_grads(probe.weight_grads, main["weights"], p),
         "update_ratio.png": lambda p: plot_update_ratio(main["update_ratio"], p),
-        "trained_activations.png": lambda p: plot_tanh(trained_probe.acts, trained, f"tanh activations at the run's trained weights (step {best.step})", p),
+        "trained_activations.png": lambda p: plot_tanh(
+            trained_probe.acts, trained, f"tanh activations at the run's trained weights (step {best.step})", p
+        ),
     }
     if len(results) > 1:
         plots["variants_saturation.png"] = lambda p: plot_variant_layers(
-            results, "saturated_pct", f"% of tanh outputs with |t| > {SATURATED}", f"saturation per layer after {steps} steps", p)
+            results,
+            "saturated_pct",
+            f"% of tanh outputs with |t| > {SATURATED}",
+            f"saturation per layer after {steps} steps",
+            p,
+        )
         plots["variants_activation_std.png"] = lambda p: plot_variant_layers(
-            results, "std", "std of tanh outputs", f"activation spread per layer after {steps} steps", p)
+            results, "std", "std of tanh outputs", f"activation spread per layer after {steps} steps", p
+        )
         plots["variants_grad_std.png"] = lambda p: plot_variant_layers(
-            results, "grad_std", "std of the gradient at the tanh output", f"gradient per layer after {steps} steps (log scale)", p, log=True)
+            results,
+            "grad_std",
+            "std of the gradient at the tanh output",
+            f"gradient per layer after {steps} steps (log scale)",
+            p,
+            log=True,
+        )
         plots["variants_update_ratio.png"] = lambda p: plot_variant_updates(results, p)
     for filename, draw in plots.items():
         draw(out_dir / filename)
 
-    report = {"run": str(run_dir), "type": best.run.type, "config": asdict(model.config), "expected_init_loss": expected,
-              "recipe": {"optimizer": "sgd", "learning_rate": learning_rate, "batch_size": batch_size, "steps": steps, "seed": seed},
-              "saturation_threshold": SATURATED, "variants": results, "trained": {"step": best.step, "layers": trained},
-              "plots": list(plots), "seconds": round(time.perf_counter() - t0, 2)}
+    report = {
+        "run": str(run_dir),
+        "type": best.run.type,
+        "config": asdict(model.config),
+        "expected_init_loss": expected,
+        "recipe": {
+            "optimizer": "sgd",
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
+            "steps": steps,
+            "seed": seed,
+        },
+        "saturation_threshold": SATURATED,
+        "variants": results,
+        "trained": {"step": best.step, "layers": trained},
+        "plots": list(plots),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     checkpoint.atomic_write_bytes(out_dir / "diagnostics.json", json.dumps(report, indent=1).encode("utf-8"))
     report["out_dir"] = str(out_dir)
     return report

@@ -18,7 +18,14 @@ def gradcheck_params(model: MLPBN, dtype: torch.dtype, seed: int) -> dict:
     off their 1 / 0 init (as in the lecture) so that no gradient row can pass only because a
     factor was exactly 0 or 1."""
     gen = torch.Generator().manual_seed(seed)
-    named = {"C": model.C, "W1": model.W1, "bngain": model.bn.gamma, "bnbias": model.bn.beta, "W2": model.W2, "b2": model.b2}
+    named = {
+        "C": model.C,
+        "W1": model.W1,
+        "bngain": model.bn.gamma,
+        "bnbias": model.bn.beta,
+        "W2": model.W2,
+        "b2": model.b2,
+    }
     p = {name: t.detach().to(dtype).clone() for name, t in named.items()}
     H, V = p["W1"].shape[1], p["W2"].shape[1]
     p["b1"] = torch.randn(H, generator=gen, dtype=dtype) * 0.1

@@ -45,14 +45,17 @@ def find_compiler() -> str:
     from torch._inductor import config
 
     candidates = config.cpp.cxx if isinstance(config.cpp.cxx, (tuple, list)) else (config.cpp.cxx,)
-    for name in [os.environ.get("CXX")] + [c for c in candidates if c] + ["g++", "c++", "clang++"]:  # inductor tries CXX first
+    for name in (
+        [os.environ.get("CXX")] + [c for c in candidates if c] + ["g++", "c++", "clang++"]
+    ):  # inductor tries CXX first
         if not name:
             continue
         path = shutil.which(name)
         if path:
             return path
-    raise MakemoreError("gradcode needs a C++ compiler for TorchInductor's CPU kernels and found none "
-                        "(install g++, or set CXX to one)")
+    raise MakemoreError(
+        "gradcode needs a C++ compiler for TorchInductor's CPU kernels and found none (install g++, or set CXX to one)"
+    )
 
 
 def _batch(model_type: str, batch_size: int, seed: int):
@@ -65,7 +68,9 @@ def _batch(model_type: str, batch_size: int, seed: int):
     torch.manual_seed(seed)
     model = cls(config).train()
     if model.num_params() == 0:
-        raise MakemoreError(f"--type {model_type} has no parameters (it is trained by counting): there is no gradient code")
+        raise MakemoreError(
+            f"--type {model_type} has no parameters (it is trained by counting): there is no gradient code"
+        )
     X, Y = model.split_tensors(data, "train")
     ix = torch.randint(0, len(X), (batch_size,), generator=torch.Generator().manual_seed(seed))
     return model, X[ix], Y[ix]
@@ -88,8 +93,11 @@ def grad_fn_dump(loss: torch.Tensor, model) -> str:
         label = f"{pad}{type(fn).__name__} #{seen[fn]}"
         if type(fn).__name__ == "AccumulateGrad":  # the end of the chain: a parameter's .grad
             label += f" -> {names.get(id(fn.variable), '?')}.grad {tuple(fn.variable.shape)}"
-        saved = [f"{a[len('_saved_'):]} {tuple(getattr(fn, a).shape)}" for a in dir(fn)
-                 if a.startswith("_saved_") and isinstance(getattr(fn, a, None), torch.Tensor)]
+        saved = [
+            f"{a[len('_saved_') :]} {tuple(getattr(fn, a).shape)}"
+            for a in dir(fn)
+            if a.startswith("_saved_") and isinstance(getattr(fn, a, None), torch.Tensor)
+        ]
         if saved:
             label += "   saves: " + ", ".join(saved)
         lines.append(label)
@@ -182,21 +190,33 @@ def _lines_with(text: str, needle: str) -> list[int]:
 
 def readme(model_type: str, written: dict, texts: dict, seconds: float) -> str:
     """What to look at in each file: tanh's backward at every stage, and the kernels' fusions."""
-    out = [f"# Gradient code for one training step of `{model_type}`", "",
-           f"Written by `makemore gradcode --type {model_type}` in {seconds:.0f} s (files in the order PyTorch produces them).", "",
-           "| file | what it is |", "|---|---|"]
-    what = {"eager": "eager autograd graph: the `grad_fn` chain of the loss (what `loss.backward()` walks)",
-            "joint": "AOTAutograd's joint forward+backward graph, traced to aten ops",
-            "forward": "the forward half chosen by the min-cut partitioner (returns the loss and what backward saves)",
-            "backward": "the backward half: tangents and saved tensors in, parameter gradients out",
-            "inductor_forward": "TorchInductor's Python wrapper and C++ kernels for the forward",
-            "inductor_forward_cpp": "only the forward's C++ kernels",
-            "inductor_backward": "TorchInductor's wrapper and C++ kernels for the backward",
-            "inductor_backward_cpp": "only the backward's C++ kernels"}
+    out = [
+        f"# Gradient code for one training step of `{model_type}`",
+        "",
+        f"Written by `makemore gradcode --type {model_type}` in {seconds:.0f} s "
+        "(files in the order PyTorch produces them).",
+        "",
+        "| file | what it is |",
+        "|---|---|",
+    ]
+    what = {
+        "eager": "eager autograd graph: the `grad_fn` chain of the loss (what `loss.backward()` walks)",
+        "joint": "AOTAutograd's joint forward+backward graph, traced to aten ops",
+        "forward": "the forward half chosen by the min-cut partitioner (returns the loss and what backward saves)",
+        "backward": "the backward half: tangents and saved tensors in, parameter gradients out",
+        "inductor_forward": "TorchInductor's Python wrapper and C++ kernels for the forward",
+        "inductor_forward_cpp": "only the forward's C++ kernels",
+        "inductor_backward": "TorchInductor's wrapper and C++ kernels for the backward",
+        "inductor_backward_cpp": "only the backward's C++ kernels",
+    }
     out += [f"| `{written[k]}` | {what[k]} |" for k in written]
     out += ["", "## tanh's backward, `(1 - t^2) * grad`, at each stage", ""]
-    probes = {"eager": "TanhBackward", "joint": "tanh_backward", "backward": "tanh_backward",
-              "inductor_backward": "tanh_backward"}
+    probes = {
+        "eager": "TanhBackward",
+        "joint": "tanh_backward",
+        "backward": "tanh_backward",
+        "inductor_backward": "tanh_backward",
+    }
     for stage, needle in probes.items():
         if stage in written:
             lines = _lines_with(texts[stage], needle)
@@ -205,20 +225,30 @@ def readme(model_type: str, written: dict, texts: dict, seconds: float) -> str:
     if "inductor_backward_cpp" in written:
         lines = tanh_backward_in_cpp(texts["inductor_backward_cpp"])
         where = ", ".join(map(str, lines[:6])) if lines else "not found"
-        out.append(f"- `{written['inductor_backward_cpp']}`: `t * t`, then `1.0 - `, then `* grad`, from line(s) {where}")
-    out += ["", "In the eager graph it is one node, `TanhBackward0`, which saved the tanh *output* t. In the joint",
-            "and backward graphs it is one aten op, `aten.tanh_backward(grad, t)`, again taking the output (the",
-            "partitioner saves `tanh` from the forward for it). Inductor decomposes it to `grad * (1 - t * t)`",
-            "and fuses that arithmetic into a loop with its neighbours, so in C++ it is a few `tmpN` lines",
-            "(a multiply of t by itself, a subtraction from 1, a multiply by the incoming gradient) inside the",
-            "kernel whose name (below) includes `tanh_backward`.", ""]
+        out.append(
+            f"- `{written['inductor_backward_cpp']}`: `t * t`, then `1.0 - `, then `* grad`, from line(s) {where}"
+        )
+    out += [
+        "",
+        "In the eager graph it is one node, `TanhBackward0`, which saved the tanh *output* t. In the joint",
+        "and backward graphs it is one aten op, `aten.tanh_backward(grad, t)`, again taking the output (the",
+        "partitioner saves `tanh` from the forward for it). Inductor decomposes it to `grad * (1 - t * t)`",
+        "and fuses that arithmetic into a loop with its neighbours, so in C++ it is a few `tmpN` lines",
+        "(a multiply of t by itself, a subtraction from 1, a multiply by the incoming gradient) inside the",
+        "kernel whose name (below) includes `tanh_backward`.",
+        "",
+    ]
     for stage in ("inductor_forward", "inductor_backward"):
         if stage in texts:
             out += [f"## C++ kernels in `{written[stage]}` (each name lists the aten ops fused into it)", ""]
-            out += [f"- `{name}`, called at line {line}" for name, line in kernel_table(texts[stage])] or ["- (no C++ kernels: only library calls)"]
+            out += [f"- `{name}`, called at line {line}" for name, line in kernel_table(texts[stage])] or [
+                "- (no C++ kernels: only library calls)"
+            ]
             out.append("")
-    out += ["Matrix products are not C++ kernels: the wrappers call `extern_kernels.mm`/`addmm` (the BLAS library);",
-            "inductor writes loops for everything elementwise and for reductions, fusing chains of them into one pass."]
+    out += [
+        "Matrix products are not C++ kernels: the wrappers call `extern_kernels.mm`/`addmm` (the BLAS library);",
+        "inductor writes loops for everything elementwise and for reductions, fusing chains of them into one pass.",
+    ]
     return "\n".join(out) + "\n"
 
 

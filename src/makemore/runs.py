@@ -22,8 +22,15 @@ from .store import RunStore
 from .train import Checkpoints, MetricsLog, NonFiniteLoss, ProgressBar, StopOnSignal, Trainer, set_threads
 
 
-def start(model_type: str, model_flags: dict, cfg: TrainConfig, input_file: str | None, work_dir: str | None,
-          max_item_len: int | None, progress: bool = True) -> str:
+def start(
+    model_type: str,
+    model_flags: dict,
+    cfg: TrainConfig,
+    input_file: str | None,
+    work_dir: str | None,
+    max_item_len: int | None,
+    progress: bool = True,
+) -> str:
     """A new run: everything is checked against the data before the run directory is written."""
     cls = REGISTRY[model_type]
     cfg.validate()
@@ -37,14 +44,23 @@ def start(model_type: str, model_flags: dict, cfg: TrainConfig, input_file: str 
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = cls(config)
-    run = RunInfo(type=model_type, source=str(source), max_item_len=max_item_len, max_len=data.max_len,
-                  params=model.num_params(), skipped_items=skipped)
+    run = RunInfo(
+        type=model_type,
+        source=str(source),
+        max_item_len=max_item_len,
+        max_len=data.max_len,
+        params=model.num_params(),
+        skipped_items=skipped,
+    )
     store = RunStore.create(work_dir, model_type, items, data.vocab, run)
     print(f"run directory: {store.dir}", file=sys.stderr)
     if skipped:
         print(f"skipped {skipped} items longer than {max_item_len} characters", file=sys.stderr)
-    print(f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; "
-          f"{len(data.splits['train'])}/{len(data.splits['dev'])}/{len(data.splits['test'])} items train/dev/test", file=sys.stderr)
+    print(
+        f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; "
+        f"{len(data.splits['train'])}/{len(data.splits['dev'])}/{len(data.splits['test'])} items train/dev/test",
+        file=sys.stderr,
+    )
     return _train(store, Trainer(model, data, cfg), progress)
 
 
@@ -66,23 +82,30 @@ def _train(store: RunStore, trainer: Trainer, progress: bool, best_dev: float = 
     try:
         trainer.run()
     except NonFiniteLoss as e:
-        raise MakemoreError(f"{e}, the last good checkpoint is kept in {store.dir} (--skip-nonfinite skips such steps)") from None
+        raise MakemoreError(
+            f"{e}, the last good checkpoint is kept in {store.dir} (--skip-nonfinite skips such steps)"
+        ) from None
     if trainer.stop_reason is not None:
         raise MakemoreError(
-            f"interrupted by {trainer.stop_reason} at step {trainer.step}; state saved to {store.dir / 'last.safetensors'}. "
+            f"interrupted by {trainer.stop_reason} at step {trainer.step}; "
+            f"state saved to {store.dir / 'last.safetensors'}. "
             f"Resume with: makemore train -o {store.dir} --resume"
         )
     store.plot()
     report = evaluate(store.dir)
-    return (f"{report['type']}: train {report['train']:.4f}  dev {report['dev']:.4f}  test {report['test']:.4f} "
-            f"(best step {report['step']}, {trainer.train_seconds:.1f}s training) -> {store.dir}")
+    return (
+        f"{report['type']}: train {report['train']:.4f}  dev {report['dev']:.4f}  test {report['test']:.4f} "
+        f"(best step {report['step']}, {trainer.train_seconds:.1f}s training) -> {store.dir}"
+    )
 
 
 def evaluate(run_dir: Path) -> dict:
     store = RunStore.open(run_dir)
     best = store.load_best()
     data = store.dataset()
-    report = {split: split_nll(best.model, *best.model.split_tensors(data, split)) for split in ("train", "dev", "test")}
+    report = {
+        split: split_nll(best.model, *best.model.split_tensors(data, split)) for split in ("train", "dev", "test")
+    }
     return {**report, "type": best.run.type, "step": best.step, "params": best.model.num_params()}
 
 

@@ -37,8 +37,15 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, t
 
 
 @torch.no_grad()
-def generate(model: Model, vocab: Vocab, n: int, max_len: int, generator: torch.Generator,
-             how: Sampling = Sampling(), cache: bool = True) -> list[str]:
+def generate(
+    model: Model,
+    vocab: Vocab,
+    n: int,
+    max_len: int,
+    generator: torch.Generator,
+    how: Sampling = Sampling(),
+    cache: bool = True,
+) -> list[str]:
     """n items, each the prefix followed by at most max_len - len(prefix) sampled characters."""
     model.eval()
     start = [BOUNDARY] + vocab.encode(how.prefix)

@@ -1,10 +1,10 @@
 """The run store: one run directory's files, and the only code that writes them.
 
-    DIR/input.txt          the items trained on (a copy: the run is self-contained)
-    DIR/model.safetensors  best-dev checkpoint (weights, config, vocab)
-    DIR/last.safetensors   latest state for --resume (adds optimizer and RNG state)
-    DIR/metrics.jsonl      train loss every 100 steps, dev loss at each evaluation
-    DIR/loss.png           the loss curve
+DIR/input.txt          the items trained on (a copy: the run is self-contained)
+DIR/model.safetensors  best-dev checkpoint (weights, config, vocab)
+DIR/last.safetensors   latest state for --resume (adds optimizer and RNG state)
+DIR/metrics.jsonl      train loss every 100 steps, dev loss at each evaluation
+DIR/loss.png           the loss curve
 """
 
 from __future__ import annotations
@@ -35,13 +35,16 @@ class RunStore:
 
     @classmethod
     def create(cls, work_dir: str | None, model_type: str, items: list[str], vocab: Vocab, run: RunInfo) -> RunStore:
-        """A new run directory (default runs/TYPE-DATE-TIME) holding a copy of the items; refuses one that holds a run."""
+        """A new run directory (default runs/TYPE-DATE-TIME) holding a copy of the items; refuses a
+        directory that already holds a run."""
         run_dir = Path(work_dir) if work_dir else Path("runs") / f"{model_type}-{time.strftime('%Y%m%d-%H%M%S')}"
         if run_dir.exists() and not run_dir.is_dir():
             raise MakemoreError(f"run directory {run_dir} exists and is not a directory")
         existing = [name for name in RUN_FILES if (run_dir / name).exists()]
         if existing:
-            raise MakemoreError(f"{run_dir} already holds a run ({existing[0]}); use --resume to continue it or choose another -o")
+            raise MakemoreError(
+                f"{run_dir} already holds a run ({existing[0]}); use --resume to continue it or choose another -o"
+            )
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -111,8 +114,15 @@ class RunStore:
         checkpoint.save(self.dir / checkpoint.LAST, ckpt)
 
     def _record(self, trainer, model, best_dev: float) -> Checkpoint:
-        return Checkpoint(model=model, vocab=self.vocab, run=self.run, step=trainer.step, best_dev=best_dev,
-                          train_seconds=trainer.train_seconds, train_config=trainer.cfg)
+        return Checkpoint(
+            model=model,
+            vocab=self.vocab,
+            run=self.run,
+            step=trainer.step,
+            best_dev=best_dev,
+            train_seconds=trainer.train_seconds,
+            train_config=trainer.cfg,
+        )
 
     def plot(self) -> None:
         plot_loss(self.dir / METRICS, self.dir / "loss.png")

@@ -257,7 +257,9 @@ class Checkpoints(Hook):
             self.best_dev = dev if not math.isnan(dev) else self.best_dev  # no dev split: keep the final model
             self.store.save_best(t, self.best_dev)
         self.store.save_last(t, self.best_dev)
-        tqdm.write(f"step {t.step}: dev {dev:.4f} (best {self.best_dev:.4f}), {t.train_seconds:.1f}s training", file=sys.stderr)
+        tqdm.write(
+            f"step {t.step}: dev {dev:.4f} (best {self.best_dev:.4f}), {t.train_seconds:.1f}s training", file=sys.stderr
+        )
 
 
 class ProgressBar(Hook):
@@ -267,16 +269,27 @@ class ProgressBar(Hook):
         self.checkpoints, self.enabled = checkpoints, enabled
 
     def on_start(self, t: Trainer) -> None:
-        self.bar = tqdm(total=t.cfg.max_steps, initial=t.step, disable=None if self.enabled else True, file=sys.stderr,
-                        dynamic_ncols=True, unit="step", mininterval=0.5)
+        self.bar = tqdm(
+            total=t.cfg.max_steps,
+            initial=t.step,
+            disable=None if self.enabled else True,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            unit="step",
+            mininterval=0.5,
+        )
         self.examples, self.window = 0, time.perf_counter()
 
     def on_step(self, t: Trainer) -> None:
         self.examples += t.examples
         now = time.perf_counter()
         if now - self.window > 0.5:
-            self.bar.set_postfix(loss=f"{t.loss:.4f}", dev=f"{self.checkpoints.dev:.4f}",
-                                 ex_s=f"{self.examples / (now - self.window):,.0f}", refresh=False)
+            self.bar.set_postfix(
+                loss=f"{t.loss:.4f}",
+                dev=f"{self.checkpoints.dev:.4f}",
+                ex_s=f"{self.examples / (now - self.window):,.0f}",
+                refresh=False,
+            )
             self.examples, self.window = 0, now
         self.bar.update(1)
 

@@ -34,7 +34,7 @@ def check_recipes(cls: type[Model]) -> type[Model]:
     train, model = split_recipe(cls, cls.train_defaults)
     if model:
         raise MakemoreError(f"{cls.__name__}.train_defaults holds model options: {', '.join(model)}")
-    for name, preset in cls.presets.items():
+    for preset in cls.presets.values():
         train, model = split_recipe(cls, preset)
         TrainConfig(**{**cls.train_defaults, **train}).validate()
         cls.Config(**model).validate()
@@ -60,5 +60,14 @@ REGISTRY: dict[str, type[Model]] = {
     }.items()
 }
 
-__all__ = ["REGISTRY", "Model", "ModelConfig", "SequenceConfig", "SequenceModel", "WindowConfig", "WindowModel",
-           "check_recipes", "split_recipe"]
+__all__ = [
+    "REGISTRY",
+    "Model",
+    "ModelConfig",
+    "SequenceConfig",
+    "SequenceModel",
+    "WindowConfig",
+    "WindowModel",
+    "check_recipes",
+    "split_recipe",
+]

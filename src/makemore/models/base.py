@@ -123,7 +123,9 @@ class Model(nn.Module):
         """(X, Y) of a whole split, as this model trains and evaluates on them."""
         raise NotImplementedError
 
-    def shape_batch(self, X: torch.Tensor, Y: torch.Tensor, pack: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def shape_batch(
+        self, X: torch.Tensor, Y: torch.Tensor, pack: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """A training batch drawn from split_tensors rows -> (X, Y, pos): pos marks packed rows."""
         return X, Y, None
 
@@ -209,8 +211,10 @@ class SequenceModel(Model):
     def config_for(cls, data: Dataset, **options) -> ModelConfig:
         max_len = options.pop("max_len", data.max_len)
         if max_len < data.max_len:
-            raise MakemoreError(f"--max-len {max_len} is shorter than the longest item of the data "
-                                f"({data.max_len} characters); leave it out to use the data's")
+            raise MakemoreError(
+                f"--max-len {max_len} is shorter than the longest item of the data "
+                f"({data.max_len} characters); leave it out to use the data's"
+            )
         return _build(cls, options, vocab_size=len(data.vocab), max_len=max_len)
 
     def split_tensors(self, data, split):
@@ -228,8 +232,10 @@ class SequenceModel(Model):
 
     def check_length(self, tokens: int) -> None:
         if tokens > self.config.positions:
-            raise MakemoreError(f"a row of {tokens} tokens is longer than this model's {self.config.positions} "
-                                f"positions (max_len {self.config.max_len} + the boundary)")
+            raise MakemoreError(
+                f"a row of {tokens} tokens is longer than this model's {self.config.positions} "
+                f"positions (max_len {self.config.max_len} + the boundary)"
+            )
 
     def sequence_logits(self, X):
         return self(X)

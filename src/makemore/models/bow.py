@@ -33,7 +33,9 @@ class BoW(SequenceModel):
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.positions, config.n_embd)
-        self.mlp = nn.Sequential(nn.Linear(config.n_embd, config.n_embd2), nn.Tanh(), nn.Linear(config.n_embd2, config.n_embd))
+        self.mlp = nn.Sequential(
+            nn.Linear(config.n_embd, config.n_embd2), nn.Tanh(), nn.Linear(config.n_embd2, config.n_embd)
+        )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
 
     def _head(self, x, bag):

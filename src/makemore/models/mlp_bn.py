@@ -102,8 +102,12 @@ class MLPBN(WindowModel):
     @classmethod
     def upgrade(cls, config, state):
         super().upgrade(config, state)
-        renamed = {"bngain": "bn.gamma", "bnbias": "bn.beta", "bnmean_running": "bn.running_mean",
-                   "bnvar_running": "bn.running_var"}  # version 1 kept its BatchNorm inline
+        renamed = {
+            "bngain": "bn.gamma",
+            "bnbias": "bn.beta",
+            "bnmean_running": "bn.running_mean",
+            "bnvar_running": "bn.running_var",
+        }  # version 1 kept its BatchNorm inline
         for old, new in renamed.items():
             if f"model.{old}" in state:
                 state[f"model.{new}"] = state.pop(f"model.{old}")
@@ -183,7 +187,7 @@ class MLPBNDeep(WindowModel):
         return self.layers(emb.view(emb.shape[0], -1))
 
     @torch.no_grad()
-    def fold(self) -> "MLPBNDeep":
+    def fold(self) -> MLPBNDeep:
         """The eval-mode network with every BatchNorm folded into the Linear before it (norm=none)."""
         c = self.config
         if c.norm == "none":

@@ -41,8 +41,11 @@ class LevelsConfig(ModelConfig):
     n_hidden: int = option(128, "width of each level")
     dropout: float = option(0.0, "dropout on the last level's output while training")
     bn_momentum: float = option(0.001, "BatchNorm running-statistics momentum (the lecture's 0.001)")
-    level: str = option("tanh", "tanh: Linear -> BatchNorm -> tanh (the lecture) | gated: the WaveNet paper's "
-                                "tanh x sigmoid gate, a 1x1 output and a residual connection")
+    level: str = option(
+        "tanh",
+        "tanh: Linear -> BatchNorm -> tanh (the lecture) | gated: the WaveNet paper's "
+        "tanh x sigmoid gate, a 1x1 output and a residual connection",
+    )
 
     def span(self) -> int:
         """Characters each prediction sees."""
@@ -75,7 +78,9 @@ class WaveNetConfig(LevelsConfig, WindowConfig):
 
 @dataclass
 class WaveNetConvConfig(LevelsConfig, SequenceConfig):
-    receptive_field: int = option(8, "characters each prediction sees: a power of 2 (the hierarchical form's context_size)")
+    receptive_field: int = option(
+        8, "characters each prediction sees: a power of 2 (the hierarchical form's context_size)"
+    )
 
     def span(self) -> int:
         return self.receptive_field
@@ -137,13 +142,23 @@ class WaveNet(WindowModel):
     """The hierarchical form: forward(idx (B, context_size)) -> logits (B, V)."""
 
     Config = WaveNetConfig
-    train_defaults = dict(max_steps=30000, batch_size=128, learning_rate=3e-3, weight_decay=0.01, warmup_steps=500,
-                          eval_interval=5000)
+    train_defaults = dict(
+        max_steps=30000, batch_size=128, learning_rate=3e-3, weight_decay=0.01, warmup_steps=500, eval_interval=5000
+    )
     presets = {
         # measured: dev 1.9761 in 175 s (docs/part5-wavenet.md, run 11); the conv form trains the same
         # network better (wavenet-conv --preset best)
-        "best": dict(context_size=16, level="gated", n_embd=128, n_hidden=128, dropout=0.2, bn_momentum=0.01,
-                     weight_decay=0.1, max_steps=10000, ema=0.999),
+        "best": dict(
+            context_size=16,
+            level="gated",
+            n_embd=128,
+            n_hidden=128,
+            dropout=0.2,
+            bn_momentum=0.01,
+            weight_decay=0.1,
+            max_steps=10000,
+            ema=0.999,
+        ),
     }
 
     def __init__(self, config: WaveNetConfig):
@@ -163,12 +178,23 @@ class WaveNetConv(SequenceModel):
 
     Config = WaveNetConvConfig
     incremental = True
-    train_defaults = dict(max_steps=10000, batch_size=32, learning_rate=3e-3, weight_decay=0.01, warmup_steps=300,
-                          eval_interval=2000)
+    train_defaults = dict(
+        max_steps=10000, batch_size=32, learning_rate=3e-3, weight_decay=0.01, warmup_steps=300, eval_interval=2000
+    )
     presets = {
         # measured: dev 1.9579 at step 9,000 of 10,000, test 1.9537, 252 s (docs/part5-wavenet.md, run 18)
-        "best": dict(receptive_field=16, level="gated", n_embd=160, n_hidden=160, dropout=0.3, bn_momentum=0.01,
-                     weight_decay=0.1, max_steps=10000, ema=0.9995, eval_interval=1000),
+        "best": dict(
+            receptive_field=16,
+            level="gated",
+            n_embd=160,
+            n_hidden=160,
+            dropout=0.3,
+            bn_momentum=0.01,
+            weight_decay=0.1,
+            max_steps=10000,
+            ema=0.9995,
+            eval_interval=1000,
+        ),
     }
 
     def __init__(self, config: WaveNetConvConfig):

@@ -8,11 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import run_cli
 from makemore import checkpoint
 from makemore.config import option
 from makemore.errors import MakemoreError
 from makemore.models import REGISTRY, SequenceConfig, SequenceModel, WindowConfig, WindowModel, check_recipes
+
+from conftest import run_cli
 
 
 # --- the toy models of the how-to: one window model, one sequence model --------------------------
@@ -60,7 +61,9 @@ class ToySeq(SequenceModel):
 
 
 @pytest.mark.parametrize("name, cls", [("toy", Toy), ("toy-seq", ToySeq)])
-def test_a_new_model_trains_evaluates_samples_and_scores_through_the_shared_code(capsys, tmp_path, monkeypatch, name, cls):
+def test_a_new_model_trains_evaluates_samples_and_scores_through_the_shared_code(
+    capsys, tmp_path, monkeypatch, name, cls
+):
     monkeypatch.setitem(REGISTRY, name, check_recipes(cls))  # the one registry line
     run = tmp_path / name
     code, out, err = run_cli(capsys, "train", "--type", name, "-o", run, "-q")
@@ -86,7 +89,9 @@ def test_the_sequence_kind_measures_max_len_on_the_data_and_refuses_less(capsys,
 
 def test_a_preset_flag_and_explicit_flags_reach_the_configs(capsys, tmp_path, monkeypatch):
     monkeypatch.setitem(REGISTRY, "toy", Toy)
-    code, _, err = run_cli(capsys, "train", "--type", "toy", "--preset", "wide", "--max-steps", "30", "-o", tmp_path / "w", "-q")
+    code, _, err = run_cli(
+        capsys, "train", "--type", "toy", "--preset", "wide", "--max-steps", "30", "-o", tmp_path / "w", "-q"
+    )
     saved = checkpoint.load(tmp_path / "w" / checkpoint.BEST)
     assert code == 0 and saved.model.config.n_embd == 16 and saved.train_config.max_steps == 30, err
 
@@ -96,13 +101,16 @@ def test_every_registered_recipe_names_real_options_with_valid_values(model_type
     check_recipes(REGISTRY[model_type])
 
 
-@pytest.mark.parametrize("recipe, why", [
-    (dict(train_defaults=dict(max_step=10)), "unknown option"),
-    (dict(presets={"best": dict(n_emdb=32)}), "unknown option"),
-    (dict(presets={"best": dict(learning_rate=-1.0)}), "--learning-rate"),
-    (dict(presets={"best": dict(n_embd=0)}), "--n-embd must be >= 1"),
-    (dict(train_defaults=dict(n_embd=4)), "holds model options"),
-])
+@pytest.mark.parametrize(
+    "recipe, why",
+    [
+        (dict(train_defaults=dict(max_step=10)), "unknown option"),
+        (dict(presets={"best": dict(n_emdb=32)}), "unknown option"),
+        (dict(presets={"best": dict(learning_rate=-1.0)}), "--learning-rate"),
+        (dict(presets={"best": dict(n_embd=0)}), "--n-embd must be >= 1"),
+        (dict(train_defaults=dict(n_embd=4)), "holds model options"),
+    ],
+)
 def test_a_recipe_with_a_typo_or_a_bad_value_is_refused_when_registered(recipe, why):
     broken = type("Broken", (Toy,), recipe)
     with pytest.raises(MakemoreError, match=why):

@@ -2,10 +2,10 @@ import math
 
 import torch
 
+from makemore.config import TrainConfig
 from makemore.data import Dataset, bundled_names, read_items
 from makemore.evaluate import split_nll
 from makemore.models import REGISTRY
-from makemore.config import TrainConfig
 from makemore.train import Trainer
 
 

@@ -32,10 +32,10 @@ def test_initial_loss_is_near_uniform():
 
 def test_default_recipe_reaches_the_target_and_samples_look_like_names():
     """The acceptance run: `makemore train --type mlp` with no flags, dev <= 2.13 (lecture: 2.170)."""
+    from makemore.config import TrainConfig
     from makemore.data import Dataset, bundled_names, read_items
     from makemore.evaluate import split_nll
     from makemore.sample import generate
-    from makemore.config import TrainConfig
     from makemore.train import Trainer
 
     data = Dataset(read_items(bundled_names())[0])

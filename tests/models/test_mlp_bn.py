@@ -4,15 +4,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import run_cli
+from makemore import runs
 from makemore.cli import main
 from makemore.data import Dataset, bundled_names, read_items
 from makemore.models import REGISTRY
 from makemore.models.mlp import MLP
 from makemore.models.mlp_bn import MLPBN, MLPBNDeep
-from makemore import runs
 from makemore.sample import Sampling
 from makemore.store import RunStore
+
+from conftest import run_cli
 
 
 def make(cls, seed=0, **kw):
@@ -40,7 +41,9 @@ def reference_forward(m: MLPBN, idx: torch.Tensor) -> torch.Tensor:
         x = hpre[:, j]
         mean = sum(x.tolist()) / n
         var = sum((v - mean) ** 2 for v in x.tolist()) / (n - 1)  # Bessel's correction
-        cols.append(m.bn.gamma.double()[0, j] * (x - mean) / math.sqrt(var + m.config.bn_eps) + m.bn.beta.double()[0, j])
+        cols.append(
+            m.bn.gamma.double()[0, j] * (x - mean) / math.sqrt(var + m.config.bn_eps) + m.bn.beta.double()[0, j]
+        )
     h = torch.tanh(torch.stack(cols, dim=1))
     return h @ m.W2.double() + m.b2.double()
 
@@ -140,8 +143,13 @@ def test_deep_net_layout_and_options():
     assert REGISTRY["mlp-bn"] is MLPBN and REGISTRY["mlp-bn-deep"] is MLPBNDeep
 
 
-@pytest.mark.parametrize("flags, message", [(["--type", "mlp-bn", "--bn-momentum", "0"], "--bn-momentum"),
-                                           (["--type", "mlp-bn-deep", "--norm", "layer"], "--norm must be batchnorm or none")])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--type", "mlp-bn", "--bn-momentum", "0"], "--bn-momentum"),
+        (["--type", "mlp-bn-deep", "--norm", "layer"], "--norm must be batchnorm or none"),
+    ],
+)
 def test_bad_model_options_are_one_line_errors(capsys, tmp_path, flags, message):
     code, out, err = run_cli(capsys, "train", "-o", tmp_path / "r", "--max-steps", "1", "-q", *flags)
     print(err)
@@ -151,8 +159,25 @@ def test_bad_model_options_are_one_line_errors(capsys, tmp_path, flags, message)
 @pytest.fixture(scope="module")
 def bn_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "mlp-bn"
-    assert main(["train", "--type", "mlp-bn", "-o", str(run_dir), "--max-steps", "3000", "--bn-momentum", "0.01",
-                 "--eval-interval", "1000", "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--type",
+                "mlp-bn",
+                "-o",
+                str(run_dir),
+                "--max-steps",
+                "3000",
+                "--bn-momentum",
+                "0.01",
+                "--eval-interval",
+                "1000",
+                "-q",
+            ]
+        )
+        == 0
+    )
     return run_dir
 
 
@@ -174,8 +199,10 @@ def test_trained_mlp_bn_samples_are_name_like(bn_run):
         ids = [0] + data.vocab.encode(s) + [0]
         nll -= sum(logp[a, b].item() for a, b in zip(ids, ids[1:]))
         n += len(ids) - 1
-    print(f"dev {report['dev']:.4f}; samples {samples[:8]}; mean length {sum(lengths) / len(lengths):.2f}; "
-          f"bigram NLL of samples {nll / n:.3f} (uniform: {math.log(27):.3f}); distinct {len(set(samples))}")
+    print(
+        f"dev {report['dev']:.4f}; samples {samples[:8]}; mean length {sum(lengths) / len(lengths):.2f}; "
+        f"bigram NLL of samples {nll / n:.3f} (uniform: {math.log(27):.3f}); distinct {len(set(samples))}"
+    )
     assert report["dev"] < 2.35
     assert 4 <= sum(lengths) / len(lengths) <= 9
     assert nll / n < 2.75  # noise would score near ln 27 = 3.30

@@ -36,9 +36,13 @@ def test_tied_head_is_a_linear_layer_with_the_token_embedding_as_weight():
     """Same weights in a separate-head model whose lm_head copies wte: identical logits, and the
     tied embedding's gradient is the sum of its two uses (input lookup + output layer)."""
     tied = small_model(head="tied")
-    separate = cls(cls.Config(vocab_size=27, max_len=15, n_layer=2, n_head=4, n_embd=32, head="separate")).double().eval()
+    separate = (
+        cls(cls.Config(vocab_size=27, max_len=15, n_layer=2, n_head=4, n_embd=32, head="separate")).double().eval()
+    )
     state = {k: v for k, v in tied.state_dict().items() if k != "lm_bias"}
-    separate.load_state_dict({**state, "lm_head.weight": tied.wte.weight.detach().clone(), "lm_head.bias": tied.lm_bias.detach().clone()})
+    separate.load_state_dict(
+        {**state, "lm_head.weight": tied.wte.weight.detach().clone(), "lm_head.bias": tied.lm_bias.detach().clone()}
+    )
     idx = torch.randint(0, 27, (4, 16))
     diff = (tied(idx) - separate(idx)).abs().max().item()
     tied(idx).square().mean().backward()
@@ -55,8 +59,9 @@ def test_tied_model_round_trips_through_a_checkpoint(tmp_path):
 
     model = small_model(head="tied").float()
     vocab = Vocab(tuple("abcdefghijklmnopqrstuvwxyz"))
-    run = checkpoint.RunInfo(type="transformer", source="names.txt", max_item_len=15, max_len=15,
-                             params=model.num_params(), skipped_items=0)
+    run = checkpoint.RunInfo(
+        type="transformer", source="names.txt", max_item_len=15, max_len=15, params=model.num_params(), skipped_items=0
+    )
     checkpoint.save(tmp_path / "m.safetensors", checkpoint.Checkpoint(model=model, vocab=vocab, run=run))
     loaded = checkpoint.load(tmp_path / "m.safetensors").model
     meta, _ = checkpoint._read(tmp_path / "m.safetensors")
@@ -214,15 +219,34 @@ def test_dropout_keeps_the_given_fraction_and_rescales():
 
 def test_defaults_average_the_weights_and_preset_best_trains_longer_on_smaller_batches(tmp_path, capsys):
     from makemore import checkpoint
+
     from conftest import run_cli
 
-    code, _, err = run_cli(capsys, "train", "--type", "transformer", "--preset", "best", "-o", tmp_path / "r", "-q",
-                           "--max-steps", "2", "--eval-interval", "2")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--type",
+        "transformer",
+        "--preset",
+        "best",
+        "-o",
+        tmp_path / "r",
+        "-q",
+        "--max-steps",
+        "2",
+        "--eval-interval",
+        "2",
+    )
     assert code == 0, err
     meta, _ = checkpoint._read(tmp_path / "r" / checkpoint.BEST)
     assert (meta["config"]["n_embd"], meta["config"]["n_layer"], meta["config"]["dropout"]) == (64, 4, 0.25)
     assert meta["train_config"]["ema"] == 0.9995 and meta["train_config"]["batch_size"] == 64
     assert meta["train_config"]["max_steps"] == 2  # the flag beat the preset
     defaults = REGISTRY["transformer"].train_defaults
-    assert (defaults["ema"], defaults["batch_size"], defaults["max_steps"], defaults["beta2"]) == (0.999, 128, 22000, 0.99)
+    assert (defaults["ema"], defaults["batch_size"], defaults["max_steps"], defaults["beta2"]) == (
+        0.999,
+        128,
+        22000,
+        0.99,
+    )
     assert meta["train_config"]["beta2"] == 0.999 and meta["train_config"]["learning_rate"] == 3e-3

@@ -11,6 +11,7 @@ from makemore.models import REGISTRY
 from makemore.models.wavenet import WaveNet, WaveNetConv
 from makemore.sample import generate
 from makemore.train import batch_loss
+
 from conftest import run_cli
 
 
@@ -30,8 +31,15 @@ def pair(seed=0, dtype=torch.float64, **overrides):
             level.bn.gamma.uniform_(0.5, 1.5)
             level.bn.beta.normal_()
     span = tree.config.context_size
-    conv = WaveNetConv(WaveNetConv.Config(vocab_size=27, receptive_field=span, n_embd=tree.config.n_embd,
-                                          n_hidden=tree.config.n_hidden, level=tree.config.level)).to(dtype)
+    conv = WaveNetConv(
+        WaveNetConv.Config(
+            vocab_size=27,
+            receptive_field=span,
+            n_embd=tree.config.n_embd,
+            n_hidden=tree.config.n_hidden,
+            level=tree.config.level,
+        )
+    ).to(dtype)
     conv.load_state_dict(tree.state_dict(), strict=True)  # same parameter names: the same network
     return tree, conv
 
@@ -99,7 +107,10 @@ def test_conv_training_step_is_the_hierarchical_step_on_all_windows_of_the_items
     loss_tree.backward(), loss_conv.backward()
     grad_diff = max((a.grad - b.grad).abs().max().item() for a, b in zip(tree.parameters(), conv.parameters()))
     stat_diff = max((a - b).abs().max().item() for a, b in zip(tree.buffers(), conv.buffers()))
-    print(f"loss {loss_tree.item():.6f} vs {loss_conv.item():.6f}; max grad diff {grad_diff:.2e}; max running-stat diff {stat_diff:.2e}")
+    print(
+        f"loss {loss_tree.item():.6f} vs {loss_conv.item():.6f}; max grad diff {grad_diff:.2e}; "
+        f"max running-stat diff {stat_diff:.2e}"
+    )
     assert abs(loss_tree.item() - loss_conv.item()) < 1e-12
     assert grad_diff < 1e-12 and stat_diff < 1e-12
 
@@ -140,13 +151,16 @@ def test_bn_momentum_sets_how_far_running_statistics_move_per_step():
     assert diff < 1e-12 and all(level.bn.momentum == 0.25 for level in model.levels)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--type", "wavenet", "--context-size", "6"], "power of 2"),
-    (["--type", "wavenet-conv", "--receptive-field", "12"], "power of 2"),
-    (["--type", "wavenet", "--dropout", "1.0"], "dropout"),
-    (["--type", "wavenet", "--bn-momentum", "0"], "bn-momentum"),
-    (["--type", "wavenet", "--preset", "nonesuch"], "no preset 'nonesuch'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--type", "wavenet", "--context-size", "6"], "power of 2"),
+        (["--type", "wavenet-conv", "--receptive-field", "12"], "power of 2"),
+        (["--type", "wavenet", "--dropout", "1.0"], "dropout"),
+        (["--type", "wavenet", "--bn-momentum", "0"], "bn-momentum"),
+        (["--type", "wavenet", "--preset", "nonesuch"], "no preset 'nonesuch'"),
+    ],
+)
 def test_bad_configs_are_one_line_errors(tmp_path, capsys, argv, message):
     code, _, err = run_cli(capsys, "train", "-o", tmp_path / "r", "--max-steps", "1", *argv)
     assert code == 1 and message in err and err.count("\n") == 1 and "Traceback" not in err
@@ -155,8 +169,21 @@ def test_bad_configs_are_one_line_errors(tmp_path, capsys, argv, message):
 @pytest.mark.parametrize("model_type", ["wavenet", "wavenet-conv"])
 def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys, model_type):
     best = REGISTRY[model_type].presets["best"]
-    code, _, err = run_cli(capsys, "train", "--type", model_type, "--preset", "best", "-o", tmp_path / "r", "-q",
-                           "--max-steps", "3", "--eval-interval", "3")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--type",
+        model_type,
+        "--preset",
+        "best",
+        "-o",
+        tmp_path / "r",
+        "-q",
+        "--max-steps",
+        "3",
+        "--eval-interval",
+        "3",
+    )
     assert code == 0, err
     meta = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
     assert meta["step"] == 3
@@ -175,8 +202,21 @@ def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys, m
 def test_short_training_is_deterministic_and_learns(tmp_path, capsys, model_type):
     runs = []
     for name in ("a", "b"):
-        code, out, err = run_cli(capsys, "train", "--type", model_type, "-o", tmp_path / name, "-q",
-                                 "--max-steps", "150", "--eval-interval", "150", "--warmup-steps", "10")
+        code, out, err = run_cli(
+            capsys,
+            "train",
+            "--type",
+            model_type,
+            "-o",
+            tmp_path / name,
+            "-q",
+            "--max-steps",
+            "150",
+            "--eval-interval",
+            "150",
+            "--warmup-steps",
+            "10",
+        )
         assert code == 0, err
         runs.append(out)
     print(runs[0])
@@ -187,7 +227,9 @@ def test_short_training_is_deterministic_and_learns(tmp_path, capsys, model_type
 
 def test_gated_level_is_the_papers_gate_with_a_residual_connection():
     torch.manual_seed(0)
-    model = WaveNet(WaveNet.Config(vocab_size=27, context_size=8, level="gated", n_embd=16, n_hidden=16)).double().eval()
+    model = (
+        WaveNet(WaveNet.Config(vocab_size=27, context_size=8, level="gated", n_embd=16, n_hidden=16)).double().eval()
+    )
     level, x = model.levels[1], torch.randn(5, 32, dtype=torch.float64)  # pairs [older, newer] of width 16
     bn = level.bn
     z = (x @ level.weight - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.gamma + bn.beta

@@ -170,7 +170,10 @@ def load(path: Path) -> Checkpoint:
     meta, tensors = _read(path)
     model = _build_model(meta, tensors)
     model.eval()
-    run = RunInfo(**{f.name: meta.get(f.name, 0) for f in fields(RunInfo)})
+    missing = [f.name for f in fields(RunInfo) if f.name not in meta]
+    if missing:
+        raise MakemoreError(f"{path} lacks the run's {', '.join(missing)}; it was not written by makemore train")
+    run = RunInfo(**{f.name: meta[f.name] for f in fields(RunInfo)})
     return Checkpoint(
         model=model,
         vocab=Vocab(tuple(meta["vocab"])),

@@ -124,7 +124,7 @@ class Model(nn.Module):
         raise NotImplementedError
 
     def shape_batch(
-        self, X: torch.Tensor, Y: torch.Tensor, pack: bool
+        self, X: torch.Tensor, Y: torch.Tensor, packed: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """A training batch drawn from split_tensors rows -> (X, Y, pos): pos marks packed rows."""
         return X, Y, None
@@ -220,8 +220,8 @@ class SequenceModel(Model):
     def split_tensors(self, data, split):
         return data.sequences(split)
 
-    def shape_batch(self, X, Y, pack_rows):
-        if pack_rows and self.packs:  # packing drops the padding itself
+    def shape_batch(self, X, Y, packed):
+        if packed and self.packs:  # packing drops the padding itself
             return pack(X, Y, self.config.positions)
         # rows are padded to the longest item of the data set; most batches are shorter
         T = int((Y != IGNORE).sum(1).max())

@@ -118,27 +118,30 @@ class GatedLevel(nn.Module):
         return out + x[..., x.size(-1) // 2 :] if self.residual else out
 
 
-def _build_layers(model, config: LevelsConfig) -> None:
+class _Layers:
     """Parameters shared by both forms (and named alike, so the weights of one load into the
     other): embedding, log2(span) levels, output layer."""
-    V, E, H = config.vocab_size, config.n_embd, config.n_hidden
-    model.n_levels = config.span().bit_length() - 1
-    model.wte = nn.Embedding(V, E)  # N(0, 1) init, as the lecture's torch.randn
-    # Momentum 0.001 averages the last ~1000 steps: for wider or deeper trees trained with weight
-    # decay, the running statistics then lag the batch statistics and eval-mode loss suffers.
-    M = config.bn_momentum
-    level = GatedLevel if config.level == "gated" else Level
-    model.levels = nn.ModuleList(level(2 * (E if i == 0 else H), H, M) for i in range(model.n_levels))
-    # Dropout only where no BatchNorm follows: dropped-and-rescaled inputs to a level would
-    # give its BatchNorm a larger variance in training than it meets in eval mode.
-    model.drop = nn.Dropout(config.dropout)
-    model.lm_head = nn.Linear(H, V)
-    with torch.no_grad():  # the lecture's Linear init, then x0.1: a near-uniform first guess
-        model.lm_head.weight.copy_(torch.randn(V, H) / H**0.5 * 0.1)
-        model.lm_head.bias.zero_()
+
+    def __init__(self, config: LevelsConfig):
+        super().__init__(config)
+        V, E, H = config.vocab_size, config.n_embd, config.n_hidden
+        self.n_levels = config.span().bit_length() - 1
+        self.wte = nn.Embedding(V, E)  # N(0, 1) init, as the lecture's torch.randn
+        # Momentum 0.001 averages the last ~1000 steps: for wider or deeper trees trained with weight
+        # decay, the running statistics then lag the batch statistics and eval-mode loss suffers.
+        M = config.bn_momentum
+        level = GatedLevel if config.level == "gated" else Level
+        self.levels = nn.ModuleList(level(2 * (E if i == 0 else H), H, M) for i in range(self.n_levels))
+        # Dropout only where no BatchNorm follows: dropped-and-rescaled inputs to a level would
+        # give its BatchNorm a larger variance in training than it meets in eval mode.
+        self.drop = nn.Dropout(config.dropout)
+        self.lm_head = nn.Linear(H, V)
+        with torch.no_grad():  # the lecture's Linear init, then x0.1: a near-uniform first guess
+            self.lm_head.weight.copy_(torch.randn(V, H) / H**0.5 * 0.1)
+            self.lm_head.bias.zero_()
 
 
-class WaveNet(WindowModel):
+class WaveNet(_Layers, WindowModel):
     """The hierarchical form: forward(idx (B, context_size)) -> logits (B, V)."""
 
     Config = WaveNetConfig
@@ -161,10 +164,6 @@ class WaveNet(WindowModel):
         ),
     }
 
-    def __init__(self, config: WaveNetConfig):
-        super().__init__(config)
-        _build_layers(self, config)
-
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.wte(idx)  # (B, S, E)
         for level in self.levels:
@@ -173,7 +172,7 @@ class WaveNet(WindowModel):
         return self.lm_head(self.drop(x.squeeze(1)))
 
 
-class WaveNetConv(SequenceModel):
+class WaveNetConv(_Layers, SequenceModel):
     """The dilated causal convolution: forward(idx (B, T)) -> logits (B, T, V), every position at once."""
 
     Config = WaveNetConvConfig
@@ -196,10 +195,6 @@ class WaveNetConv(SequenceModel):
             eval_interval=1000,
         ),
     }
-
-    def __init__(self, config: WaveNetConvConfig):
-        super().__init__(config)
-        _build_layers(self, config)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         if not self.training:

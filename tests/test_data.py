@@ -154,5 +154,5 @@ def test_pack_holds_every_item_once_with_its_positions():
 
 def test_pack_refuses_an_item_longer_than_a_row():
     X, Y = encode_sequences(["abcdefghij", "ab"], Vocab.from_items(["abcdefghij"]))
-    with pytest.raises(MakemoreError, match="sequence of 11 tokens is longer than context_size 8"):
+    with pytest.raises(MakemoreError, match="an item of 11 tokens does not fit a packed row of 8"):
         pack(X, Y, 8)

@@ -78,7 +78,8 @@ def resume(run_dir: Path, train_flags: dict, progress: bool = True) -> str:
 
 def _train(store: RunStore, trainer: Trainer, progress: bool, best_dev: float = float("inf")) -> str:
     checkpoints = Checkpoints(store, best_dev)
-    trainer.hooks = [MetricsLog(store), checkpoints, ProgressBar(checkpoints, progress), StopOnSignal()]
+    bar = [ProgressBar(checkpoints)] if progress else []  # -q: not even a disabled bar's calls in the loop
+    trainer.hooks = [MetricsLog(store), checkpoints, *bar, StopOnSignal()]
     try:
         trainer.run()
     except NonFiniteLoss as e:

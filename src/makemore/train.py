@@ -265,14 +265,14 @@ class Checkpoints(Hook):
 class ProgressBar(Hook):
     """A tqdm bar with the latest train and dev loss and the examples per second."""
 
-    def __init__(self, checkpoints: Checkpoints, enabled: bool = True):
-        self.checkpoints, self.enabled = checkpoints, enabled
+    def __init__(self, checkpoints: Checkpoints):
+        self.checkpoints, self.bar = checkpoints, None
 
     def on_start(self, t: Trainer) -> None:
         self.bar = tqdm(
             total=t.cfg.max_steps,
             initial=t.step,
-            disable=None if self.enabled else True,
+            disable=None,  # no bar when stderr is not a terminal
             file=sys.stderr,
             dynamic_ncols=True,
             unit="step",
@@ -294,15 +294,17 @@ class ProgressBar(Hook):
         self.bar.update(1)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 class StopOnSignal(Hook):
     """SIGINT / SIGTERM finish the current step, then stop the run (its state is saved)."""
 
-    def on_start(self, t: Trainer) -> None:
+    def __init__(self):
         self.old = {}
 
+    def on_start(self, t: Trainer) -> None:
         def handler(signum, frame):
             t.request_stop(signal.Signals(signum).name)
 

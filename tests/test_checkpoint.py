@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from makemore import checkpoint
+from makemore import checkpoint, files
 from makemore.checkpoint import Checkpoint, RunInfo
 from makemore.data import Dataset, Vocab, bundled_names, read_items
 from makemore.errors import MakemoreError
@@ -98,8 +98,8 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", disk_full)
+    monkeypatch.setattr(files.os, "fsync", disk_full)
     with pytest.raises(MakemoreError, match="No space left"):
-        checkpoint.atomic_write_bytes(path, b"new contents")
+        files.atomic_write_bytes(path, b"new contents")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temp file left behind

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from makemore import checkpoint
+from makemore import checkpoint, files
 
 from conftest import run_cli, snapshot
 
@@ -122,7 +122,7 @@ def test_failed_write_mid_run_is_one_line_and_keeps_the_checkpoint(capsys, tmp_p
             raise PermissionError(13, "Permission denied")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(checkpoint.os, "replace", denied)
+    monkeypatch.setattr(files.os, "replace", denied)
     code, _, err = run_cli(capsys, "train", "-o", run_dir, "--resume", "--max-steps", "400", "-q")
     errors = [line for line in err.splitlines() if "error" in line]
     assert code == 1 and len(errors) == 1 and "Permission denied" in errors[0] and "Traceback" not in err

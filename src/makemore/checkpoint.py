@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -22,29 +20,13 @@ from safetensors.torch import save as save_tensors_bytes
 from .config import TrainConfig
 from .data import Vocab
 from .errors import MakemoreError
+from .files import atomic_write_bytes
 from .models import REGISTRY, Model
 
 FORMAT = "makemore-checkpoint"
 VERSION = 2  # 2: context_size / max_len for block_size, mlp-bn's BatchNorm a module (1 still loads)
 BEST = "model.safetensors"  # best dev loss so far: what eval/sample/score use
 LAST = "last.safetensors"  # latest step with optimizer and RNG state: what --resume uses
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise MakemoreError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise MakemoreError(f"cannot write {path}: {e.strerror}; the previous file is left as it was") from None
 
 
 def _optimizer_to_tensors(sd: dict) -> tuple[dict, dict]:
@@ -79,6 +61,7 @@ class RunInfo:
     max_len: int  # longest item of the data, in characters
     params: int
     skipped_items: int
+    input_sha256: str = ""  # of DIR/input.txt: a run refuses an input edited after it trained ("" before v2)
 
 
 @dataclass
@@ -170,10 +153,10 @@ def load(path: Path) -> Checkpoint:
     meta, tensors = _read(path)
     model = _build_model(meta, tensors)
     model.eval()
-    missing = [f.name for f in fields(RunInfo) if f.name not in meta]
+    missing = [f.name for f in fields(RunInfo) if f.name not in meta and f.default is MISSING]
     if missing:
         raise MakemoreError(f"{path} lacks the run's {', '.join(missing)}; it was not written by makemore train")
-    run = RunInfo(**{f.name: meta[f.name] for f in fields(RunInfo)})
+    run = RunInfo(**{f.name: meta[f.name] for f in fields(RunInfo) if f.name in meta})
     return Checkpoint(
         model=model,
         vocab=Vocab(tuple(meta["vocab"])),

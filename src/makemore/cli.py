@@ -144,15 +144,13 @@ def cmd_train(argv: list[str]) -> int:
     args = _train_parser(given_type or DEFAULT_TYPE).parse_args(argv)
     cls = REGISTRY[args.type or DEFAULT_TYPE]
     train_flags, model_flags = _given(args, TrainConfig), _given(args, cls.Config)
-    if args.resume:
+    if args.resume:  # the same command with --resume appended continues the run
         if not args.work_dir:
             raise MakemoreError("--resume needs -o/--work-dir of the run to continue")
-        if args.input_file or model_flags or args.preset or given_type is not None:
-            raise MakemoreError(
-                "--resume continues a run with its own data, type and model config; "
-                "pass only training flags such as --max-steps"
-            )
-        result = runs.resume(Path(args.work_dir), train_flags, progress=not args.quiet)
+        preset_train, preset_model = split_recipe(cls, _preset(cls, args.preset))
+        run_as = {"--type": given_type, "--max-item-len": args.max_item_len, "--input-file": args.input_file}
+        run_as.update({flag(k): v for k, v in {**preset_model, **model_flags}.items()})
+        result = runs.resume(Path(args.work_dir), {**preset_train, **train_flags}, run_as, progress=not args.quiet)
     else:
         preset_train, preset_model = split_recipe(cls, _preset(cls, args.preset))
         cfg = TrainConfig(**{**cls.train_defaults, **preset_train, **train_flags})

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoint
 from .config import TrainConfig
 from .errors import MakemoreError
+from .files import atomic_write_bytes
 from .plots import plt
 from .store import RunStore
 from .train import Hook, Trainer, set_threads
@@ -288,10 +288,21 @@ def diagnose(
     learning_rate: float = 0.1,
     seed: int = 42,
 ) -> dict:
+    store = RunStore.open(run_dir)
+    store.lock()  # it writes DIR/diagnostics: one writer at a time
+    try:
+        return _diagnose(store, out_dir, steps, batch_size, learning_rate, seed)
+    finally:
+        store.unlock()
+
+
+def _diagnose(
+    store: RunStore, out_dir: Path | None, steps: int, batch_size: int, learning_rate: float, seed: int
+) -> dict:
+    run_dir = store.dir
     if steps < 1 or batch_size < 1 or not learning_rate > 0:
         raise MakemoreError("--steps, --batch-size and --learning-rate must be positive")
     t0 = time.perf_counter()
-    store = RunStore.open(run_dir)
     best = store.load_best()
     model, cls = best.model, type(best.model)
     if not any(isinstance(m, nn.Tanh) for m in model.modules()):
@@ -376,6 +387,6 @@ def diagnose(
         "plots": list(plots),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    checkpoint.atomic_write_bytes(out_dir / "diagnostics.json", json.dumps(report, indent=1).encode("utf-8"))
+    atomic_write_bytes(out_dir / "diagnostics.json", json.dumps(report, indent=1).encode("utf-8"))
     report["out_dir"] = str(out_dir)
     return report

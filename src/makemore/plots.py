@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import io
 from pathlib import Path
 
 import matplotlib
@@ -10,9 +10,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .files import atomic_write_bytes  # noqa: E402
 
-def plot_loss(metrics: Path, out: Path) -> None:
-    rows = [json.loads(line) for line in Path(metrics).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+def plot_loss(rows: list[dict], out: Path) -> None:
+    """The train and dev loss of a run's metrics rows (store.RunStore.metrics)."""
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     dev = [(r["step"], r["dev"]) for r in rows if "dev" in r]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
@@ -26,7 +28,7 @@ def plot_loss(metrics: Path, out: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = Path(out).with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    tmp.replace(out)
+    atomic_write_bytes(Path(out), buffer.getvalue())  # an unpredictable temporary name, never a symlink

@@ -6,13 +6,13 @@ The files of a run directory are the run store's (store.py); the loop is train.p
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from .checkpoint import RunInfo
-from .config import TrainConfig
+from .config import TrainConfig, flag
 from .data import DEFAULT_MAX_ITEM_LEN, Dataset, bundled_names, read_items
 from .errors import MakemoreError
 from .evaluate import score_items, split_nll
@@ -52,28 +52,68 @@ def start(
         params=model.num_params(),
         skipped_items=skipped,
     )
-    store = RunStore.create(work_dir, model_type, items, data.vocab, run)
-    print(f"run directory: {store.dir}", file=sys.stderr)
-    if skipped:
-        print(f"skipped {skipped} items longer than {max_item_len} characters", file=sys.stderr)
-    print(
-        f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; "
-        f"{len(data.splits['train'])}/{len(data.splits['dev'])}/{len(data.splits['test'])} items train/dev/test",
-        file=sys.stderr,
-    )
-    return _train(store, Trainer(model, data, cfg), progress)
+    store = RunStore.create(work_dir, model_type, data.vocab, run)
+    try:
+        store.start(items)
+        print(f"run directory: {store.dir}", file=sys.stderr)
+        if skipped:
+            print(f"skipped {skipped} items longer than {max_item_len} characters", file=sys.stderr)
+        print(
+            f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; "
+            f"{len(data.splits['train'])}/{len(data.splits['dev'])}/{len(data.splits['test'])} items train/dev/test",
+            file=sys.stderr,
+        )
+        return _train(store, Trainer(model, data, cfg), progress)
+    except BaseException:
+        if store.holds_lock:  # ours to undo; another writer's run is left alone
+            store.discard()
+        raise
+    finally:
+        store.unlock()
 
 
-def resume(run_dir: Path, train_flags: dict, progress: bool = True) -> str:
+def resume(run_dir: Path, train_flags: dict, run_as: dict | None = None, progress: bool = True) -> str:
+    """Continue a run from its last checkpoint. `run_as` ({flag: value}; None: not given) holds what
+    describes the run itself (type, input, model options): each must equal the run's own."""
     store = RunStore.open(run_dir)
-    last = store.load_last()
-    cfg = replace(last.train_config, **train_flags)
-    cfg.validate()
-    set_threads(cfg.threads)
-    trainer = Trainer(last.model, store.dataset(), cfg)
-    trainer.restore(last.optimizer, last.rng, last.ema, last.step, last.train_seconds)
-    print(f"resuming {run_dir} at step {trainer.step} of {cfg.max_steps}", file=sys.stderr)
-    return _train(store, trainer, progress, best_dev=last.best_dev)
+    store.lock()
+    try:
+        last = store.load_last()
+        _check_same_run(store, last, run_as or {})
+        cfg = replace(last.train_config, **train_flags)
+        cfg.validate()
+        for name in ("optimizer", "seed"):  # the saved optimizer state and random streams go on as they were
+            if getattr(cfg, name) != getattr(last.train_config, name):
+                raise MakemoreError(
+                    f"{flag(name)} {getattr(cfg, name)} conflicts with this run's {getattr(last.train_config, name)}: "
+                    "a resumed run continues its own optimizer state and random streams"
+                )
+        set_threads(cfg.threads)
+        trainer = Trainer(last.model, store.dataset(), cfg)
+        trainer.restore(last.optimizer, last.rng, last.ema, last.step, last.train_seconds)
+        print(f"resuming {run_dir} at step {trainer.step} of {cfg.max_steps}", file=sys.stderr)
+        return _train(store, trainer, progress, best_dev=last.best_dev)
+    finally:
+        store.unlock()
+
+
+def _check_same_run(store: RunStore, last, run_as: dict) -> None:
+    """Flags that describe the run may be repeated on --resume, with the run's own values only."""
+    stored = {"--type": last.run.type, "--max-item-len": last.run.max_item_len}
+    stored.update({flag(k): v for k, v in asdict(last.model.config).items() if k != "vocab_size"})
+    for name, value in run_as.items():
+        if value is None:
+            continue
+        if name == "--input-file":
+            if read_items(value, last.run.max_item_len)[0] != store.items():
+                raise MakemoreError(f"--input-file {value} is not what this run trained on (its input.txt)")
+        elif name not in stored:
+            raise MakemoreError(f"{name} is not an option of this run's model ({last.run.type})")
+        elif value != stored[name]:
+            raise MakemoreError(
+                f"{name} {value} conflicts with this run's {stored[name]}; --resume continues the run as it was "
+                "(to change it, start a new run with another -o)"
+            )
 
 
 def _train(store: RunStore, trainer: Trainer, progress: bool, best_dev: float = float("inf")) -> str:
@@ -83,9 +123,8 @@ def _train(store: RunStore, trainer: Trainer, progress: bool, best_dev: float = 
     try:
         trainer.run()
     except NonFiniteLoss as e:
-        raise MakemoreError(
-            f"{e}, the last good checkpoint is kept in {store.dir} (--skip-nonfinite skips such steps)"
-        ) from None
+        kept = f"the last good checkpoint is kept in {store.dir}" if store.has_checkpoint() else "nothing was saved"
+        raise MakemoreError(f"{e}, {kept} (--skip-nonfinite skips such steps)") from None
     if trainer.stop_reason is not None:
         raise MakemoreError(
             f"interrupted by {trainer.stop_reason} at step {trainer.step}; "

@@ -9,7 +9,10 @@ DIR/loss.png           the loss curve
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,39 +21,73 @@ from . import checkpoint
 from .checkpoint import Checkpoint, RunInfo
 from .data import Dataset, Vocab, read_items
 from .errors import MakemoreError
+from .files import atomic_write_bytes, check_owner, open_append
 from .plots import plot_loss
+
+
+def sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
 
 INPUT = "input.txt"
 METRICS = "metrics.jsonl"
+PLOT = "loss.png"
+LOCK = ".lock"  # holds the writer's PID
 RUN_FILES = (checkpoint.BEST, checkpoint.LAST, METRICS, INPUT)
 
 
 @dataclass
 class RunStore:
-    """A run directory. `vocab` and `run` describe the run; they go into every checkpoint."""
+    """A run directory. `vocab` and `run` describe the run; they go into every checkpoint.
+
+    Whoever writes to it holds its lock (`with store.writing():`): one writer at a time."""
 
     dir: Path
     vocab: Vocab | None = None
     run: RunInfo | None = None
+    created: bool = False  # this process made the directory (a failed start removes it again)
+    _lock: int | None = None
 
     @classmethod
-    def create(cls, work_dir: str | None, model_type: str, items: list[str], vocab: Vocab, run: RunInfo) -> RunStore:
-        """A new run directory (default runs/TYPE-DATE-TIME) holding a copy of the items; refuses a
-        directory that already holds a run."""
+    def create(cls, work_dir: str | None, model_type: str, vocab: Vocab, run: RunInfo) -> RunStore:
+        """A new run directory (default runs/TYPE-DATE-TIME); an existing one must be the user's."""
         run_dir = Path(work_dir) if work_dir else Path("runs") / f"{model_type}-{time.strftime('%Y%m%d-%H%M%S')}"
         if run_dir.exists() and not run_dir.is_dir():
             raise MakemoreError(f"run directory {run_dir} exists and is not a directory")
-        existing = [name for name in RUN_FILES if (run_dir / name).exists()]
-        if existing:
-            raise MakemoreError(
-                f"{run_dir} already holds a run ({existing[0]}); use --resume to continue it or choose another -o"
-            )
+        created = not run_dir.exists()
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise MakemoreError(f"cannot create run directory {run_dir}: {e.strerror}") from None
-        checkpoint.atomic_write_bytes(run_dir / INPUT, ("\n".join(items) + "\n").encode("utf-8"))
-        return cls(run_dir, vocab, run)
+        return cls(run_dir, vocab, run, created=created)
+
+    def start(self, items: list[str]) -> None:
+        """Take the lock, check that the directory holds no run yet, and write the items into it."""
+        self.lock()
+        existing = [name for name in RUN_FILES if (self.dir / name).exists()]
+        if existing:
+            raise MakemoreError(
+                f"{self.dir} already holds a run ({existing[0]}); use --resume to continue it or choose another -o"
+            )
+        payload = ("\n".join(items) + "\n").encode("utf-8")
+        atomic_write_bytes(self.dir / INPUT, payload)
+        self.run.input_sha256 = sha256(payload)
+
+    def has_checkpoint(self) -> bool:
+        return (self.dir / checkpoint.BEST).exists() or (self.dir / checkpoint.LAST).exists()
+
+    def discard(self) -> None:
+        """Undo a start that failed before its first checkpoint: the run's files, and the directory if
+        this process made it, so the same command can simply be run again."""
+        if self.has_checkpoint():
+            return
+        for name in (INPUT, METRICS, PLOT, LOCK):
+            (self.dir / name).unlink(missing_ok=True)
+        if self.created:
+            try:
+                self.dir.rmdir()
+            except OSError:  # not empty: something else is in it, leave it
+                pass
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunStore:
@@ -58,6 +95,32 @@ class RunStore:
         if not run_dir.is_dir():
             raise MakemoreError(f"run directory not found: {run_dir}")
         return cls(run_dir)
+
+    # --- one writer at a time -------------------------------------------------------------------
+    def lock(self) -> None:
+        """Hold DIR/.lock (flock: the kernel releases it when the process ends, however it ends)."""
+        check_owner(self.dir)
+        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise MakemoreError(
+                f"{self.dir} is in use by process {holder} (one writer at a time); wait for it or choose another -o"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock = fd
+
+    @property
+    def holds_lock(self) -> bool:
+        return self._lock is not None
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     # --- reading ------------------------------------------------------------------------------
     def load_best(self) -> Checkpoint:
@@ -76,24 +139,46 @@ class RunStore:
         self.vocab, self.run = ckpt.vocab, ckpt.run
         return ckpt
 
+    def items(self) -> list[str]:
+        """The run's items, as it trained on them (load a checkpoint first)."""
+        path = self.dir / INPUT
+        if self.run.input_sha256 and path.is_file() and sha256(path.read_bytes()) != self.run.input_sha256:
+            raise MakemoreError(
+                f"{path} has changed since the run trained on it; its split would differ, so the run cannot go on "
+                "with it (restore the file, or train a new run on the new data)"
+            )
+        return read_items(path, self.run.max_item_len)[0]
+
     def dataset(self) -> Dataset:
         """The run's items, split as when it trained, with its vocabulary (load a checkpoint first)."""
-        items, _ = read_items(self.dir / INPUT, self.run.max_item_len)
-        return Dataset(items, vocab=self.vocab)
+        return Dataset(self.items(), vocab=self.vocab)
 
     def metrics(self) -> list[dict]:
+        """The log's rows. A torn last line (a crash during an append) is dropped; other damage is one line."""
         path = self.dir / METRICS
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = []
+        for n, line in enumerate(lines, 1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                if n == len(lines):
+                    break  # torn by a crash mid-append: the checkpoint predates it anyway
+                raise MakemoreError(f"{path} line {n} is not JSON; the log is damaged") from None
+            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                raise MakemoreError(f"{path} line {n} has no step; the log is damaged")
+            rows.append(row)
+        return rows
 
     # --- writing ------------------------------------------------------------------------------
     def log(self, row: dict) -> None:
-        try:
-            with open(self.dir / METRICS, "a", encoding="utf-8") as f:
+        with open_append(self.dir / METRICS) as f:
+            try:
                 f.write(json.dumps(row) + "\n")
-        except OSError as e:
-            raise MakemoreError(f"cannot write {self.dir / METRICS}: {e.strerror}") from None
+            except OSError as e:
+                raise MakemoreError(f"cannot write {self.dir / METRICS}: {e.strerror}") from None
 
     def truncate_metrics(self, step: int) -> None:
         """Drop log rows written after the checkpoint (a crash may have left some), so a
@@ -102,7 +187,7 @@ class RunStore:
             return
         kept = [row for row in self.metrics() if row["step"] <= step]
         payload = "".join(json.dumps(row) + "\n" for row in kept).encode("utf-8")
-        checkpoint.atomic_write_bytes(self.dir / METRICS, payload)
+        atomic_write_bytes(self.dir / METRICS, payload)
 
     def save_best(self, trainer, best_dev: float) -> None:
         checkpoint.save(self.dir / checkpoint.BEST, self._record(trainer, trainer.evaluated_model(), best_dev))
@@ -125,4 +210,4 @@ class RunStore:
         )
 
     def plot(self) -> None:
-        plot_loss(self.dir / METRICS, self.dir / "loss.png")
+        plot_loss(self.metrics(), self.dir / PLOT)

@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -6,6 +7,7 @@ from dataclasses import fields
 
 import pytest
 
+from makemore import cli
 from makemore.cli import COMMANDS
 from makemore.models import REGISTRY, SequenceModel, WindowModel
 
@@ -141,6 +143,13 @@ def _bad_inputs(tmp_path, mlp_run):
         (["sample", "-o", mlp_run, "--temperature", "0"], "must be > 0"),
         (["sample", "-o", mlp_run, "--top-k", "0"], "must be > 0"),
         (["sample", "-o", mlp_run, "-n", "-3"], "must be > 0"),
+        (["sample", "-o", mlp_run, "--seed", str(2**70)], "must be in [0, 2**63)"),
+        (["train", "-o", fresh, "--seed", str(2**70)], "--seed must be in [0, 2**63)"),
+        (["gradcheck", "--seed", "-1"], "must be in [0, 2**63)"),
+        (["train", "--type"], "expected one argument"),
+        (["train", "-o", fresh, "--type", "mlp-bn", "-b", "1"], "needs at least 2 examples"),
+        (["train", "-o", fresh, "--device", "cuda"], "CUDA is not available"),
+        (["train", "-o", tmp_path / "bad\udcffname"], "not a valid UTF-8 name"),
     ]
 
 
@@ -163,3 +172,30 @@ def test_real_process_prints_no_traceback(tmp_path):
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     console = shutil.which("makemore", path=str(__import__("pathlib").Path(sys.executable).parent))
     assert console and subprocess.run([console, "--help"], capture_output=True).returncode == 0
+
+
+def test_threads_are_capped_at_the_cores(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "-o", tmp_path / "t", "--threads", "10000", "--max-steps", "1", "-q")
+    assert code == 0 and f"this machine has {os.cpu_count()} cores; using {os.cpu_count()}" in err
+
+
+def test_score_json_is_strict_json_when_a_character_has_probability_zero(capsys, tmp_path):
+    assert run_cli(capsys, "train", "--type", "bigram", "--alpha", "0", "-o", tmp_path / "b", "-q")[0] == 0
+    code, out, _ = run_cli(capsys, "score", "-o", tmp_path / "b", "qq", "--json")
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    item = json.loads(out, parse_constant=refuse)["items"][0]
+    assert code == 0 and item["nll"] is None and ("q", None) in [tuple(c) for c in item["chars"]]
+
+
+def test_sampled_control_characters_are_escaped_on_a_terminal(monkeypatch):
+    class Terminal:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(cli.sys, "stdout", Terminal())
+    assert cli._shown("an\x1b[31mred") == "an\\x1b[31mred"
+    monkeypatch.setattr(cli.sys, "stdout", type("Pipe", (), {"isatty": lambda self: False})())
+    assert cli._shown("an\x1b[31mred") == "an\x1b[31mred"  # a pipe gets the items as they are

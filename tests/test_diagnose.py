@@ -105,3 +105,16 @@ def test_diagnose_refuses_a_model_without_tanh(capsys, tmp_path):
     code, out, err = run_cli(capsys, "diagnose", "-o", run)
     print(err)
     assert code == 1 and "no tanh layers" in err and "Traceback" not in err
+
+
+def test_a_replay_that_diverges_is_one_line(capsys, tmp_path):
+    run = tmp_path / "bn"
+    assert main(["train", "--type", "mlp-bn", "-o", str(run), "--max-steps", "20", "--eval-interval", "20", "-q"]) == 0
+    code, _, err = run_cli(capsys, "diagnose", "-o", run, "--steps", "5", "-l", "1e30")
+    assert (
+        code == 1
+        and "the replay's " in err
+        and "became" in err
+        and "lower --learning-rate" in err
+        and "Traceback" not in err
+    )

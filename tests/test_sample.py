@@ -42,3 +42,12 @@ def test_top_k_and_top_p_together_keep_the_intersection():
     assert survivors(filter_logits(LOGITS, 1.0, 4, 0.6)) == [0, 1]
     survivors_probs = filter_logits(LOGITS, 1.0, 2, None).softmax(-1)[0]
     assert math.isclose(survivors_probs[0].item(), 0.5 / 0.7, rel_tol=1e-6) and survivors_probs[2:].sum() == 0
+
+
+def test_extreme_temperatures_have_their_limits_and_keep_the_filters():
+    greedy = filter_logits(LOGITS, 1e-40, None, None).softmax(-1)
+    assert torch.equal(greedy, torch.tensor([[1.0, 0, 0, 0, 0]]))  # tends to the argmax, no nan
+    uniform = filter_logits(LOGITS, float("inf"), None, None).softmax(-1)
+    assert torch.allclose(uniform, torch.full((1, 5), 0.2))
+    assert survivors(filter_logits(LOGITS, float("inf"), 1, None)) == [0]  # top-k still holds
+    assert survivors(filter_logits(LOGITS, float("inf"), 2, None)) == [0, 1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from dataclasses import MISSING, fields
@@ -17,6 +18,7 @@ from .config import flag
 from .errors import MakemoreError
 
 DEFAULT_TYPE = "mlp"
+SEED_LIMIT = 2**63
 
 EPILOG_METRIC = (
     "All losses are mean negative log-likelihood in nats per predicted character "
@@ -106,7 +108,7 @@ def _peek_type(argv: list[str]) -> str | None:
     """The --type given (None: not given), before the full parser, whose flags depend on it."""
     from .models import REGISTRY
 
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = _Parser(prog="makemore train", add_help=False)
     pre.add_argument("--type")
     known, _ = pre.parse_known_args(argv)
     if known.type is not None and known.type not in REGISTRY:
@@ -200,6 +202,22 @@ def _positive(kind):
     return check
 
 
+def _seed(text: str) -> int:
+    """A seed torch's generators take: an integer in [0, 2**63)."""
+    value = int(text)
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {text}")
+    return value
+
+
+_seed.__name__ = "int"
+
+
+def _shown(item: str) -> str:
+    """An item as the terminal should show it: control characters (ANSI escapes...) escaped."""
+    return "".join(repr(c)[1:-1] if not c.isprintable() else c for c in item) if sys.stdout.isatty() else item
+
+
 def cmd_sample(argv: list[str]) -> int:
     from . import runs
     from .sample import Sampling
@@ -212,7 +230,7 @@ def cmd_sample(argv: list[str]) -> int:
     p.add_argument("-n", "--num-samples", type=_positive(int), default=20, help="how many items (default: 20)")
     p.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=None,
         help="sampling seed; the same seed gives the same items (default: random, printed on stderr)",
     )
@@ -243,8 +261,9 @@ def cmd_sample(argv: list[str]) -> int:
     if args.json:
         print(json.dumps({"seed": seed, "samples": [{"item": s, "split": where} for s, where in samples]}))
     else:
-        width = max((len(s) for s, _ in samples), default=0)
-        for s, where in samples:
+        shown = [(_shown(s), where) for s, where in samples]
+        width = max((len(s) for s, _ in shown), default=0)
+        for s, where in shown:
             print(f"{s:<{width}}  {where}")
     return 0
 
@@ -262,7 +281,11 @@ def cmd_score(argv: list[str]) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = p.parse_args(argv)
     results = runs.score(Path(args.work_dir), args.items)
-    if args.json:
+    if args.json:  # a non-finite NLL (a character the model gives probability 0) is null, as in eval --json
+        finite = lambda x: x if math.isfinite(x) else None
+        for r in results:
+            r.update(nll=finite(r["nll"]), nll_per_char=finite(r["nll_per_char"]))
+            r["chars"] = [(c, finite(v)) for c, v in r["chars"]]
         print(json.dumps({"items": results}))
         return 0
     for r in results:
@@ -311,7 +334,7 @@ def cmd_gradcheck(argv: list[str]) -> int:
         description="Part 4: mlp-bn's hand-written backward pass (26 gradients, and the fused "
         "cross-entropy and BatchNorm forms) against autograd, in float32 and float64.",
     )
-    p.add_argument("--seed", type=int, default=42, help="seed of the weights and the batch (default: 42)")
+    p.add_argument("--seed", type=_seed, default=42, help="seed of the weights and the batch (default: 42)")
     p.add_argument(
         "-b", "--batch-size", type=int, default=32, help="examples in the batch (default: 32, as in the lecture)"
     )
@@ -347,7 +370,7 @@ def cmd_gradcode(argv: list[str]) -> int:
     )
     p.add_argument("-o", "--out", required=True, help="directory to write the files into")
     p.add_argument("-b", "--batch-size", type=int, default=32, help="examples in the traced batch (default: 32)")
-    p.add_argument("--seed", type=int, default=42, help="seed of the weights and the batch (default: 42)")
+    p.add_argument("--seed", type=_seed, default=42, help="seed of the weights and the batch (default: 42)")
     args = p.parse_args(argv)
     result = write_gradcode(args.type, args.out, args.batch_size, args.seed)
     for key, path in result.items():

@@ -82,6 +82,7 @@ class TrainConfig(Checked):
             (self.eval_interval >= 1, "--eval-interval must be >= 1"),
             (self.device in ("cpu", "cuda", "mps", "auto"), "--device must be cpu, cuda, mps or auto"),
             (self.threads >= 0, "--threads must be >= 0"),
+            (0 <= self.seed < 2**63, "--seed must be in [0, 2**63)"),
             (self.grad_clip >= 0, "--grad-clip must be >= 0"),
             (0 <= self.ema < 1, "--ema must be in [0, 1)"),
             (0 <= self.input_noise < 1, "--input-noise must be in [0, 1)"),

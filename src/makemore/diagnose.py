@@ -32,7 +32,7 @@ from .errors import MakemoreError
 from .files import atomic_write_bytes
 from .plots import plt
 from .store import RunStore
-from .train import Hook, Trainer, set_threads
+from .train import Hook, NonFiniteLoss, Trainer, set_threads
 
 SATURATED = 0.97  # |tanh| above this: the local gradient 1 - t^2 is < 6% of its maximum
 REFERENCE_UPDATE = -3.0  # the lecture's rule of thumb for log10(update / data)
@@ -143,7 +143,10 @@ def replay(model_cls, config, data, recipe: TrainConfig) -> tuple[dict, Probe]:
     probe, log = Probe(model), LossLog()
     trainer = Trainer(model, data, recipe, hooks=[log])
     probe.attach(trainer.optimizer)
-    trainer.run()
+    try:
+        trainer.run()
+    except NonFiniteLoss as e:
+        raise MakemoreError(f"the replay's {e} (try a lower --learning-rate)") from None
     final = measure(model, X, Y)  # histograms from 4096 examples, not one noisy batch of 32
     return {
         "init_loss": first,

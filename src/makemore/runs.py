@@ -19,7 +19,7 @@ from .evaluate import score_items, split_nll
 from .models import REGISTRY
 from .sample import Sampling, generate
 from .store import RunStore
-from .train import Checkpoints, MetricsLog, NonFiniteLoss, ProgressBar, StopOnSignal, Trainer, set_threads
+from .train import Checkpoints, MetricsLog, NonFiniteLoss, ProgressBar, StopOnSignal, Trainer, check_recipe, set_threads
 
 
 def start(
@@ -44,6 +44,7 @@ def start(
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = cls(config)
+    check_recipe(model, cfg)
     run = RunInfo(
         type=model_type,
         source=str(source),

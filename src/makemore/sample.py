@@ -24,10 +24,15 @@ class Sampling:
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
-    logits = logits / temperature
-    if top_k is not None and top_k < logits.size(-1):
+    """Logits whose softmax is the distribution to draw from; filtered-out characters are -inf.
+
+    The most likely character is shifted to 0 before dividing by the temperature, so no temperature
+    overflows: a tiny one tends to the argmax, an infinite one to uniform over what the filters keep."""
+    if top_k is not None and top_k < logits.size(-1):  # ranks: before the temperature, which can tie them all
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    masked = logits == float("-inf")
+    logits = ((logits - logits.max(-1, keepdim=True).values) / temperature).masked_fill(masked, float("-inf"))
     if top_p is not None and top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
         cum = sorted_logits.softmax(-1).cumsum(-1)

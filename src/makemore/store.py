@@ -25,6 +25,15 @@ from .files import atomic_write_bytes, check_owner, open_append
 from .plots import plot_loss
 
 
+def _checked_name(run_dir: Path) -> Path:
+    """Checkpoint files are opened by name through safetensors, which needs the name in UTF-8."""
+    try:
+        str(run_dir).encode("utf-8")
+    except UnicodeEncodeError:
+        raise MakemoreError(f"run directory {str(run_dir)!r} is not a valid UTF-8 name; choose another -o") from None
+    return run_dir
+
+
 def sha256(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
@@ -51,7 +60,9 @@ class RunStore:
     @classmethod
     def create(cls, work_dir: str | None, model_type: str, vocab: Vocab, run: RunInfo) -> RunStore:
         """A new run directory (default runs/TYPE-DATE-TIME); an existing one must be the user's."""
-        run_dir = Path(work_dir) if work_dir else Path("runs") / f"{model_type}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = _checked_name(
+            Path(work_dir) if work_dir else Path("runs") / f"{model_type}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
         if run_dir.exists() and not run_dir.is_dir():
             raise MakemoreError(f"run directory {run_dir} exists and is not a directory")
         created = not run_dir.exists()
@@ -73,8 +84,10 @@ class RunStore:
         atomic_write_bytes(self.dir / INPUT, payload)
         self.run.input_sha256 = sha256(payload)
 
-    def has_checkpoint(self) -> bool:
-        return (self.dir / checkpoint.BEST).exists() or (self.dir / checkpoint.LAST).exists()
+    def has_checkpoint(self, best: bool = False) -> bool:
+        """Whether the best checkpoint (best=True), or any checkpoint, has been written."""
+        names = (checkpoint.BEST,) if best else (checkpoint.BEST, checkpoint.LAST)
+        return any((self.dir / name).exists() for name in names)
 
     def discard(self) -> None:
         """Undo a start that failed before its first checkpoint: the run's files, and the directory if
@@ -91,7 +104,7 @@ class RunStore:
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunStore:
-        run_dir = Path(run_dir)
+        run_dir = _checked_name(Path(run_dir))
         if not run_dir.is_dir():
             raise MakemoreError(f"run directory not found: {run_dir}")
         return cls(run_dir)

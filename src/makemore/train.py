@@ -58,8 +58,12 @@ def pick_device(name: str) -> torch.device:
 
 
 def set_threads(threads: int) -> None:
-    """Explicit intra-op threads: oversubscribing 2 cores slows training by 3-80x."""
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    """Explicit intra-op threads: oversubscribing 2 cores slows training by 3-80x, so never more
+    threads than cores."""
+    cores = os.cpu_count() or 1
+    if threads > cores:
+        print(f"--threads {threads}: this machine has {cores} cores; using {cores}", file=sys.stderr)
+    torch.set_num_threads(min(threads, cores) or cores)
 
 
 def make_optimizer(model: Model, cfg: TrainConfig, device: torch.device):
@@ -78,6 +82,18 @@ def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor
     packed rows (see data.pack) for models that take them."""
     logits = model(X) if pos is None else model(X, pos)
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE)
+
+
+def check_recipe(model: Model, cfg: TrainConfig) -> None:
+    """What a recipe asks of a model and the machine, checked before anything is written."""
+    pick_device(cfg.device)
+    if cfg.manual_grad and not model.hand_written_backward:
+        raise MakemoreError(f"--manual-grad: model {type(model).__name__} has no hand-written backward pass")
+    if cfg.batch_size < model.min_batch_size:
+        raise MakemoreError(
+            f"--batch-size {cfg.batch_size}: {type(model).__name__} normalises over the batch (BatchNorm), "
+            f"which needs at least {model.min_batch_size} examples"
+        )
 
 
 class NonFiniteLoss(MakemoreError):
@@ -106,8 +122,7 @@ class Trainer:
     """
 
     def __init__(self, model: Model, data: Dataset, cfg: TrainConfig, hooks: list[Hook] = ()):
-        if cfg.manual_grad and not model.hand_written_backward:
-            raise MakemoreError(f"--manual-grad: model {type(model).__name__} has no hand-written backward pass")
+        check_recipe(model, cfg)
         self.model, self.data, self.cfg, self.hooks = model, data, cfg, list(hooks)
         self.device = pick_device(cfg.device)
         self.model.to(self.device)
@@ -253,8 +268,11 @@ class Checkpoints(Hook):
     def evaluate(self, t: Trainer) -> None:
         self.dev = dev = t.evaluate_dev()
         self.store.log({"step": t.step, "dev": dev, "train_seconds": round(t.train_seconds, 3)})
-        if dev < self.best_dev or (math.isnan(dev) and t.step >= t.cfg.max_steps):
-            self.best_dev = dev if not math.isnan(dev) else self.best_dev  # no dev split: keep the final model
+        final = t.step >= t.cfg.max_steps
+        # no dev split (nan), or no finite dev loss yet (a model that gives some dev character probability 0):
+        # keep the final model rather than none
+        if dev < self.best_dev or (final and (math.isnan(dev) or not self.store.has_checkpoint(best=True))):
+            self.best_dev = dev if not math.isnan(dev) else self.best_dev
             self.store.save_best(t, self.best_dev)
         self.store.save_last(t, self.best_dev)
         tqdm.write(

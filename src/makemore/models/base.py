@@ -84,6 +84,11 @@ class Model(nn.Module):
         """Fill every p.grad by hand and return the loss, when `hand_written_backward`."""
         raise NotImplementedError
 
+    @property
+    def min_batch_size(self) -> int:
+        """The smallest training batch the model can learn from."""
+        return 1
+
     def batchnorms(self) -> list[BatchNorm]:
         return [m for m in self.modules() if isinstance(m, BatchNorm)]
 
@@ -170,6 +175,10 @@ class WindowModel(Model):
     @property
     def context_size(self) -> int:
         return self.config.context_size
+
+    @property
+    def min_batch_size(self) -> int:
+        return 2 if self.batchnorms() else 1  # a batch variance needs two windows
 
     @classmethod
     def config_for(cls, data: Dataset, **options) -> ModelConfig:

@@ -1,9 +1,14 @@
 import json
 import pickle
+import resource
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from makemore import checkpoint, files
@@ -103,3 +108,156 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         files.atomic_write_bytes(path, b"new contents")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temp file left behind
+
+
+def _small_transformer(tmp_path):
+    torch.manual_seed(0)
+    cls = REGISTRY["transformer"]
+    model = cls(cls.Config(vocab_size=4, max_len=5, n_layer=1, n_head=2, n_embd=8))
+    path = tmp_path / "t.safetensors"
+    run = RunInfo(
+        type="transformer", source="x.txt", max_item_len=1000, max_len=5, params=model.num_params(), skipped_items=0
+    )
+    checkpoint.save(
+        path,
+        Checkpoint(model=model, vocab=Vocab(("a", "b", "c")), run=run, step=3, train_config=checkpoint.TrainConfig()),
+    )
+    return path
+
+
+def _with(meta, **changes):
+    meta = json.loads(json.dumps(meta))
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        target = meta
+        for p in parents:
+            target = target[p]
+        if value is DELETE:
+            del target[key]
+        else:
+            target[key] = value
+    return meta
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    "changes, why",
+    [
+        (dict(config__vocab_size=5_000_000, vocab=[chr(0x4E00 + i) for i in range(12000)]), "more than 9,999"),
+        (dict(config__vocab_size=5_000_000), "does not match its 3 characters"),
+        (dict(config__n_embd=10**9, config__n_head=1), "too large to build|do not fit model 'transformer'"),
+        (dict(vocab=["a", "b"]), "vocab_size 4 does not match its 2 characters"),
+        (dict(config__n_head=3), "must be divisible"),
+        (dict(step=DELETE), "its step is not a whole number"),
+        (dict(vocab=DELETE), "vocabulary is not a list of characters"),
+        (dict(config__n_embd=8.5), "field n_embd should be int"),
+        (dict(config__n_embd="8"), "field n_embd should be int"),
+        (dict(train_config__typo=1), "train_config has fields unknown to this makemore: typo"),
+        (dict(train_config__ema=2.0), "train_config is invalid: --ema"),
+        (dict(config__max_len=500), "do not fit model 'transformer'"),
+    ],
+)
+def test_metadata_is_checked_against_the_model_before_any_tensor_is_read(tmp_path, changes, why):
+    path = _small_transformer(tmp_path)
+    meta, tensors = checkpoint._read(path)
+    save_file(tensors, str(path), metadata={"makemore": json.dumps(_with(meta, **changes))})
+    with pytest.raises(MakemoreError, match=why):
+        checkpoint.load(path)
+
+
+def test_nan_weights_are_refused(tmp_path):
+    path = _small_transformer(tmp_path)
+    meta, tensors = checkpoint._read(path)
+    tensors["model.lm_head.bias"][1] = float("nan")
+    save_file(tensors, str(path), metadata={"makemore": json.dumps(meta)})
+    with pytest.raises(MakemoreError, match="NaN weights"):
+        checkpoint.load(path)
+
+
+# --- any damage to a checkpoint: a consistent model or one line, within bounded memory and time ----
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.lists(st.integers(-3, 30), max_size=3),
+)
+META_KEYS = ["type", "version", "step", "best_dev", "vocab", "max_len", "max_item_len", "params", "train_config"]
+CONFIG_KEYS = ["vocab_size", "max_len", "n_layer", "n_head", "n_embd", "dropout", "emb_dropout", "head", "extra"]
+
+
+SLOWEST = [0.0]  # the slowest load of the property test, printed at the end of the module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_the_slowest_load():
+    yield
+    print(f"slowest damaged-checkpoint load: {SLOWEST[0]:.2f} s")
+
+
+@contextmanager
+def memory_cap(extra_bytes: int):
+    """No more than extra_bytes of new address space for the duration (RLIMIT_AS)."""
+    with open("/proc/self/statm") as f:
+        in_use = int(f.read().split()[0]) * resource.getpagesize()
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (in_use + extra_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@pytest.fixture(scope="module")
+def valid_checkpoint(tmp_path_factory):
+    path = _small_transformer(tmp_path_factory.mktemp("valid"))
+    return checkpoint._read(path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    meta_edits=st.lists(
+        st.tuples(st.sampled_from(META_KEYS + [f"config.{k}" for k in CONFIG_KEYS]), JSON_VALUES), max_size=3
+    ),
+    tensor_edit=st.one_of(
+        st.none(),
+        st.tuples(
+            st.sampled_from(["reshape", "nan", "drop"]),
+            st.integers(0, 30),
+            st.lists(st.integers(0, 40), min_size=1, max_size=3),
+        ),
+    ),
+)
+def test_any_damage_loads_a_consistent_model_or_fails_in_one_line(tmp_path, valid_checkpoint, meta_edits, tensor_edit):
+    meta, tensors = json.loads(json.dumps(valid_checkpoint[0])), dict(valid_checkpoint[1])
+    for key, value in meta_edits:
+        target, name = (meta["config"], key[len("config.") :]) if key.startswith("config.") else (meta, key)
+        target[name] = value
+    if tensor_edit is not None:
+        how, which, shape = tensor_edit
+        keys = sorted(k for k in tensors if k.startswith("model."))
+        key = keys[which % len(keys)]
+        if how == "reshape":
+            tensors[key] = torch.zeros(shape)
+        elif how == "nan":
+            tensors[key] = torch.full_like(tensors[key], float("nan"))
+        else:
+            del tensors[key]
+    path = tmp_path / "damaged.safetensors"
+    save_file(tensors, str(path), metadata={"makemore": json.dumps(meta)})
+    t0 = time.perf_counter()
+    with memory_cap(1 << 30):
+        try:
+            ckpt = checkpoint.load(path)
+        except MakemoreError as e:
+            assert "\n" not in str(e)
+            return
+        finally:
+            SLOWEST[0] = max(SLOWEST[0], time.perf_counter() - t0)
+        V = ckpt.model.config.vocab_size  # it loaded: then it is a working model of its vocabulary
+        assert V == len(ckpt.vocab)  # the characters and the boundary
+        logits = ckpt.model.sequence_logits(torch.zeros(2, 3, dtype=torch.long))
+        assert logits.shape == (2, 3, V) and not logits.isnan().any()

@@ -18,10 +18,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_tensors_bytes
 
 from .config import TrainConfig
-from .data import Vocab
+from .data import MAX_VOCAB, Vocab
 from .errors import MakemoreError
 from .files import atomic_write_bytes
-from .models import REGISTRY, Model
+from .models import REGISTRY, Model, ModelConfig
 
 FORMAT = "makemore-checkpoint"
 VERSION = 2  # 2: context_size / max_len for block_size, mlp-bn's BatchNorm a module (1 still loads)
@@ -104,19 +104,39 @@ def save(path: Path, ckpt: Checkpoint) -> None:
 
 
 def _read(path: Path) -> tuple[dict, dict]:
-    """(metadata, tensors) of a checkpoint, with every kind of damage reported in one line."""
+    """(metadata as stored, tensors) of a checkpoint, checked as `_open` checks it."""
+    meta, _, tensors = _open(path)
+    return meta, tensors
+
+
+def _open(path: Path) -> tuple[dict, dict, dict]:
+    """(metadata as stored, its configs, tensors) of a checkpoint, with every kind of damage reported in
+    one line. The metadata is checked against the model's config, and the tensor shapes in the
+    safetensors header against the model it describes, before any tensor is read."""
     path = Path(path)
     if not path.is_file():
         raise MakemoreError(f"no checkpoint at {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            raw_meta = (f.metadata() or {}).get("makemore")
+            meta, configs = _metadata(path, (f.metadata() or {}).get("makemore"))
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            _check_shapes(path, meta, configs["model"], shapes)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise MakemoreError(f"{path} is not a readable checkpoint (truncated or corrupted?): {e}") from None
+    bad = next(
+        (k for k, t in tensors.items() if k.startswith("model.") and t.is_floating_point() and t.isnan().any()), None
+    )
+    if bad is not None:
+        raise MakemoreError(f"{path} holds NaN weights ({bad[len('model.') :]}); it cannot be used")
+    return meta, configs, tensors
+
+
+def _metadata(path: Path, raw: str | None) -> tuple[dict, dict]:
+    """The JSON metadata, checked: format, version, type, config fields and values, vocabulary, step."""
     try:
-        meta = json.loads(raw_meta)
-        assert meta["format"] == FORMAT
+        meta = json.loads(raw)
+        assert isinstance(meta, dict) and meta["format"] == FORMAT
     except Exception:
         raise MakemoreError(f"{path} is not a makemore checkpoint") from None
     if meta.get("version") not in (1, VERSION):
@@ -125,33 +145,90 @@ def _read(path: Path) -> tuple[dict, dict]:
         )
     if meta.get("type") not in REGISTRY:
         raise MakemoreError(f"{path} holds an unknown model type {meta.get('type')!r}")
-    return meta, tensors
+    vocab = meta.get("vocab")
+    if not isinstance(vocab, list) or not all(isinstance(c, str) and len(c) == 1 for c in vocab):
+        raise MakemoreError(f"{path}: its vocabulary is not a list of characters")
+    if len(set(vocab)) != len(vocab) or len(vocab) + 1 > MAX_VOCAB:
+        raise MakemoreError(f"{path}: its vocabulary has repeated characters or more than {MAX_VOCAB - 1:,}")
+    if type(meta.get("step")) is not int or meta["step"] < 0:
+        raise MakemoreError(f"{path}: its step is not a whole number >= 0")
+    config = _model_config(path, meta)
+    if config.vocab_size != len(vocab) + 1:
+        raise MakemoreError(f"{path}: vocab_size {config.vocab_size} does not match its {len(vocab)} characters + 1")
+    train = _config(path, TrainConfig, meta["train_config"], "train_config") if "train_config" in meta else None
+    return meta, {"model": config, "train": train}
 
 
-def _build_model(meta: dict, tensors: dict) -> Model:
+KINDS = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _config(path: Path, cls, values, what: str):
+    """A config dataclass from JSON values: known fields, each of its type, valid together."""
+    if not isinstance(values, dict):
+        raise MakemoreError(f"{path}: its {what} is not an object")
+    known = {f.name: KINDS.get(f.type, f.type) for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise MakemoreError(f"{path}: its {what} has fields unknown to this makemore: {', '.join(unknown)}")
+    for name, value in values.items():
+        kind = known[name]
+        ok = type(value) is kind or (kind is float and type(value) is int)  # JSON writes 1.0 as 1.0, but be lenient
+        if not ok:
+            raise MakemoreError(f"{path}: its {what} field {name} should be {kind.__name__}, not {value!r}")
+    config = cls(**values)
+    problems = config.problems()
+    if problems:
+        raise MakemoreError(f"{path}: its {what} is invalid: {'; '.join(problems)}")
+    return config
+
+
+def _model_config(path: Path, meta: dict) -> ModelConfig:
     cls = REGISTRY[meta["type"]]
-    config = dict(meta["config"])
+    values = dict(meta.get("config") or {}) if isinstance(meta.get("config"), dict) else meta.get("config")
+    if meta["version"] == 1 and isinstance(values, dict):
+        cls.upgrade(values, {})
+    return _config(path, cls.Config, values, f"{meta['type']} config")
+
+
+def _check_shapes(path: Path, meta: dict, config: ModelConfig, shapes: dict) -> None:
+    """The weights the header declares are exactly those of the model the metadata describes. The
+    model is built on the meta device: shapes only, nothing allocated."""
+    cls = REGISTRY[meta["type"]]
+    declared = {k: v for k, v in shapes.items() if k.startswith("model.")}
+    # Every size of a model has at least one weight element per unit, and every repeated block at least
+    # one tensor: bounds that keep building even the shapes as cheap as the file is small.
+    elements = sum(math.prod(s) for s in declared.values())
+    for f in fields(config):
+        value, bound = getattr(config, f.name), len(declared) if f.metadata.get("repeats") else elements
+        if type(value) is int and value > max(bound, 1):
+            raise MakemoreError(f"{path}: its {f.name} {value} is larger than its {len(declared)} weights can hold")
     if meta["version"] == 1:
-        cls.upgrade(config, tensors)
-    known = {f.name for f in fields(cls.Config)}
-    if set(config) - known:
-        raise MakemoreError(
-            f"checkpoint config has fields unknown to model {meta['type']!r}: {sorted(set(config) - known)}"
-        )
-    model = cls(cls.Config(**config))
-    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        cls.upgrade(dict(meta["config"]), declared)
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0:2]
-        raise MakemoreError(f"checkpoint weights do not fit model {meta['type']!r}: {' '.join(first)}") from None
+        with torch.device("meta"):
+            expected = {f"model.{k}": tuple(v.shape) for k, v in cls(config).state_dict().items()}
+    except RuntimeError:  # sizes whose byte count overflows
+        raise MakemoreError(f"{path}: its metadata describes a {meta['type']} too large to build") from None
+    if declared != expected:
+        wrong = sorted(set(declared) ^ set(expected)) or [k for k in expected if declared[k] != expected[k]]
+        raise MakemoreError(
+            f"checkpoint weights do not fit model {meta['type']!r} as its metadata describes it (first: {wrong[0]})"
+        )
+
+
+def _build_model(meta: dict, config: ModelConfig, tensors: dict) -> Model:
+    cls = REGISTRY[meta["type"]]
+    if meta["version"] == 1:
+        cls.upgrade(dict(meta["config"]), tensors)
+    model = cls(config)
+    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     return model
 
 
 def load(path: Path) -> Checkpoint:
     """A checkpoint file's contents, the model in eval mode."""
-    meta, tensors = _read(path)
-    model = _build_model(meta, tensors)
+    meta, configs, tensors = _open(path)
+    model = _build_model(meta, configs["model"], tensors)
     model.eval()
     missing = [f.name for f in fields(RunInfo) if f.name not in meta and f.default is MISSING]
     if missing:
@@ -164,7 +241,7 @@ def load(path: Path) -> Checkpoint:
         step=meta["step"],
         best_dev=meta.get("best_dev", math.inf),
         train_seconds=meta.get("train_seconds", 0.0),
-        train_config=TrainConfig(**meta["train_config"]) if "train_config" in meta else None,
+        train_config=configs["train"],
         optimizer=_optimizer_from_tensors(tensors, meta["optimizer"]) if "optimizer" in meta else None,
         rng={k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")},
         ema={k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")},

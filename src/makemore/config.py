@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from .errors import MakemoreError
 
 
-def option(default, help: str, from_data: bool = False):
-    """A config field with its --help text; `from_data`: the default is measured on the input file."""
-    return field(default=default, metadata={"help": help, "from_data": from_data})
+def option(default, help: str, from_data: bool = False, repeats: bool = False):
+    """A config field with its --help text. `from_data`: the default is measured on the input file.
+    `repeats`: the model repeats a block this many times (so it has at least this many tensors)."""
+    return field(default=default, metadata={"help": help, "from_data": from_data, "repeats": repeats})
 
 
 class Checked:

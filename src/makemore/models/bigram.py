@@ -7,6 +7,7 @@ descent and ends up within a hair of it (the lecture's point: same model, two ro
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +40,7 @@ class BigramCounts(_Bigram):
         super().__init__(config)
         V = config.vocab_size
         self.register_buffer("counts", torch.zeros(V, V))
-        self.register_buffer("log_probs", torch.full((V, V), -torch.log(torch.tensor(float(V))).item()))
+        self.register_buffer("log_probs", torch.full((V, V), -math.log(V)))
 
     def fit(self, X, Y):
         V = self.config.vocab_size

@@ -146,7 +146,7 @@ class Linear(nn.Module):
 @dataclass
 class DeepConfig(MLPBNConfig):
     n_hidden: int = option(100, "width of each hidden layer")
-    n_layer: int = option(5, "hidden layers (Linear -> BatchNorm -> tanh each)")
+    n_layer: int = option(5, "hidden layers (Linear -> BatchNorm -> tanh each)", repeats=True)
     bn_momentum: float = option(0.01, "weight of each batch in the running mean/var")
     norm: str = option("batchnorm", "batchnorm | none (then every Linear has a bias instead)")
     init_gain: float = option(5 / 3, "hidden weights are randn * gain / sqrt(fan_in); 5/3 suits tanh")

@@ -33,7 +33,7 @@ from .base import SequenceConfig, SequenceModel
 
 @dataclass
 class TransformerConfig(SequenceConfig):
-    n_layer: int = option(4, "transformer blocks")
+    n_layer: int = option(4, "transformer blocks", repeats=True)
     n_head: int = option(4, "attention heads per block")
     n_embd: int = option(64, "width of the residual stream")
     dropout: float = option(0.25, "dropout on the residual branches (attention and MLP outputs) while training")

@@ -1,4 +1,5 @@
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,16 @@ def run_cli(capsys, *argv):
         code = e.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def wait_for(predicate, timeout: float = 120) -> None:
+    """Poll until predicate() holds (a subprocess reaching a state); a bounded wait, not a speed test."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"still waiting after {timeout} s")
 
 
 def snapshot(directory: Path) -> dict:

@@ -13,7 +13,7 @@ import torch
 
 from makemore import checkpoint, files
 
-from conftest import run_cli, snapshot
+from conftest import run_cli, snapshot, wait_for
 
 TRAIN = [
     sys.executable,
@@ -32,15 +32,6 @@ TRAIN = [
 ]
 
 
-def _wait_for(predicate, timeout=120):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def _log(run_dir):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in row.items() if k != "train_seconds"} for row in rows]
@@ -57,7 +48,7 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, sig):
     subprocess.run([*TRAIN, *steps, "-o", tmp_path / "straight"], check=True, capture_output=True)
     interrupted = tmp_path / "interrupted"
     proc = subprocess.Popen([*TRAIN, *steps, "-o", interrupted], stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: (interrupted / checkpoint.LAST).exists())
+    wait_for(lambda: (interrupted / checkpoint.LAST).exists())
     proc.send_signal(sig)
     err = proc.communicate()[1]
     assert proc.returncode == 1 and "Resume with: makemore train -o" in err and "Traceback" not in err, err
@@ -78,7 +69,7 @@ def test_sigkill_during_saves_leaves_loadable_checkpoints(tmp_path):
     run_dir = tmp_path / "run"
     argv = [*TRAIN[:-2], "--eval-interval", "1", "--max-steps", "100000", "-o", run_dir]  # saves every step
     proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
-    _wait_for(lambda: (run_dir / checkpoint.LAST).exists())
+    wait_for(lambda: (run_dir / checkpoint.LAST).exists())
     rng = random.Random(0)
     for _ in range(5):  # kill at random moments while it keeps rewriting both files
         time.sleep(rng.uniform(0.05, 0.3))

@@ -5,13 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from makemore import checkpoint, files
 
-from conftest import run_cli
+from conftest import run_cli, wait_for
 
 QUICK = ["--max-steps", "30", "--eval-interval", "30", "-q"]
 SLOW = [
@@ -29,15 +28,6 @@ SLOW = [
     "--eval-interval",
     "200",
 ]
-
-
-def _wait_for(predicate, timeout=120):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_a_planted_symlink_cannot_redirect_the_log(capsys, tmp_path):
@@ -73,7 +63,7 @@ def test_one_writer_at_a_time_and_the_lock_dies_with_its_holder(tmp_path):
     run_dir = tmp_path / "run"
     holder = subprocess.Popen([*SLOW, "-o", run_dir], stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: (run_dir / checkpoint.LAST).exists())
+        wait_for(lambda: (run_dir / checkpoint.LAST).exists())
         for argv in (["train", "-o", run_dir, "--resume", "-q"], ["diagnose", "-o", run_dir, "--steps", "1"]):
             second = subprocess.run([sys.executable, "-m", "makemore", *map(str, argv)], capture_output=True, text=True)
             print(second.stderr.strip())

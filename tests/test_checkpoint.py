@@ -157,6 +157,11 @@ DELETE = object()
         (dict(train_config__typo=1), "train_config has fields unknown to this makemore: typo"),
         (dict(train_config__ema=2.0), "train_config is invalid: --ema"),
         (dict(config__max_len=500), "do not fit model 'transformer'"),
+        (dict(config__max_len=10**7), "--max-len must be at most 100,000"),
+        (dict(max_len=10**7), "max_len 10000000 is not in"),
+        (dict(max_len="15"), "field max_len should be int"),
+        (dict(max_item_len=10**9), "max_item_len 1000000000 is not in"),
+        (dict(params=DELETE), "lacks the run's params"),
     ],
 )
 def test_metadata_is_checked_against_the_model_before_any_tensor_is_read(tmp_path, changes, why):
@@ -259,5 +264,6 @@ def test_any_damage_loads_a_consistent_model_or_fails_in_one_line(tmp_path, vali
             SLOWEST[0] = max(SLOWEST[0], time.perf_counter() - t0)
         V = ckpt.model.config.vocab_size  # it loaded: then it is a working model of its vocabulary
         assert V == len(ckpt.vocab)  # the characters and the boundary
-        logits = ckpt.model.sequence_logits(torch.zeros(2, 3, dtype=torch.long))
-        assert logits.shape == (2, 3, V) and not logits.isnan().any()
+        X, _ = ckpt.model.examples(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+        logits = ckpt.model(X)
+        assert logits.shape[-1] == V and not logits.isnan().any()

@@ -1,7 +1,9 @@
 """The run directory: nobody can redirect its writes, one writer at a time, and a failed start
 leaves nothing behind."""
 
+import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -87,6 +89,12 @@ def test_one_writer_at_a_time_and_the_lock_dies_with_its_holder(tmp_path):
         (["--device", "cuda"], "CUDA is not available"),
         (["--type", "mlp", "--manual-grad"], "no hand-written backward pass"),
         (["-l", "1e30", "--optimizer", "sgd", "--warmup-steps", "0"], "loss became nan at step"),
+        (["-b", "10000000000"], "needs at least 2,235.2 GiB to train"),
+        (["--type", "transformer", "--n-embd", "100000"], "GiB to train"),
+        (["--type", "transformer", "--n-embd", "1000000000"], "too large to build"),
+        (["--seed", str(2**70)], "--seed must be in"),
+        (["--type", "transformer", "--max-len", "3"], "shorter than the longest item"),
+        (["--type", "mlp-bn", "-b", "1"], "needs at least 2 examples"),
     ],
 )
 def test_a_failed_start_leaves_nothing_and_can_be_run_again(capsys, tmp_path, argv, why):
@@ -95,6 +103,35 @@ def test_a_failed_start_leaves_nothing_and_can_be_run_again(capsys, tmp_path, ar
         code, _, err = run_cli(capsys, "train", "-o", run_dir, *argv, *QUICK)
         assert code == 1 and why in err and "already holds" not in err, err
         assert not run_dir.exists()
+
+
+def test_running_out_of_memory_mid_start_is_one_line_and_leaves_nothing(tmp_path):
+    """A batch that passes the estimate but not the allocator: a 4 GB address-space limit."""
+    run_dir = tmp_path / "new"
+    argv = [*SLOW[:-4], "--max-steps", "2", "-b", "20000000", "-o", str(run_dir)]
+    limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # noqa: E731
+    result = subprocess.run(argv, capture_output=True, text=True, preexec_fn=limit)
+    assert result.returncode == 1 and "error: out of memory" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not run_dir.exists()
+
+
+def test_two_fresh_runs_into_one_directory_one_wins_and_the_other_says_so(tmp_path):
+    """Started at the same moment, a few times over: never two writers, never a mixed run."""
+    for attempt in range(3):
+        run_dir = tmp_path / f"same{attempt}"
+        argv = [*SLOW[:-4], "--max-steps", "200", "--eval-interval", "100", "-o", str(run_dir)]
+        procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(p.wait(), *p.communicate()) for p in procs]  # (code, stdout, stderr)
+        winners = [r for r in results if r[0] == 0]
+        losers = [r for r in results if r[0] != 0]
+        assert len(winners) == 1 and len(losers) == 1, results
+        print(losers[0][2].strip().splitlines()[-1])
+        assert "in use by process" in losers[0][2] or "already holds a run" in losers[0][2], losers[0][2]
+        assert "Traceback" not in losers[0][2]
+        steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert steps == sorted(steps) and steps[-1] == 200  # one writer's log, in order
+        report = subprocess.run([*SLOW[:3], "eval", "-o", str(run_dir), "--json"], capture_output=True, text=True)
+        assert f"dev {json.loads(report.stdout)['dev']:.4f}" in winners[0][1]  # the winner reports its own model
 
 
 def test_a_failed_start_in_an_existing_directory_keeps_the_directory_and_its_other_files(capsys, tmp_path):

@@ -17,8 +17,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_tensors_bytes
 
-from .config import TrainConfig
-from .data import MAX_VOCAB, Vocab
+from .config import Checked, TrainConfig
+from .data import ITEM_LEN_LIMIT, MAX_VOCAB, Vocab
 from .errors import MakemoreError
 from .files import atomic_write_bytes
 from .models import REGISTRY, Model, ModelConfig
@@ -52,7 +52,7 @@ def _optimizer_from_tensors(tensors: dict, meta: dict) -> dict:
 
 
 @dataclass
-class RunInfo:
+class RunInfo(Checked):
     """What a run is, written into each of its checkpoints."""
 
     type: str
@@ -62,6 +62,16 @@ class RunInfo:
     params: int
     skipped_items: int
     input_sha256: str = ""  # of DIR/input.txt: a run refuses an input edited after it trained ("" before v2)
+
+    def problems(self) -> list[str]:
+        problems = []
+        if not 1 <= self.max_item_len <= ITEM_LEN_LIMIT:
+            problems.append(f"max_item_len {self.max_item_len} is not in [1, {ITEM_LEN_LIMIT:,}]")
+        if not 1 <= self.max_len <= self.max_item_len:
+            problems.append(f"max_len {self.max_len} is not in [1, max_item_len]")
+        if self.params < 0 or self.skipped_items < 0:
+            problems.append("params and skipped_items must be >= 0")
+        return problems
 
 
 @dataclass
@@ -156,7 +166,14 @@ def _metadata(path: Path, raw: str | None) -> tuple[dict, dict]:
     if config.vocab_size != len(vocab) + 1:
         raise MakemoreError(f"{path}: vocab_size {config.vocab_size} does not match its {len(vocab)} characters + 1")
     train = _config(path, TrainConfig, meta["train_config"], "train_config") if "train_config" in meta else None
-    return meta, {"model": config, "train": train}
+    return meta, {"model": config, "train": train, "run": _run_info(path, meta)}
+
+
+def _run_info(path: Path, meta: dict) -> RunInfo:
+    missing = [f.name for f in fields(RunInfo) if f.name not in meta and f.default is MISSING]
+    if missing:
+        raise MakemoreError(f"{path} lacks the run's {', '.join(missing)}; it was not written by makemore train")
+    return _config(path, RunInfo, {f.name: meta[f.name] for f in fields(RunInfo) if f.name in meta}, "run information")
 
 
 KINDS = {"int": int, "float": float, "str": str, "bool": bool}
@@ -230,14 +247,10 @@ def load(path: Path) -> Checkpoint:
     meta, configs, tensors = _open(path)
     model = _build_model(meta, configs["model"], tensors)
     model.eval()
-    missing = [f.name for f in fields(RunInfo) if f.name not in meta and f.default is MISSING]
-    if missing:
-        raise MakemoreError(f"{path} lacks the run's {', '.join(missing)}; it was not written by makemore train")
-    run = RunInfo(**{f.name: meta[f.name] for f in fields(RunInfo) if f.name in meta})
     return Checkpoint(
         model=model,
         vocab=Vocab(tuple(meta["vocab"])),
-        run=run,
+        run=configs["run"],
         step=meta["step"],
         best_dev=meta.get("best_dev", math.inf),
         train_seconds=meta.get("train_seconds", 0.0),

@@ -19,6 +19,7 @@ from .errors import MakemoreError
 
 DEFAULT_TYPE = "mlp"
 SEED_LIMIT = 2**63
+GRADCHECK_MAX_BATCH = 10_000  # ~0.5 GB: the float64 tables keep every intermediate of the batch
 
 EPILOG_METRIC = (
     "All losses are mean negative log-likelihood in nats per predicted character "
@@ -340,8 +341,8 @@ def cmd_gradcheck(argv: list[str]) -> int:
     )
     p.add_argument("--json", action="store_true", help="print the tables as one JSON object on stdout")
     args = p.parse_args(argv)
-    if args.batch_size < 2:
-        raise MakemoreError("--batch-size must be >= 2 (BatchNorm's unbiased variance divides by n-1)")
+    if not 2 <= args.batch_size <= GRADCHECK_MAX_BATCH:  # 2: BatchNorm's unbiased variance divides by n-1
+        raise MakemoreError(f"--batch-size must be in [2, {GRADCHECK_MAX_BATCH:,}] (each example holds every gradient)")
     report = gradcheck(args.seed, args.batch_size, (torch.float32, torch.float64))
     if args.json:
         print(json.dumps(report))
@@ -412,6 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a safety net: file trouble is the user's to fix, not a traceback
         where = f" {e.filename}" if e.filename else ""
         print(f"makemore {argv[0]}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as e:  # a safety net for sizes no check foresaw
+        if not isinstance(e, MemoryError) and "memory" not in str(e).lower():
+            raise
+        print(f"makemore {argv[0]}: error: out of memory; try a smaller --batch-size, model or input", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"makemore {argv[0]}: interrupted", file=sys.stderr)

@@ -24,6 +24,8 @@ BOUNDARY_SHOWN = "."  # how the boundary prints in tables of bigrams
 IGNORE = -1  # target value for padding: contributes nothing to loss or metric
 SPLIT_SEED = 42  # the lectures' split; fixed so results compare across runs and models
 DEFAULT_MAX_ITEM_LEN = 1000
+READ_CHUNK = 1 << 24  # bytes of input read at a time
+ITEM_LEN_LIMIT = 100_000  # longest item any model reads or samples: bounds time and memory per item
 MAX_VOCAB = 10_000  # output layers and logits grow with V; beyond this the input is not "characters of items"
 
 
@@ -33,8 +35,13 @@ def bundled_names() -> Path:
 
 
 def read_items(path: str | os.PathLike, max_item_len: int = DEFAULT_MAX_ITEM_LEN) -> tuple[list[str], int]:
-    """Read one item per line. Returns (items, number skipped for exceeding max_item_len)."""
+    """Read one item per line. Returns (items, number skipped for exceeding max_item_len).
+
+    The file is read in chunks of whole lines, so a binary or broken file is reported at its first
+    bad byte without reading the rest, and a line far too long to be an item is never held whole."""
     path = Path(path)
+    if not 1 <= max_item_len <= ITEM_LEN_LIMIT:
+        raise MakemoreError(f"--max-item-len must be in [1, {ITEM_LEN_LIMIT:,}], got {max_item_len}")
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -43,29 +50,60 @@ def read_items(path: str | os.PathLike, max_item_len: int = DEFAULT_MAX_ITEM_LEN
         raise MakemoreError(f"cannot read input file {path}: {e.strerror}") from None
     if not stat.S_ISREG(mode):  # a FIFO would block forever, a directory cannot be read
         raise MakemoreError(f"input is not a regular file: {path}")
+    items, skipped = [], 0
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            for offset, lines in _line_chunks(f, path, max_item_len):
+                if lines is None:
+                    skipped += 1
+                    continue
+                if offset == 0 and lines.startswith(b"\xef\xbb\xbf"):  # a BOM is not part of the first item
+                    lines, offset = lines[3:], 3
+                try:
+                    text = lines.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise MakemoreError(
+                        f"input file {path} is not valid UTF-8 (byte offset {offset + e.start})"
+                    ) from None
+                for line in text.split("\n"):
+                    item = line.strip()
+                    if len(item) > max_item_len:
+                        skipped += 1
+                    elif item:
+                        items.append(item)
     except OSError as e:
         raise MakemoreError(f"cannot read input file {path}: {e.strerror}") from None
-    if b"\x00" in raw:
-        raise MakemoreError(f"input file {path} contains NUL bytes at offset {raw.index(0)}; is it a binary file?")
-    try:
-        text = raw.decode("utf-8-sig")  # -sig: a leading BOM is not part of the first item
-    except UnicodeDecodeError as e:
-        raise MakemoreError(f"input file {path} is not valid UTF-8 (byte offset {e.start})") from None
-    items, skipped = [], 0
-    for line in text.split("\n"):
-        item = line.strip()
-        if not item:
-            continue
-        if len(item) > max_item_len:
-            skipped += 1
-            continue
-        items.append(item)
     if not items:
         why = f" (all {skipped} longer than --max-item-len {max_item_len})" if skipped else ""
         raise MakemoreError(f"input file {path} has no items{why}")
     return items, skipped
+
+
+def _line_chunks(f, path: Path, max_item_len: int):
+    """(byte offset, bytes) of whole lines, about `chunk` bytes at a time. A NUL byte stops the read.
+    A line longer than any item could be (4 bytes per character, plus room for surrounding
+    whitespace) is dropped as it streams by, reported as (offset, None)."""
+    longest = 4 * max_item_len + (1 << 20)
+    pending, start, offset, dropping = b"", 0, 0, False
+    while block := f.read(READ_CHUNK):
+        if (nul := block.find(0)) >= 0:
+            raise MakemoreError(f"input file {path} contains NUL bytes at offset {offset + nul}; is it a binary file?")
+        offset += len(block)
+        if dropping:  # inside an overlong line: skip to its end
+            end = block.find(b"\n")
+            if end < 0:
+                continue
+            dropping, block, start = False, block[end + 1 :], offset - len(block) + end + 1
+        pending += block
+        cut = pending.rfind(b"\n") + 1
+        if cut:
+            yield start, pending[:cut]
+            pending, start = pending[cut:], start + cut
+        if len(pending) > longest:
+            yield start, None
+            pending, dropping = b"", True
+    if pending and not dropping:
+        yield start, pending
 
 
 @dataclass(frozen=True)
@@ -88,7 +126,8 @@ class Vocab:
         unknown = sorted(set(item) - self._stoi.keys())
         if unknown:
             shown = ", ".join(repr(c) for c in unknown)
-            raise MakemoreError(f"{item!r} contains characters not in the vocabulary: {shown}")
+            shown_item = repr(item) if len(item) <= 40 else repr(item[:40])[:-1] + "...'"
+            raise MakemoreError(f"{shown_item} contains characters not in the vocabulary: {shown}")
         return [self._stoi[c] for c in item]
 
     def decode(self, ids) -> str:

@@ -283,6 +283,9 @@ def plot_variant_updates(results: dict, path: Path) -> None:
 
 
 # --- the command -----------------------------------------------------------------------------------
+REPLAY_MAX_BATCH = 100_000  # ~1.3 GB for mlp-bn's variants side by side
+
+
 def diagnose(
     run_dir: Path,
     out_dir: Path | None = None,
@@ -305,6 +308,10 @@ def _diagnose(
     run_dir = store.dir
     if steps < 1 or batch_size < 1 or not learning_rate > 0:
         raise MakemoreError("--steps, --batch-size and --learning-rate must be positive")
+    if batch_size > REPLAY_MAX_BATCH:
+        raise MakemoreError(
+            f"--batch-size {batch_size:,}: the replay keeps every activation; at most {REPLAY_MAX_BATCH:,}"
+        )
     t0 = time.perf_counter()
     best = store.load_best()
     model, cls = best.model, type(best.model)

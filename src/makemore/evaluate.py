@@ -11,9 +11,19 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .data import IGNORE, Vocab, encode_sequences
+from .data import IGNORE, ITEM_LEN_LIMIT, Vocab, encode_sequences
 from .errors import MakemoreError
 from .models import Model
+
+
+def _chunks(model: Model, X: torch.Tensor, Y: torch.Tensor):
+    """(logits, targets) of (X, Y) in row chunks whose logits stay under 64 MB."""
+    chunk_tokens = min(1 << 16, (1 << 24) // model.config.vocab_size)
+    per_row = Y[0].numel() if len(Y) else 1
+    rows = max(1, chunk_tokens // per_row)
+    for i in range(0, len(X), rows):
+        logits = model(X[i : i + rows].to(model.device))
+        yield logits.reshape(-1, logits.size(-1)), Y[i : i + rows].reshape(-1).to(model.device)
 
 
 @torch.no_grad()
@@ -21,14 +31,9 @@ def split_nll(model: Model, X: torch.Tensor, Y: torch.Tensor) -> float:
     """Mean NLL over all non-padding targets of (X, Y); nan for an empty split."""
     was_training = model.training
     model.eval()
-    chunk_tokens = min(1 << 16, (1 << 24) // model.config.vocab_size)  # logits stay under 64 MB
-    per_row = Y[0].numel() if len(Y) else 1
-    rows = max(1, chunk_tokens // per_row)
     total, count = 0.0, 0
-    for i in range(0, len(X), rows):
-        logits = model(X[i : i + rows])
-        y = Y[i : i + rows].reshape(-1)
-        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y, ignore_index=IGNORE, reduction="sum").item()
+    for logits, y in _chunks(model, X, Y):
+        total += F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum").item()
         count += int((y != IGNORE).sum())
     model.train(was_training)
     return total / count if count else math.nan
@@ -36,17 +41,26 @@ def split_nll(model: Model, X: torch.Tensor, Y: torch.Tensor) -> float:
 
 @torch.no_grad()
 def score_items(model: Model, vocab: Vocab, items: list[str]) -> list[dict]:
-    """Per-character NLL of each item (its characters, then the end token)."""
+    """Per-character NLL of each item (its characters, then the end token), in bounded memory."""
     model.eval()
-    limit = model.length_limit
-    if limit is not None and max(len(s) for s in items) > limit:
-        raise MakemoreError(f"items longer than {limit} characters cannot be scored by this model")
-    X, Y = encode_sequences(items, vocab, None if limit is None else limit + 1)
-    logp = F.log_softmax(model.sequence_logits(X.to(model.device)).float(), dim=-1).cpu()
-    results = []
-    for i, item in enumerate(items):
+    limit = model.length_limit if model.length_limit is not None else ITEM_LEN_LIMIT
+    if max(len(s) for s in items) > limit:
+        raise MakemoreError(f"items longer than {limit:,} characters cannot be scored by this model")
+    X, Y = encode_sequences(items, vocab, None if model.length_limit is None else limit + 1)
+    targets = Y[Y != IGNORE]  # every item's characters and end token, item after item
+    nll = torch.cat(
+        [
+            F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="none")[y != IGNORE].cpu()
+            for logits, y in _chunks(model, *model.examples(X, Y))
+        ]
+    )
+    results, start = [], 0
+    for item in items:
         n = len(item) + 1
-        nll = [-logp[i, t, Y[i, t]].item() for t in range(n)]
-        shown = [vocab.show(int(Y[i, t])) for t in range(n)]
-        results.append({"item": item, "nll": sum(nll), "nll_per_char": sum(nll) / n, "chars": list(zip(shown, nll))})
+        values = nll[start : start + n].tolist()
+        shown = [vocab.show(t) for t in targets[start : start + n].tolist()]
+        results.append(
+            {"item": item, "nll": sum(values), "nll_per_char": sum(values) / n, "chars": list(zip(shown, values))}
+        )
+        start += n
     return results

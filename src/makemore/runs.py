@@ -21,6 +21,8 @@ from .sample import Sampling, generate
 from .store import RunStore
 from .train import Checkpoints, MetricsLog, NonFiniteLoss, ProgressBar, StopOnSignal, Trainer, check_recipe, set_threads
 
+MAX_SAMPLES = 1_000_000  # items per `sample` call: at most ~200 MB of results held before printing
+
 
 def start(
     model_type: str,
@@ -35,16 +37,19 @@ def start(
     cls = REGISTRY[model_type]
     cfg.validate()
     max_item_len = DEFAULT_MAX_ITEM_LEN if max_item_len is None else max_item_len
-    if max_item_len < 1:
-        raise MakemoreError("--max-item-len must be >= 1")
     source = Path(input_file) if input_file else bundled_names()
     items, skipped = read_items(source, max_item_len)
     data = Dataset(items)
     config = cls.config_for(data, **model_flags)
+    try:
+        with torch.device("meta"):  # shapes only: the recipe is checked against memory before allocating
+            shapes = cls(config)
+    except RuntimeError:  # a size whose byte count overflows
+        raise MakemoreError(f"a {model_type} with these sizes is too large to build") from None
+    check_recipe(shapes, cfg)
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = cls(config)
-    check_recipe(model, cfg)
     run = RunInfo(
         type=model_type,
         source=str(source),
@@ -152,6 +157,8 @@ def evaluate(run_dir: Path) -> dict:
 
 def sample(run_dir: Path, n: int, seed: int, how: Sampling, new_only: bool) -> list[tuple[str, str]]:
     """n items, each with the split it appears in ('new' for none); new_only keeps only new ones."""
+    if n > MAX_SAMPLES:
+        raise MakemoreError(f"-n {n:,} is more than one call samples ({MAX_SAMPLES:,}); run it several times")
     store = RunStore.open(run_dir)
     best = store.load_best()
     data = store.dataset()

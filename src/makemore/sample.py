@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .data import BOUNDARY, Vocab
 from .models import Model
@@ -41,7 +42,6 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, t
     return logits
 
 
-@torch.no_grad()
 def generate(
     model: Model,
     vocab: Vocab,
@@ -51,7 +51,20 @@ def generate(
     how: Sampling = Sampling(),
     cache: bool = True,
 ) -> list[str]:
-    """n items, each the prefix followed by at most max_len - len(prefix) sampled characters."""
+    """n items, each the prefix followed by at most max_len - len(prefix) sampled characters.
+
+    Items are drawn in batches whose logits stay under 64 MB, so memory does not grow with n."""
+    rows = max(1, min(4096, (1 << 24) // model.config.vocab_size))
+    items = []
+    with tqdm(total=n, unit="items", leave=False, disable=None if n > rows else True) as bar:  # None: on a tty
+        for start in range(0, n, rows):
+            items += _generate_batch(model, vocab, min(rows, n - start), max_len, generator, how, cache)
+            bar.update(min(rows, n - start))
+    return items
+
+
+@torch.no_grad()
+def _generate_batch(model, vocab, n, max_len, generator, how, cache) -> list[str]:
     model.eval()
     start = [BOUNDARY] + vocab.encode(how.prefix)
     tokens = torch.tensor([start] * n, dtype=torch.long, device=model.device)

@@ -84,9 +84,34 @@ def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE)
 
 
+def available_memory(device: torch.device) -> int:
+    """Bytes a new allocation can get on the device: MemAvailable on Linux CPUs, free GPU memory."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_needed(model: Model, cfg: TrainConfig) -> int:
+    """A lower bound on the bytes training needs: float32 weights, gradients, optimizer moments and
+    average; per example of a batch its index, input and target, and its logits with their gradient."""
+    copies = 2 + 2 * (cfg.optimizer == "adamw") + bool(cfg.ema)
+    return 4 * copies * model.num_params() + cfg.batch_size * (3 * 8 + 2 * 4 * model.config.vocab_size)
+
+
 def check_recipe(model: Model, cfg: TrainConfig) -> None:
-    """What a recipe asks of a model and the machine, checked before anything is written."""
-    pick_device(cfg.device)
+    """What a recipe asks of a model and the machine, checked before anything is written. The model
+    may live on the meta device (shapes only), so that the check allocates nothing."""
+    device = pick_device(cfg.device)
+    need, have = memory_needed(model, cfg), available_memory(device)
+    if need > have:
+        raise MakemoreError(
+            f"{type(model).__name__} with {model.num_params():,} parameters and --batch-size {cfg.batch_size:,} "
+            f"needs at least {need / 2**30:,.1f} GiB to train; {have / 2**30:,.1f} GiB are available on {device}"
+        )
     if cfg.manual_grad and not model.hand_written_backward:
         raise MakemoreError(f"--manual-grad: model {type(model).__name__} has no hand-written backward pass")
     if cfg.batch_size < model.min_batch_size:

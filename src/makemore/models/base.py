@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Checked, flag, option
-from ..data import BOUNDARY, IGNORE, Dataset, pack, windows_of
+from ..data import BOUNDARY, IGNORE, ITEM_LEN_LIMIT, Dataset, encode_windows, pack
 from ..errors import MakemoreError
 from .batchnorm import BatchNorm
 
@@ -138,8 +138,9 @@ class Model(nn.Module):
         """Logits (B, V) for the token after each row of tokens (B, t), which start with the boundary."""
         raise NotImplementedError
 
-    def sequence_logits(self, X: torch.Tensor) -> torch.Tensor:
-        """Logits (B, T, V) at every position of padded item rows (B, T)."""
+    def examples(self, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded item rows (X, Y) (B, T) as forward takes them, targets in the same order: item
+        after item, padding targets (IGNORE) anywhere."""
         raise NotImplementedError
 
     @property
@@ -191,9 +192,8 @@ class WindowModel(Model):
         n = self.context_size
         return self(F.pad(tokens, (max(0, n - tokens.size(1)), 0), value=BOUNDARY)[:, -n:])
 
-    def sequence_logits(self, X):
-        B, T = X.shape
-        return self(windows_of(X, self.context_size).reshape(B * T, -1)).view(B, T, -1)
+    def examples(self, X, Y):
+        return encode_windows(X, Y, self.context_size)
 
     @classmethod
     def upgrade(cls, config, state):
@@ -204,6 +204,12 @@ class WindowModel(Model):
 @dataclass
 class SequenceConfig(ModelConfig):
     max_len: int = option(15, "longest item in characters the model reads", from_data=True)
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if self.max_len > ITEM_LEN_LIMIT:
+            problems.append(f"--max-len must be at most {ITEM_LEN_LIMIT:,}")
+        return problems
 
     @property
     def positions(self) -> int:
@@ -246,8 +252,8 @@ class SequenceModel(Model):
                 f"positions (max_len {self.config.max_len} + the boundary)"
             )
 
-    def sequence_logits(self, X):
-        return self(X)
+    def examples(self, X, Y):
+        return X, Y
 
     @property
     def length_limit(self) -> int:

@@ -150,6 +150,12 @@ def _bad_inputs(tmp_path, mlp_run):
         (["train", "-o", fresh, "--type", "mlp-bn", "-b", "1"], "needs at least 2 examples"),
         (["train", "-o", fresh, "--device", "cuda"], "CUDA is not available"),
         (["train", "-o", tmp_path / "bad\udcffname"], "not a valid UTF-8 name"),
+        (["train", "-o", fresh, "--max-item-len", "1000000"], "--max-item-len must be in [1, 100,000]"),
+        (["sample", "-o", mlp_run, "-n", "1000000000"], "more than one call samples (1,000,000)"),
+        (["gradcheck", "-b", "100000000"], "--batch-size must be in [2, 10,000]"),
+        (["diagnose", "-o", mlp_run, "-b", "1000000000"], "at most 100,000"),
+        (["score", "-o", mlp_run, "a" * 100_001], "longer than 100,000 characters"),
+        (["score", "-o", mlp_run, "ann3" * 1000], "'ann3ann3ann3ann3ann3ann3ann3ann3ann3ann3...'"),
     ]
 
 

@@ -1,10 +1,13 @@
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from makemore import data
 from makemore.data import (
     BOUNDARY,
     IGNORE,
@@ -107,6 +110,64 @@ def test_bad_files_are_clear_errors(tmp_path, content, message):
     f.write_bytes(content)
     with pytest.raises(MakemoreError, match=message):
         read_items(f)
+
+
+@given(st.lists(st.text(alphabet="ab \r\n\u00e9\u4e2d\U0001f642", max_size=12), min_size=1, max_size=8))
+def test_reading_in_chunks_splits_lines_exactly_as_reading_whole(tmp_path_factory, lines):
+    """Chunks of 5 bytes cut through lines and multi-byte characters; the items are the same."""
+    f = tmp_path_factory.mktemp("chunks") / "items.txt"
+    raw = "\n".join(lines).encode("utf-8")
+    f.write_bytes(raw)
+    whole = [s.strip() for s in raw.decode("utf-8").split("\n") if s.strip()]
+    expected = [s for s in whole if len(s) <= 5]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(data, "READ_CHUNK", 5)
+        if not expected:
+            with pytest.raises(MakemoreError, match="has no items"):
+                read_items(f, max_item_len=5)
+        else:
+            assert read_items(f, max_item_len=5) == (expected, len(whole) - len(expected))
+
+
+def test_errors_name_the_byte_offset_in_the_whole_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "READ_CHUNK", 4)
+    f = tmp_path / "bad.txt"
+    f.write_bytes(b"abc\ndef\ngh\xffi\n")
+    with pytest.raises(MakemoreError, match="byte offset 10"):
+        read_items(f)
+    f.write_bytes(b"\xef\xbb\xbfabc\ndefgh\x00\n")
+    with pytest.raises(MakemoreError, match="NUL bytes at offset 12"):
+        read_items(f)
+
+
+def test_a_line_longer_than_any_item_is_never_held_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "READ_CHUNK", 1 << 16)
+    f = tmp_path / "long.txt"
+    f.write_bytes(b"emma\n" + b"x" * (3 << 20) + b"\nava\n" + b"y" * (3 << 20))
+    held, real = [], data._line_chunks
+
+    def recording(*args):
+        for offset, lines in real(*args):
+            held.append(len(lines or b""))
+            yield offset, lines
+
+    monkeypatch.setattr(data, "_line_chunks", recording)
+    assert read_items(f, max_item_len=10) == (["emma", "ava"], 2)
+    assert max(held) < (1 << 20) + (1 << 17)  # the 3 MB lines went by in 64 KB reads
+
+
+def test_a_sparse_binary_file_is_reported_without_reading_it(tmp_path):
+    """A 2 GB file of NULs: one chunk read, the offset of its first NUL, well under 1 GB."""
+    f = tmp_path / "sparse.bin"
+    with open(f, "wb") as out:
+        out.truncate(2 << 30)
+    code = "import resource, sys; from makemore.data import read_items\n"
+    code += "try: read_items(sys.argv[1])\nexcept Exception as e: print(e)\n"
+    code += "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    out = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, check=True).stdout
+    message, rss_kb = out.splitlines()
+    print(message, f"(peak RSS {int(rss_kb) / 1024:.0f} MB)")
+    assert "NUL bytes at offset 0" in message and int(rss_kb) < 1 << 20
 
 
 def test_missing_directory_and_fifo_inputs(tmp_path):

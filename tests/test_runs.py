@@ -83,3 +83,18 @@ def test_an_input_edited_after_training_is_refused(capsys, run, tmp_path):
     for argv in (["eval", "-o", run_dir], ["sample", "-o", run_dir], ["train", "-o", run_dir, "--resume", "-q"]):
         code, _, err = run_cli(capsys, *argv)
         assert code == 1 and "input.txt has changed since the run trained on it" in err, (argv, err)
+
+
+def test_a_model_that_never_ends_an_item_samples_within_the_length_bound(capsys, run, tmp_path):
+    """The end token made impossible: every item stops at twice the longest training item."""
+    from safetensors.torch import save_file
+
+    from makemore import checkpoint
+
+    run_dir = _copy(run, tmp_path)
+    meta, tensors = checkpoint._read(run_dir / checkpoint.BEST)
+    tensors["model.b2"][0] = -1e4  # the boundary's logit
+    save_file(tensors, str(run_dir / checkpoint.BEST), metadata={"makemore": json.dumps(meta)})
+    code, out, err = run_cli(capsys, "sample", "-o", run_dir, "-n", "3", "--seed", "0", "--json")
+    lengths = [len(s["item"]) for s in json.loads(out)["samples"]]
+    assert code == 0 and lengths == [2 * meta["max_len"]] * 3, err

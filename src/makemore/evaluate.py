@@ -16,9 +16,12 @@ from .errors import MakemoreError
 from .models import Model
 
 
+LOGITS_BUDGET = 1 << 24  # logits (float32) held at once: 64 MB
+
+
 def _chunks(model: Model, X: torch.Tensor, Y: torch.Tensor):
     """(logits, targets) of (X, Y) in row chunks whose logits stay under 64 MB."""
-    chunk_tokens = min(1 << 16, (1 << 24) // model.config.vocab_size)
+    chunk_tokens = min(1 << 16, LOGITS_BUDGET // model.config.vocab_size)
     per_row = Y[0].numel() if len(Y) else 1
     rows = max(1, chunk_tokens // per_row)
     for i in range(0, len(X), rows):

@@ -41,3 +41,8 @@ def mlp_run(tmp_path_factory):
     code = main(["train", "--type", "mlp", "-o", str(run_dir), "--max-steps", "600", "--eval-interval", "300", "-q"])
     assert code == 0
     return run_dir
+
+
+# Peak RSS of a child process, printed as its last line of output. VmHWM belongs to the process's own
+# memory map, which exec replaces; ru_maxrss would carry over the forking parent's (pytest's) peak.
+PRINT_PEAK_RSS_KB = "print(next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1])"

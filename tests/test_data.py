@@ -21,6 +21,8 @@ from makemore.data import (
 )
 from makemore.errors import MakemoreError
 
+from conftest import PRINT_PEAK_RSS_KB
+
 
 def test_bundled_names_is_the_lecture_dataset():
     items, skipped = read_items(bundled_names())
@@ -161,9 +163,8 @@ def test_a_sparse_binary_file_is_reported_without_reading_it(tmp_path):
     f = tmp_path / "sparse.bin"
     with open(f, "wb") as out:
         out.truncate(2 << 30)
-    code = "import resource, sys; from makemore.data import read_items\n"
-    code += "try: read_items(sys.argv[1])\nexcept Exception as e: print(e)\n"
-    code += "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    code = "import sys; from makemore.data import read_items\n"
+    code += f"try: read_items(sys.argv[1])\nexcept Exception as e: print(e)\n{PRINT_PEAK_RSS_KB}"
     out = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, check=True).stdout
     message, rss_kb = out.splitlines()
     print(message, f"(peak RSS {int(rss_kb) / 1024:.0f} MB)")

@@ -12,6 +12,8 @@ from makemore.data import Vocab, encode_sequences
 from makemore.evaluate import score_items, split_nll
 from makemore.models import REGISTRY
 
+from conftest import PRINT_PEAK_RSS_KB
+
 ITEMS = ["abc", "a", "cabbage", "bad", "ace"]
 
 
@@ -44,14 +46,13 @@ def test_scoring_long_items_on_a_large_vocabulary_stays_small(tmp_path):
     train = ["train", "-i", source, "-o", tmp_path / "run", "--max-steps", "1", "--max-item-len", "3000", "-q"]
     subprocess.run([sys.executable, "-m", "makemore", *map(str, train)], check=True, capture_output=True)
     code = (
-        "import resource, sys\nfrom makemore.cli import main\n"
-        "main(['score', '-o', sys.argv[1], '--json', *sys.argv[2:]])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+        "import sys\nfrom makemore.cli import main\n"
+        "main(['score', '-o', sys.argv[1], '--json', *sys.argv[2:]])\n" + PRINT_PEAK_RSS_KB
     )
     items = [pick(40_000) for _ in range(4)]
     result = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "run"), *items], capture_output=True, text=True, check=True
     )
-    rss_mb = int(result.stderr.split()[-1]) / 1024
+    rss_mb = int(result.stdout.split()[-1]) / 1024
     print(f"peak RSS scoring 4 x 40,000 characters, V = 3,001: {rss_mb:.0f} MB")
     assert result.stdout.count('"item"') == 4 and rss_mb < 1500

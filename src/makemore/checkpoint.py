@@ -153,7 +153,7 @@ def _metadata(path: Path, raw: str | None) -> tuple[dict, dict]:
         raise MakemoreError(
             f"{path} has checkpoint format version {meta.get('version')}; this makemore reads 1 to {VERSION}"
         )
-    if meta.get("type") not in REGISTRY:
+    if not isinstance(meta.get("type"), str) or meta["type"] not in REGISTRY:
         raise MakemoreError(f"{path} holds an unknown model type {meta.get('type')!r}")
     vocab = meta.get("vocab")
     if not isinstance(vocab, list) or not all(isinstance(c, str) and len(c) == 1 for c in vocab):

@@ -15,7 +15,6 @@ from .data import IGNORE, ITEM_LEN_LIMIT, Vocab, encode_sequences
 from .errors import MakemoreError
 from .models import Model
 
-
 LOGITS_BUDGET = 1 << 24  # logits (float32) held at once: 64 MB
 
 

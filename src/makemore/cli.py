@@ -89,6 +89,13 @@ def _train_parser(model_type: str) -> argparse.ArgumentParser:
         "--max-item-len", type=int, default=None, help="skip items longer than this, with a count (default: 1000)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="train on this many processes with torch.distributed (DDP; gloo on CPU, nccl on GPUs): "
+        "launches `torchrun --standalone --nproc-per-node N -m makemore train ...` (default: 1)",
+    )
     presets = ", ".join(cls.presets) or "none"
     p.add_argument(
         "--preset",
@@ -136,7 +143,7 @@ RENAMED = {
 
 
 def cmd_train(argv: list[str]) -> int:
-    from . import runs
+    from . import distributed, runs
     from .config import TrainConfig
     from .models import REGISTRY, split_recipe
 
@@ -145,6 +152,12 @@ def cmd_train(argv: list[str]) -> int:
             raise MakemoreError(message)
     given_type = _peek_type(argv)
     args = _train_parser(given_type or DEFAULT_TYPE).parse_args(argv)
+    if args.nproc is not None:
+        if "WORLD_SIZE" in os.environ:
+            raise MakemoreError("--nproc launches torchrun; under torchrun leave it out")
+        if args.nproc > 1:
+            return distributed.launch(args.nproc, _without_nproc(argv))
+    world = distributed.join()  # under torchrun: this process is one rank of several
     cls = REGISTRY[args.type or DEFAULT_TYPE]
     train_flags, model_flags = _given(args, TrainConfig), _given(args, cls.Config)
     if args.resume:  # the same command with --resume appended continues the run
@@ -166,8 +179,22 @@ def cmd_train(argv: list[str]) -> int:
             args.max_item_len,
             progress=not args.quiet,
         )
-    print(result)
+    if world.main:
+        print(result)
+    distributed.leave()
     return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 # --- eval / sample / score --------------------------------------------------------------------
@@ -392,6 +419,20 @@ COMMANDS = {
 }
 
 
+def _world():
+    """This process's place among the ranks (one process unless started by torchrun)."""
+    from . import distributed
+
+    return distributed.world()
+
+
+def _reported() -> None:
+    if "makemore.distributed" in sys.modules:
+        from . import distributed
+
+        distributed.reported()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     top = _Parser(
@@ -408,13 +449,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[argv[0]](argv[1:])
     except MakemoreError as e:
-        print(f"makemore {argv[0]}: error: {e}", file=sys.stderr)
+        if _world().main:  # every rank meets the same error; rank 0 says it
+            print(f"makemore {argv[0]}: error: {e}", file=sys.stderr)
+            _reported()
         return 1
     except OSError as e:  # a safety net: file trouble is the user's to fix, not a traceback
         where = f" {e.filename}" if e.filename else ""
         print(f"makemore {argv[0]}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as e:  # a safety net for sizes no check foresaw
+        if _world().size > 1 and not isinstance(e, MemoryError):  # a rank that stopped or vanished
+            print(
+                f"makemore {argv[0]}: error: rank {_world().rank} lost another rank ({type(e).__name__}); "
+                "training stopped, the last checkpoint is kept",
+                file=sys.stderr,
+            )
+            _reported()
+            return 1
         if not isinstance(e, MemoryError) and "memory" not in str(e).lower():
             raise
         print(f"makemore {argv[0]}: error: out of memory; try a smaller --batch-size, model or input", file=sys.stderr)

@@ -28,9 +28,15 @@ def _chunks(model: Model, X: torch.Tensor, Y: torch.Tensor):
         yield logits.reshape(-1, logits.size(-1)), Y[i : i + rows].reshape(-1).to(model.device)
 
 
-@torch.no_grad()
 def split_nll(model: Model, X: torch.Tensor, Y: torch.Tensor) -> float:
     """Mean NLL over all non-padding targets of (X, Y); nan for an empty split."""
+    total, count = split_totals(model, X, Y)
+    return total / count if count else math.nan
+
+
+@torch.no_grad()
+def split_totals(model: Model, X: torch.Tensor, Y: torch.Tensor) -> tuple[float, int]:
+    """(summed NLL, number of targets) over the non-padding targets of (X, Y)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -38,7 +44,7 @@ def split_nll(model: Model, X: torch.Tensor, Y: torch.Tensor) -> float:
         total += F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum").item()
         count += int((y != IGNORE).sum())
     model.train(was_training)
-    return total / count if count else math.nan
+    return total, count
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .checkpoint import RunInfo
 from .config import TrainConfig, flag
 from .data import DEFAULT_MAX_ITEM_LEN, Dataset, bundled_names, read_items
@@ -47,7 +48,8 @@ def start(
     except RuntimeError:  # a size whose byte count overflows
         raise MakemoreError(f"a {model_type} with these sizes is too large to build") from None
     check_recipe(shapes, cfg)
-    set_threads(cfg.threads)
+    world = distributed.world()
+    set_threads(cfg.threads, world.size)
     torch.manual_seed(cfg.seed)
     model = cls(config)
     run = RunInfo(
@@ -58,31 +60,49 @@ def start(
         params=model.num_params(),
         skipped_items=skipped,
     )
-    store = RunStore.create(work_dir, model_type, data.vocab, run)
+    store = None
     try:
-        store.start(items)
-        print(f"run directory: {store.dir}", file=sys.stderr)
-        if skipped:
-            print(f"skipped {skipped} items longer than {max_item_len} characters", file=sys.stderr)
-        print(
-            f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; "
-            f"{len(data.splits['train'])}/{len(data.splits['dev'])}/{len(data.splits['test'])} items train/dev/test",
-            file=sys.stderr,
-        )
+        error = None
+        if world.main:  # the one writer: the other ranks only train
+            try:
+                store = RunStore.create(work_dir, model_type, data.vocab, run)
+                store.start(items)
+            except MakemoreError as e:
+                error = e
+        world.agree(error)
+        if world.main:
+            print(f"run directory: {store.dir}", file=sys.stderr)
+            if skipped:
+                print(f"skipped {skipped} items longer than {max_item_len} characters", file=sys.stderr)
+            ranks = f"; {world.size} ranks" if world.size > 1 else ""
+            print(
+                f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; "
+                f"{len(data.splits['train'])}/{len(data.splits['dev'])}/{len(data.splits['test'])} items "
+                f"train/dev/test{ranks}",
+                file=sys.stderr,
+            )
         return _train(store, Trainer(model, data, cfg), progress)
     except BaseException:
-        if store.holds_lock:  # ours to undo; another writer's run is left alone
+        if store is not None and store.holds_lock:  # ours to undo; another writer's run is left alone
             store.discard()
         raise
     finally:
-        store.unlock()
+        if store is not None:
+            store.unlock()
 
 
 def resume(run_dir: Path, train_flags: dict, run_as: dict | None = None, progress: bool = True) -> str:
     """Continue a run from its last checkpoint. `run_as` ({flag: value}; None: not given) holds what
     describes the run itself (type, input, model options): each must equal the run's own."""
+    world = distributed.world()
     store = RunStore.open(run_dir)
-    store.lock()
+    error = None
+    if world.main:  # the one writer; the other ranks read the run and train
+        try:
+            store.lock()
+        except MakemoreError as e:
+            error = e
+    world.agree(error)
     try:
         last = store.load_last()
         _check_same_run(store, last, run_as or {})
@@ -94,11 +114,12 @@ def resume(run_dir: Path, train_flags: dict, run_as: dict | None = None, progres
                     f"{flag(name)} {getattr(cfg, name)} conflicts with this run's {getattr(last.train_config, name)}: "
                     "a resumed run continues its own optimizer state and random streams"
                 )
-        set_threads(cfg.threads)
+        set_threads(cfg.threads, world.size)
         trainer = Trainer(last.model, store.dataset(), cfg)
         trainer.restore(last.optimizer, last.rng, last.ema, last.step, last.train_seconds)
-        print(f"resuming {run_dir} at step {trainer.step} of {cfg.max_steps}", file=sys.stderr)
-        return _train(store, trainer, progress, best_dev=last.best_dev)
+        if world.main:
+            print(f"resuming {run_dir} at step {trainer.step} of {cfg.max_steps}", file=sys.stderr)
+        return _train(store if world.main else None, trainer, progress, best_dev=last.best_dev)
     finally:
         store.unlock()
 
@@ -122,7 +143,9 @@ def _check_same_run(store: RunStore, last, run_as: dict) -> None:
             )
 
 
-def _train(store: RunStore, trainer: Trainer, progress: bool, best_dev: float = float("inf")) -> str:
+def _train(store: RunStore | None, trainer: Trainer, progress: bool, best_dev: float = float("inf")) -> str:
+    if store is None:
+        return _follow(trainer)
     checkpoints = Checkpoints(store, best_dev)
     bar = [ProgressBar(checkpoints)] if progress else []  # -q: not even a disabled bar's calls in the loop
     trainer.hooks = [MetricsLog(store), checkpoints, *bar, StopOnSignal()]
@@ -143,6 +166,15 @@ def _train(store: RunStore, trainer: Trainer, progress: bool, best_dev: float = 
         f"{report['type']}: train {report['train']:.4f}  dev {report['dev']:.4f}  test {report['test']:.4f} "
         f"(best step {report['step']}, {trainer.train_seconds:.1f}s training) -> {store.dir}"
     )
+
+
+def _follow(trainer: Trainer) -> str:
+    """A rank other than 0: the same steps and its share of each evaluation; rank 0 writes and reports."""
+    trainer.hooks = [Checkpoints(None), StopOnSignal()]
+    trainer.run()
+    if trainer.stop_reason is not None:
+        raise MakemoreError(f"interrupted by {trainer.stop_reason} at step {trainer.step}")
+    return ""
 
 
 def evaluate(run_dir: Path) -> dict:

@@ -21,13 +21,15 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from . import distributed
 from .config import TrainConfig
 from .data import BOUNDARY, IGNORE, Dataset
 from .errors import MakemoreError
-from .evaluate import split_nll
+from .evaluate import split_nll, split_totals
 from .models import Model
 
 
@@ -57,12 +59,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def set_threads(threads: int) -> None:
+def set_threads(threads: int, ranks: int = 1) -> None:
     """Explicit intra-op threads: oversubscribing 2 cores slows training by 3-80x, so never more
-    threads than cores."""
-    cores = os.cpu_count() or 1
+    threads than cores, shared among the ranks of this machine."""
+    cores = max(1, (os.cpu_count() or 1) // ranks)
     if threads > cores:
-        print(f"--threads {threads}: this machine has {cores} cores; using {cores}", file=sys.stderr)
+        print(f"--threads {threads}: this machine has {cores} cores per rank; using {cores}", file=sys.stderr)
     torch.set_num_threads(min(threads, cores) or cores)
 
 
@@ -77,11 +79,13 @@ def make_optimizer(model: Model, cfg: TrainConfig, device: torch.device):
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, cfg.beta2), fused=device.type in ("cpu", "cuda"))
 
 
-def batch_loss(model: Model, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean NLL per predicted character in the batch; padding targets are ignored. `pos` marks
-    packed rows (see data.pack) for models that take them."""
+def batch_loss(
+    model: Model, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None = None, reduction: str = "mean"
+) -> torch.Tensor:
+    """Mean (or summed) NLL of the predicted characters in the batch; padding targets are ignored.
+    `pos` marks packed rows (see data.pack) for models that take them."""
     logits = model(X) if pos is None else model(X, pos)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE, reduction=reduction)
 
 
 def available_memory(device: torch.device) -> int:
@@ -106,6 +110,11 @@ def check_recipe(model: Model, cfg: TrainConfig) -> None:
     """What a recipe asks of a model and the machine, checked before anything is written. The model
     may live on the meta device (shapes only), so that the check allocates nothing."""
     device = pick_device(cfg.device)
+    ranks = distributed.world().size
+    if ranks > 1 and cfg.batch_size % ranks:
+        raise MakemoreError(f"--batch-size {cfg.batch_size} does not split evenly over {ranks} ranks")
+    if ranks > 1 and cfg.manual_grad:
+        raise MakemoreError("--manual-grad fills the gradients by hand, outside DDP: train it in one process")
     need, have = memory_needed(model, cfg), available_memory(device)
     if need > have:
         raise MakemoreError(
@@ -151,6 +160,9 @@ class Trainer:
         self.model, self.data, self.cfg, self.hooks = model, data, cfg, list(hooks)
         self.device = pick_device(cfg.device)
         self.model.to(self.device)
+        self.world = distributed.world()
+        # DDP averages the ranks' gradients in backward; a closed-form model has none to average
+        self.net = DistributedDataParallel(model) if self.world.size > 1 and model.num_params() else model
         self.X, self.Y = (t.to(self.device) for t in model.split_tensors(data, "train"))
         self.dev = tuple(t.to(self.device) for t in model.split_tensors(data, "dev"))
         self.optimizer = make_optimizer(model, cfg, self.device) if model.num_params() else None
@@ -162,6 +174,7 @@ class Trainer:
         self.step, self.train_seconds = 0, 0.0
         self.loss, self.lr, self.examples, self.skipped = math.nan, math.nan, 0, None
         self.stop_reason: str | None = None
+        self.pending_stop: str | None = None  # requested on this rank, not yet agreed by all
 
     # --- state --------------------------------------------------------------------------------
     def restore(self, optimizer: dict | None, rng: dict, ema: dict, step: int, train_seconds: float) -> None:
@@ -187,11 +200,19 @@ class Trainer:
     def evaluate_dev(self) -> float:
         if self.ema is not None:
             self.ema.module.recompute_batchnorm(self.X)
-        return split_nll(self.evaluated_model(), *self.dev)
+        if self.world.size == 1:
+            return split_nll(self.evaluated_model(), *self.dev)
+        rows = self.world.shard(len(self.dev[0]))  # each rank its share of the split, then the sums
+        total, count = self.world.sum(*split_totals(self.evaluated_model(), self.dev[0][rows], self.dev[1][rows]))
+        return total / count if count else math.nan
 
     def request_stop(self, reason: str) -> None:
-        """End training after the current step (its hooks still run)."""
-        self.stop_reason = reason
+        """End training after the current step (its hooks still run). With several ranks, after the
+        step at which every rank has heard of it (_agree), so that all stop at the same one."""
+        if self.world.size > 1:
+            self.pending_stop = self.pending_stop or reason
+        else:
+            self.stop_reason = reason
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -203,6 +224,7 @@ class Trainer:
             self._loop()
             for hook in self.hooks:
                 hook.on_end(self)
+            self.world.barrier()  # no rank ends (and has its launcher stop the others) before rank 0 has saved
         finally:
             for hook in self.hooks:
                 hook.close()
@@ -215,15 +237,27 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
             ix = torch.randint(0, len(self.X), (self.cfg.batch_size,), generator=self.gen).to(self.device)
+            targets = None
+            if self.world.size > 1:  # every rank drew the same global batch; each trains on its slice
+                targets = int((self.Y[ix] != IGNORE).sum())
+                ix = self.world.share(ix)
             X, Y, pos = self.model.shape_batch(self.X[ix], self.Y[ix], self.cfg.pack)
             if self.cfg.input_noise:
                 X = self._noised(X)
-            self.loss = self._train_step(X, Y, pos)
+            self.loss = self._train_step(X, Y, pos, targets)
             self.step += 1
             self.train_seconds += time.perf_counter() - t0
             self.examples = int((Y != IGNORE).sum())
             for hook in self.hooks:
                 hook.on_step(self)
+
+    def _agree(self, loss: float) -> float:
+        """The global batch's loss, and a stop requested on any rank, known to every rank: all of
+        them then take the same decisions (skip, stop) at the same step."""
+        total, stops = self.world.sum(loss, float(self.pending_stop is not None))
+        if stops:
+            self.stop_reason = self.pending_stop or "a signal on another rank"
+        return total / self.world.size
 
     def _noised(self, X: torch.Tensor) -> torch.Tensor:
         """Data characters of the context (never the boundary, which marks where an item starts)
@@ -233,19 +267,25 @@ class Trainer:
         random_chars = torch.randint(1, len(self.data.vocab), X.shape, device=X.device)
         return torch.where(swap, random_chars, X)
 
-    def _train_step(self, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None) -> float:
-        """One optimizer step on a batch; a non-finite loss or gradient never reaches the weights."""
+    def _train_step(self, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None, targets: int | None) -> float:
+        """One optimizer step on a batch; a non-finite loss or gradient never reaches the weights.
+        `targets`: the predicted characters of the global batch, when this rank has a slice of it."""
         self.optimizer.zero_grad(set_to_none=True)
         self.skipped = None
         if self.cfg.manual_grad:
             loss = self.model.manual_grad(X, Y)  # fills p.grad by hand, no autograd (Part 4)
-        else:
+        elif targets is None:
             loss = batch_loss(self.model, X, Y, pos)
+            loss.backward()
+        else:  # scaled so that DDP's average over the ranks is the global batch's mean gradient
+            loss = batch_loss(self.net, X, Y, pos, reduction="sum") * (self.world.size / targets)
             loss.backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
         max_norm = self.cfg.grad_clip or math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True).item()
         loss_value = loss.item()
+        if targets is not None:
+            loss_value = self._agree(loss_value)
         if math.isfinite(loss_value) and math.isfinite(grad_norm):
             self.optimizer.step()
             if self.ema is not None:
@@ -275,7 +315,8 @@ class MetricsLog(Hook):
 
 class Checkpoints(Hook):
     """Evaluate the whole dev split every eval_interval steps and at the end; keep the best weights
-    as the best checkpoint and the full state as the last one; save the state when stopped early."""
+    as the best checkpoint and the full state as the last one; save the state when stopped early.
+    Without a store (the ranks other than 0) it takes its part in the evaluations and writes nothing."""
 
     def __init__(self, store, best_dev: float = math.inf):
         self.store, self.best_dev, self.dev = store, best_dev, math.nan
@@ -285,13 +326,15 @@ class Checkpoints(Hook):
             self.evaluate(t)
 
     def on_end(self, t: Trainer) -> None:
-        if t.stop_reason is not None:
+        if t.stop_reason is not None and self.store is not None:
             self.store.save_last(t, self.best_dev)
         elif t.cfg.max_steps == 0 or t.step == 0:  # closed-form model or nothing to train
             self.evaluate(t)
 
     def evaluate(self, t: Trainer) -> None:
         self.dev = dev = t.evaluate_dev()
+        if self.store is None:
+            return
         self.store.log({"step": t.step, "dev": dev, "train_seconds": round(t.train_seconds, 3)})
         final = t.step >= t.cfg.max_steps
         # no dev split (nan), or no finite dev loss yet (a model that gives some dev character probability 0):

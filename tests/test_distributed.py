@@ -1,0 +1,130 @@
+"""Data-parallel training (torch.distributed, gloo): 2 ranks x 1 thread take the same steps as one
+process on the same global batch, resume across a change of rank count, and stop together."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from makemore import checkpoint
+
+from conftest import wait_for
+
+pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two ranks need two cores")
+
+MAKEMORE = [sys.executable, "-m", "makemore"]
+STEPS = ["--max-steps", "20", "--eval-interval", "10", "--threads", "1", "--seed", "3", "-b", "64", "-q"]
+MODELS = {
+    "mlp": ["--type", "mlp"],
+    "transformer": [
+        "--type",
+        "transformer",
+        "--n-layer",
+        "1",
+        "--n-embd",
+        "16",
+        "--dropout",
+        "0",
+        "--emb-dropout",
+        "0",
+    ],
+}
+
+
+def _train(*argv) -> subprocess.CompletedProcess:
+    result = subprocess.run([*MAKEMORE, "train", *map(str, argv)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    _, tensors = checkpoint._read(run_dir / checkpoint.LAST)
+    return {k: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def _max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_two_ranks_take_the_same_steps_as_one_process(tmp_path, model):
+    _train(*MODELS[model], *STEPS, "-o", tmp_path / "one")
+    two = _train(*MODELS[model], *STEPS, "--nproc", "2", "-o", tmp_path / "two")
+    difference = _max_difference(_weights(tmp_path / "one"), _weights(tmp_path / "two"))
+    print(f"{model}: 20 steps, batch 64: max |1 process - 2 ranks| over the weights = {difference:.1e}")
+    assert difference < 1e-5
+    assert "dev" in two.stdout and two.stdout.count("\n") == 1  # rank 0 reports, once
+
+
+def test_a_run_resumes_on_another_number_of_ranks(tmp_path):
+    constant = ["--schedule", "constant", "--warmup-steps", "0"]
+    straight = [*STEPS[:1], "40", *STEPS[2:], *constant]
+    _train(*MODELS["mlp"], *straight, "-o", tmp_path / "straight")
+    _train(*MODELS["mlp"], *STEPS, *constant, "--nproc", "2", "-o", tmp_path / "split")
+    _train("-o", tmp_path / "split", "--resume", "--max-steps", "40", "-q")  # now one process
+    difference = _max_difference(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
+    print(f"40 steps straight vs 20 on 2 ranks + 20 resumed on 1: max difference {difference:.1e}")
+    assert difference < 1e-5
+
+
+def _ranks(launcher: int) -> dict[int, int]:
+    """{rank: pid} of the processes torchrun started under the launcher."""
+    found = {}
+    for task in Path(f"/proc/{launcher}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            env = dict(
+                line.split("=", 1) for line in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in line
+            )
+            if "RANK" in env:
+                found[int(env["RANK"])] = int(pid)
+    return found
+
+
+def test_a_signal_to_one_rank_stops_every_rank_with_the_state_saved_once(tmp_path):
+    run_dir = tmp_path / "run"
+    argv = [*MAKEMORE, "train", "--type", "mlp", "--nproc", "2", "--max-steps", "1000000", "--eval-interval", "200"]
+    launcher = subprocess.Popen(
+        [*argv, "--threads", "1", "-q", "-o", str(run_dir)], stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        wait_for(lambda: (run_dir / checkpoint.LAST).exists())
+        wait_for(lambda: len(_ranks(launcher.pid)) == 2)
+        os.kill(_ranks(launcher.pid)[1], signal.SIGTERM)
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, signal.SIGKILL)  # the ranks too, whatever happened
+    print(err.strip())
+    assert launcher.returncode == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert "interrupted by a signal on another rank" in last and "Resume with" in last and err.count("error:") == 1
+    step = checkpoint._read(run_dir / checkpoint.LAST)[0]["step"]
+    assert f"at step {step};" in err  # the state was saved at the step where every rank stopped
+    resumed = subprocess.run(
+        [*MAKEMORE, "train", "-o", str(run_dir), "--resume", "--max-steps", str(step + 10), "-q"],
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_nproc_beyond_the_cores_and_batches_that_do_not_split_are_one_line(tmp_path):
+    for argv, why in [
+        (["--nproc", str((os.cpu_count() or 1) + 1)], "each rank needs one"),
+        (["--nproc", "2", "-b", "63"], "does not split evenly over 2 ranks"),
+        (["--nproc", "2", "--type", "mlp-bn", "--manual-grad"], "train it in one process"),
+    ]:
+        start = time.perf_counter()
+        result = subprocess.run(
+            [*MAKEMORE, "train", *argv, "-o", str(tmp_path / "run"), "-q"], capture_output=True, text=True
+        )
+        print(f"{result.stderr.strip()} ({time.perf_counter() - start:.1f}s)")
+        assert result.returncode == 1 and why in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert not (tmp_path / "run").exists()

@@ -115,6 +115,26 @@ def test_a_signal_to_one_rank_stops_every_rank_with_the_state_saved_once(tmp_pat
     assert resumed.returncode == 0, resumed.stderr
 
 
+def test_a_rank_that_dies_stops_the_run_in_one_line_and_keeps_the_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    argv = [*MAKEMORE, "train", "--type", "mlp", "--nproc", "2", "--max-steps", "1000000", "--eval-interval", "200"]
+    launcher = subprocess.Popen(
+        [*argv, "--threads", "1", "-q", "-o", str(run_dir)], stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        wait_for(lambda: (run_dir / checkpoint.LAST).exists())
+        wait_for(lambda: len(_ranks(launcher.pid)) == 2)
+        os.kill(_ranks(launcher.pid)[1], signal.SIGKILL)
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, signal.SIGKILL)
+    print(err.strip().splitlines()[-1])
+    assert launcher.returncode == 1 and "Traceback" not in err and err.count("error:") == 1
+    assert "lost another rank" in err or "rank 1 stopped (signal SIGKILL)" in err
+    assert checkpoint.load(run_dir / checkpoint.LAST).step > 0
+
+
 def test_nproc_beyond_the_cores_and_batches_that_do_not_split_are_one_line(tmp_path):
     for argv, why in [
         (["--nproc", str((os.cpu_count() or 1) + 1)], "each rank needs one"),

@@ -1,0 +1,79 @@
+"""One process against several ranks (torch.distributed, gloo) on the bundled names, same recipe:
+the model type's default with the same global batch and seed. Reports the dev NLL of each, the
+training seconds and the steps per second, with the CPU model. Run it alone:
+
+    flock /tmp/makemore-cpu.lock .venv/bin/python benchmarks/bench_ddp.py [--type mlp] [--nproc 2]
+
+Writes benchmarks/results/ddp.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from makemore.runs import evaluate
+
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def cpu_model() -> str:
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def train(model_type: str, nproc: int, run_dir: Path) -> dict:
+    cores = os.cpu_count() or 1
+    argv = [sys.executable, "-m", "makemore", "train", "--type", model_type, "-o", str(run_dir), "-q"]
+    argv += ["--threads", str(max(1, cores // nproc))] + (["--nproc", str(nproc)] if nproc > 1 else [])
+    subprocess.run(argv, check=True, capture_output=True)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    seconds = max(r.get("train_seconds", 0) for r in rows)
+    steps = max(r["step"] for r in rows)
+    report = evaluate(run_dir)
+    return {
+        "ranks": nproc,
+        "threads_per_rank": max(1, cores // nproc),
+        "dev": report["dev"],
+        "test": report["test"],
+        "train_seconds": seconds,
+        "steps_per_s": steps / seconds,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--type", default="mlp")
+    p.add_argument("--nproc", type=int, default=2)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [train(args.type, n, Path(tmp) / f"r{n}") for n in (1, args.nproc)]
+    result = {"type": args.type, "cpu": cpu_model(), "cores": os.cpu_count(), "rows": rows}
+    OUT.mkdir(exist_ok=True)
+    (OUT / "ddp.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        f"`{args.type}` at its default recipe on names, {result['cpu']} ({result['cores']} cores):",
+        "",
+        "| ranks x threads | dev NLL | test NLL | training s | steps/s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['ranks']} x {r['threads_per_rank']} | {r['dev']:.4f} | {r['test']:.4f} | "
+            f"{r['train_seconds']:.1f} | {r['steps_per_s']:.0f} |"
+        )
+    (OUT / "ddp.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

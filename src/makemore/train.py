@@ -247,7 +247,7 @@ class Trainer:
             self.loss = self._train_step(X, Y, pos, targets)
             self.step += 1
             self.train_seconds += time.perf_counter() - t0
-            self.examples = int((Y != IGNORE).sum())
+            self.examples = targets if targets is not None else int((Y != IGNORE).sum())  # the global batch
             for hook in self.hooks:
                 hook.on_step(self)
 

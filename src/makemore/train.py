@@ -64,7 +64,8 @@ def set_threads(threads: int, ranks: int = 1) -> None:
     threads than cores, shared among the ranks of this machine."""
     cores = max(1, (os.cpu_count() or 1) // ranks)
     if threads > cores:
-        print(f"--threads {threads}: this machine has {cores} cores per rank; using {cores}", file=sys.stderr)
+        per = " per rank" if ranks > 1 else ""
+        print(f"--threads {threads}: this machine has {cores} cores{per}; using {cores}", file=sys.stderr)
     torch.set_num_threads(min(threads, cores) or cores)
 
 

@@ -87,8 +87,8 @@ def _ranks(launcher: int) -> dict[int, int]:
     return found
 
 
-def test_a_signal_to_one_rank_stops_every_rank_with_the_state_saved_once(tmp_path):
-    run_dir = tmp_path / "run"
+def _signal_rank_1(run_dir: Path, sig: signal.Signals) -> tuple[int, str]:
+    """Train on 2 ranks until the first checkpoint, send `sig` to rank 1: (launcher exit code, stderr)."""
     argv = [*MAKEMORE, "train", "--type", "mlp", "--nproc", "2", "--max-steps", "1000000", "--eval-interval", "200"]
     launcher = subprocess.Popen(
         [*argv, "--threads", "1", "-q", "-o", str(run_dir)], stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -96,13 +96,19 @@ def test_a_signal_to_one_rank_stops_every_rank_with_the_state_saved_once(tmp_pat
     try:
         wait_for(lambda: (run_dir / checkpoint.LAST).exists())
         wait_for(lambda: len(_ranks(launcher.pid)) == 2)
-        os.kill(_ranks(launcher.pid)[1], signal.SIGTERM)
+        os.kill(_ranks(launcher.pid)[1], sig)
         _, err = launcher.communicate(timeout=120)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(launcher.pid, signal.SIGKILL)  # the ranks too, whatever happened
+    return launcher.returncode, err
+
+
+def test_a_signal_to_one_rank_stops_every_rank_with_the_state_saved_once(tmp_path):
+    run_dir = tmp_path / "run"
+    code, err = _signal_rank_1(run_dir, signal.SIGTERM)
     print(err.strip())
-    assert launcher.returncode == 1 and "Traceback" not in err
+    assert code == 1 and "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert "interrupted by a signal on another rank" in last and "Resume with" in last and err.count("error:") == 1
     step = checkpoint._read(run_dir / checkpoint.LAST)[0]["step"]
@@ -117,20 +123,9 @@ def test_a_signal_to_one_rank_stops_every_rank_with_the_state_saved_once(tmp_pat
 
 def test_a_rank_that_dies_stops_the_run_in_one_line_and_keeps_the_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
-    argv = [*MAKEMORE, "train", "--type", "mlp", "--nproc", "2", "--max-steps", "1000000", "--eval-interval", "200"]
-    launcher = subprocess.Popen(
-        [*argv, "--threads", "1", "-q", "-o", str(run_dir)], stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        wait_for(lambda: (run_dir / checkpoint.LAST).exists())
-        wait_for(lambda: len(_ranks(launcher.pid)) == 2)
-        os.kill(_ranks(launcher.pid)[1], signal.SIGKILL)
-        _, err = launcher.communicate(timeout=120)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(launcher.pid, signal.SIGKILL)
+    code, err = _signal_rank_1(run_dir, signal.SIGKILL)
     print(err.strip().splitlines()[-1])
-    assert launcher.returncode == 1 and "Traceback" not in err and err.count("error:") == 1
+    assert code == 1 and "Traceback" not in err and err.count("error:") == 1
     assert "lost another rank" in err or "rank 1 stopped (signal SIGKILL)" in err
     assert checkpoint.load(run_dir / checkpoint.LAST).step > 0
 

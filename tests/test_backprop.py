@@ -7,7 +7,7 @@ import torch
 
 from makemore import backprop
 from makemore.config import TrainConfig
-from makemore.data import Dataset, bundled_names, read_items
+from makemore.data import Dataset, Windows, bundled_names
 from makemore.gradcheck import gradcheck, gradcheck_params
 from makemore.models.mlp_bn import MLPBN
 from makemore.train import Hook, Trainer, batch_loss
@@ -22,7 +22,7 @@ def report():
 
 @pytest.fixture(scope="module")
 def data():
-    return Dataset(read_items(bundled_names())[0])
+    return Dataset.read(bundled_names())
 
 
 def test_all_26_rows_match_autograd_in_float32(report):
@@ -53,7 +53,7 @@ def test_every_manual_gradient_has_its_tensors_shape(data):
     torch.manual_seed(0)
     model = MLPBN(MLPBN.Config(vocab_size=27))
     p = gradcheck_params(model, torch.float64, 0)
-    X, Y = data.windows("train", 3)
+    X, Y = Windows(data.split("train"), 3)[:32]
     t = backprop.forward_steps(p, X[:32], Y[:32])
     d = backprop.backward_steps(p, t, X[:32], Y[:32])
     assert set(d) == set(backprop.ORDER)
@@ -66,7 +66,7 @@ def test_bessel_correction_matters_in_the_fused_batchnorm_backward(data):
     """With 1/n instead of 1/(n-1) in the variance term the fused form would no longer match."""
     torch.manual_seed(0)
     p = gradcheck_params(MLPBN(MLPBN.Config(vocab_size=27)), torch.float64, 0)
-    X, Y = data.windows("train", 3)
+    X, Y = Windows(data.split("train"), 3)[:32]
     _, _, mine = backprop.compare(p, X[:32], Y[:32])
     t = backprop.forward_steps(p, X[:32], Y[:32])
     n, dh, raw = 32, mine["hpreact"], t["bnraw"]
@@ -82,7 +82,7 @@ def test_bessel_correction_matters_in_the_fused_batchnorm_backward(data):
 
 
 def test_manual_grad_fills_every_parameter_and_updates_running_stats_like_forward(data):
-    X, Y = (t[:128] for t in data.windows("train", 3))
+    X, Y = Windows(data.split("train"), 3)[:128]
     models = []
     for _ in range(2):
         torch.manual_seed(3)

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from makemore import checkpoint, files
 from makemore.checkpoint import Checkpoint, RunInfo
-from makemore.data import Dataset, Vocab, bundled_names, read_items
+from makemore.data import Dataset, Split, Vocab, bundled_names
 from makemore.errors import MakemoreError
 from makemore.evaluate import split_nll
 from makemore.models import REGISTRY
@@ -46,9 +46,9 @@ def test_version_1_checkpoints_load_and_evaluate_as_they_did(model_type):
     ckpt = checkpoint.load(FIXTURES / "v1" / f"{model_type}.safetensors")
     assert ckpt.run.type == model_type and ckpt.step == expected["step"]
     assert ckpt.model.num_params() == expected["params"] and "block_size" not in vars(ckpt.model.config)
-    data = Dataset(read_items(bundled_names())[0], vocab=ckpt.vocab)
+    data = Dataset.read(bundled_names(), vocab=ckpt.vocab)
     for split in ("train", "dev", "test"):
-        got = split_nll(ckpt.model, *ckpt.model.split_tensors(data, split))
+        got = split_nll(ckpt.model, ckpt.model.examples(data.split(split)))
         print(model_type, split, got, expected[split])
         assert got == pytest.approx(expected[split], abs=1e-5)
 
@@ -264,6 +264,6 @@ def test_any_damage_loads_a_consistent_model_or_fails_in_one_line(tmp_path, vali
             SLOWEST[0] = max(SLOWEST[0], time.perf_counter() - t0)
         V = ckpt.model.config.vocab_size  # it loaded: then it is a working model of its vocabulary
         assert V == len(ckpt.vocab)  # the characters and the boundary
-        X, _ = ckpt.model.examples(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+        X, _ = ckpt.model.examples(Split(torch.zeros(4, dtype=torch.uint8), torch.tensor([0, 2, 4])))[:]
         logits = ckpt.model(X)
         assert logits.shape[-1] == V and not logits.isnan().any()

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from makemore import evaluate
-from makemore.data import Vocab, encode_sequences
+from makemore.data import Split, Vocab
 from makemore.evaluate import score_items, split_nll
 from makemore.models import REGISTRY
 
@@ -23,7 +23,8 @@ def test_chunked_scores_and_losses_equal_one_pass(monkeypatch, model_type, sizes
     vocab = Vocab.from_items(ITEMS)
     cls = REGISTRY[model_type]
     model = cls(cls.Config(vocab_size=len(vocab), **sizes)).eval()
-    X, Y = model.examples(*encode_sequences(ITEMS, vocab, 9))
+    examples = model.examples(Split.of(ITEMS, vocab))
+    X, Y = examples[:]
     with torch.no_grad():
         logits = model(X)
         one_pass = F.cross_entropy(logits.reshape(-1, len(vocab)), Y.reshape(-1), ignore_index=-1, reduction="none")
@@ -33,7 +34,7 @@ def test_chunked_scores_and_losses_equal_one_pass(monkeypatch, model_type, sizes
     chunked = torch.tensor([nll for r in scored for _, nll in r["chars"]])
     print(f"{model_type}: max |chunked - one pass| = {(chunked - one_pass).abs().max():.1e}")
     torch.testing.assert_close(chunked, one_pass)
-    assert split_nll(model, X, Y) == pytest.approx(one_pass.mean().item(), rel=1e-6)
+    assert split_nll(model, examples) == pytest.approx(one_pass.mean().item(), rel=1e-6)
 
 
 def test_scoring_long_items_on_a_large_vocabulary_stays_small(tmp_path):

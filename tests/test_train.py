@@ -7,7 +7,7 @@ import torch
 from makemore import checkpoint
 from makemore.checkpoint import RunInfo
 from makemore.config import TrainConfig
-from makemore.data import Dataset, bundled_names, read_items
+from makemore.data import IGNORE, Dataset, bundled_names
 from makemore.errors import MakemoreError
 from makemore.models import REGISTRY, WindowModel
 from makemore.models.batchnorm import BatchNorm
@@ -68,7 +68,7 @@ def test_beta2_reaches_adamw():
 
 
 def _train(tmp_path, seed=1, steps=300, **overrides):
-    data = Dataset(read_items(bundled_names())[0])
+    data = Dataset.read(bundled_names())
     cls = REGISTRY["mlp"]
     torch.manual_seed(seed)
     model = cls(cls.Config(vocab_size=27))
@@ -103,15 +103,15 @@ def test_nonfinite_loss_stops_with_the_step(tmp_path):
         _train(tmp_path, steps=100, learning_rate=1e30, optimizer="sgd", warmup_steps=0)
 
 
-def test_trimming_padding_columns_leaves_the_loss_unchanged():
-    data = Dataset(read_items(bundled_names())[0])
+def test_padding_a_batch_only_to_its_longest_item_leaves_the_loss_unchanged():
+    data = Dataset.read(bundled_names())
     cls = REGISTRY["transformer"]
     torch.manual_seed(0)
     model = cls(cls.config_for(data)).eval()
-    X, Y = model.split_tensors(data, "train")
-    Xb, Yb = X[:64], Y[:64]
-    Xt, Yt, pos = model.shape_batch(Xb, Yb, False)
-    assert Xt.size(1) < Xb.size(1) and pos is None  # names in one batch are shorter than the longest name
+    Xt, Yt = model.examples(data.split("train"))[:64]
+    assert Xt.size(1) < data.max_len + 1  # names in one batch are shorter than the longest name
+    T = data.max_len + 1 - Xt.size(1)  # pad as wide as the longest item of the data set
+    Xb, Yb = torch.nn.functional.pad(Xt, (0, T), value=0), torch.nn.functional.pad(Yt, (0, T), value=IGNORE)
     full, trimmed = batch_loss(model, Xb, Yb).item(), batch_loss(model, Xt, Yt).item()
     print("loss full", full, "trimmed", trimmed)
     assert abs(full - trimmed) < 1e-6
@@ -119,7 +119,7 @@ def test_trimming_padding_columns_leaves_the_loss_unchanged():
 
 def _sequence_trainer(tmp_path, resume=False, **overrides):
     tmp_path.mkdir(exist_ok=True)
-    data = Dataset(read_items(bundled_names())[0])
+    data = Dataset.read(bundled_names())
     cls = REGISTRY["transformer"]
     torch.manual_seed(0)
     model_options = {k: overrides.pop(k) for k in ("dropout", "emb_dropout") if k in overrides}
@@ -139,7 +139,7 @@ def test_packed_and_padded_training_take_the_same_steps(tmp_path):
     runs = {}
     for pack in (True, False):
         trainer = _sequence_trainer(tmp_path / str(pack), max_steps=5, pack=pack, dropout=0.0, emb_dropout=0.0)
-        assert (trainer.model.shape_batch(trainer.X[:8], trainer.Y[:8], pack)[2] is not None) == pack
+        assert (trainer.model.shape_batch(*trainer.train_examples[:8], pack)[2] is not None) == pack
         trainer.run()
         runs[pack] = trainer
     losses = {
@@ -194,7 +194,7 @@ def test_resume_with_ema_and_packed_rows_equals_a_straight_run(tmp_path):
 
 def test_input_noise_swaps_only_data_characters_at_the_given_rate(tmp_path):
     trainer = _sequence_trainer(tmp_path, input_noise=0.2)
-    X = trainer.X[:4000]
+    X = trainer.train_examples[:4000][0]
     torch.manual_seed(0)
     noised = trainer._noised(X)
     data_chars = X != 0
@@ -218,7 +218,7 @@ def test_recompute_batchnorm_averages_the_statistics_of_the_whole_split():
     torch.manual_seed(0)
     model = LinearBN().eval()
     X = torch.randn(3000, 5) * 3 + 1
-    model.recompute_batchnorm(X, chunk=1000)
+    model.recompute_batchnorm(torch.utils.data.TensorDataset(X, X), chunk=1000)
     with torch.no_grad():
         h = model.linear(X)
     chunk_vars = torch.stack([h[i : i + 1000].var(0) for i in range(0, 3000, 1000)]).mean(0)

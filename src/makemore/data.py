@@ -1,32 +1,47 @@
-"""Items, vocabulary, the 80/10/10 split and the tensors every model trains on.
+"""Items, vocabulary, the 80/10/10 split and the examples every model trains on.
 
 An item is one line of the input file. Each item becomes a sequence of predictions:
 for "emma" the model sees <b> and must say e, sees <b>e and must say m, ... and after
 the final a it must say <b> again. So an item of n characters gives n + 1 examples.
+
+A data set is held as one flat array of token ids, its items back to back in split order
+(train, dev, test), and the offset where each item starts: one or two bytes per character and
+no padding. Batches are cut from it when they are drawn: a window model's windows, or a
+sequence model's rows padded to the longest item of the batch.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import random
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 from .errors import MakemoreError
+from .shuffle import shuffled_indices
 
 BOUNDARY = 0  # token id of the start/end marker; never a data character
 BOUNDARY_SHOWN = "."  # how the boundary prints in tables of bigrams
 IGNORE = -1  # target value for padding: contributes nothing to loss or metric
 SPLIT_SEED = 42  # the lectures' split; fixed so results compare across runs and models
+SPLITS = ("train", "dev", "test")
 DEFAULT_MAX_ITEM_LEN = 1000
 READ_CHUNK = 1 << 24  # bytes of input read at a time
+ENCODE_CHUNK = 1 << 22  # bytes of whole lines encoded at a time: ~40 bytes of arrays per byte
 ITEM_LEN_LIMIT = 100_000  # longest item any model reads or samples: bounds time and memory per item
 MAX_VOCAB = 10_000  # output layers and logits grow with V; beyond this the input is not "characters of items"
+GATHER_ITEMS = 1 << 20  # items reordered (or hashed) at a time: bounds the index arrays' memory
+CACHE_FORMAT = "makemore-data-1"
 
 
 def bundled_names() -> Path:
@@ -34,12 +49,8 @@ def bundled_names() -> Path:
     return Path(str(resources.files("makemore") / "data" / "names.txt"))
 
 
-def read_items(path: str | os.PathLike, max_item_len: int = DEFAULT_MAX_ITEM_LEN) -> tuple[list[str], int]:
-    """Read one item per line. Returns (items, number skipped for exceeding max_item_len).
-
-    The file is read in chunks of whole lines, so a binary or broken file is reported at its first
-    bad byte without reading the rest, and a line far too long to be an item is never held whole."""
-    path = Path(path)
+# --- reading: whole lines in chunks, items found with array operations ---------------------------
+def _check_input(path: Path, max_item_len: int) -> None:
     if not 1 <= max_item_len <= ITEM_LEN_LIMIT:
         raise MakemoreError(f"--max-item-len must be in [1, {ITEM_LEN_LIMIT:,}], got {max_item_len}")
     try:
@@ -50,42 +61,18 @@ def read_items(path: str | os.PathLike, max_item_len: int = DEFAULT_MAX_ITEM_LEN
         raise MakemoreError(f"cannot read input file {path}: {e.strerror}") from None
     if not stat.S_ISREG(mode):  # a FIFO would block forever, a directory cannot be read
         raise MakemoreError(f"input is not a regular file: {path}")
-    items, skipped = [], 0
-    try:
-        with open(path, "rb") as f:
-            for offset, lines in _line_chunks(f, path, max_item_len):
-                if lines is None:
-                    skipped += 1
-                    continue
-                if offset == 0 and lines.startswith(b"\xef\xbb\xbf"):  # a BOM is not part of the first item
-                    lines, offset = lines[3:], 3
-                try:
-                    text = lines.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise MakemoreError(
-                        f"input file {path} is not valid UTF-8 (byte offset {offset + e.start})"
-                    ) from None
-                for line in text.split("\n"):
-                    item = line.strip()
-                    if len(item) > max_item_len:
-                        skipped += 1
-                    elif item:
-                        items.append(item)
-    except OSError as e:
-        raise MakemoreError(f"cannot read input file {path}: {e.strerror}") from None
-    if not items:
-        why = f" (all {skipped} longer than --max-item-len {max_item_len})" if skipped else ""
-        raise MakemoreError(f"input file {path} has no items{why}")
-    return items, skipped
 
 
-def _line_chunks(f, path: Path, max_item_len: int):
-    """(byte offset, bytes) of whole lines, about `chunk` bytes at a time. A NUL byte stops the read.
-    A line longer than any item could be (4 bytes per character, plus room for surrounding
-    whitespace) is dropped as it streams by, reported as (offset, None)."""
+def _line_chunks(f, path: Path, max_item_len: int, digest=None):
+    """(byte offset, bytes) of whole lines, about READ_CHUNK bytes at a time. A NUL byte stops the
+    read. A line longer than any item could be (4 bytes per character, plus room for surrounding
+    whitespace) is dropped as it streams by, reported as (offset, None). Every byte read goes
+    into `digest` (a hashlib object), so the file is hashed in the same pass."""
     longest = 4 * max_item_len + (1 << 20)
     pending, start, offset, dropping = b"", 0, 0, False
     while block := f.read(READ_CHUNK):
+        if digest is not None:
+            digest.update(block)
         if (nul := block.find(0)) >= 0:
             raise MakemoreError(f"input file {path} contains NUL bytes at offset {offset + nul}; is it a binary file?")
         offset += len(block)
@@ -97,7 +84,7 @@ def _line_chunks(f, path: Path, max_item_len: int):
         pending += block
         cut = pending.rfind(b"\n") + 1
         if cut:
-            yield start, pending[:cut]
+            yield from _pieces(start, pending[:cut])
             pending, start = pending[cut:], start + cut
         if len(pending) > longest:
             yield start, None
@@ -106,6 +93,89 @@ def _line_chunks(f, path: Path, max_item_len: int):
         yield start, pending
 
 
+def _pieces(start: int, lines: bytes):
+    """Whole lines cut into pieces of about ENCODE_CHUNK bytes, which bound the arrays built per piece."""
+    while len(lines) > ENCODE_CHUNK:
+        cut = lines.rfind(b"\n", 0, ENCODE_CHUNK) + 1 or lines.find(b"\n", ENCODE_CHUNK) + 1 or len(lines)
+        yield start, lines[:cut]
+        lines, start = lines[cut:], start + cut
+    yield start, lines
+
+
+@cache
+def _whitespace() -> np.ndarray:
+    """Which code points str.strip() removes; U+3000 is the last whitespace code point, so
+    anything above maps to the table's final, False entry."""
+    return np.array([chr(c).isspace() for c in range(0x3001)] + [False])
+
+
+def _items_in(text: str, max_item_len: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The items of whole lines of text, as str.strip() of each line finds them, without a loop
+    over lines: (code points of the kept items back to back, their lengths, lines too long)."""
+    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    solid = np.flatnonzero(~_whitespace()[np.minimum(cp, 0x3001)])  # "\n" is whitespace too
+    breaks = np.flatnonzero(cp == 10)
+    lo = np.searchsorted(solid, np.concatenate(([0], breaks + 1)))  # first solid character of each line
+    hi = np.searchsorted(solid, np.concatenate((breaks, [len(cp)])))  # one past its last
+    lines = hi > lo
+    first, last = solid[lo[lines]], solid[hi[lines] - 1]
+    length = last - first + 1
+    fits = length <= max_item_len
+    first, length = first[fits], length[fits]
+    inside = np.repeat(first - (np.cumsum(length) - length), length) + np.arange(length.sum())
+    return cp[inside], length, int((~fits).sum())
+
+
+def _read(path: Path, max_item_len: int, digest=None):
+    """(code points, lengths, skipped) of each chunk of items in the file, in file order."""
+    try:
+        with open(path, "rb") as f:
+            for offset, lines in _line_chunks(f, path, max_item_len, digest):
+                if lines is None:
+                    yield np.zeros(0, np.uint32), np.zeros(0, np.int64), 1
+                    continue
+                if offset == 0 and lines.startswith(b"\xef\xbb\xbf"):  # a BOM is not part of the first item
+                    lines, offset = lines[3:], 3
+                try:
+                    text = lines.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise MakemoreError(
+                        f"input file {path} is not valid UTF-8 (byte offset {offset + e.start})"
+                    ) from None
+                yield _items_in(text, max_item_len)
+    except OSError as e:
+        raise MakemoreError(f"cannot read input file {path}: {e.strerror}") from None
+
+
+def _no_items(path, skipped: int, max_item_len: int) -> MakemoreError:
+    why = f" (all {skipped} longer than --max-item-len {max_item_len})" if skipped else ""
+    return MakemoreError(f"input file {path} has no items{why}")
+
+
+def read_items(path: str | os.PathLike, max_item_len: int = DEFAULT_MAX_ITEM_LEN) -> tuple[list[str], int]:
+    """Read one item per line, stripped of surrounding whitespace; blank lines are not items.
+    Returns (items, number skipped for exceeding max_item_len).
+
+    The file is read in chunks of whole lines, so a binary or broken file is reported at its first
+    bad byte without reading the rest, and a line far too long to be an item is never held whole."""
+    path = Path(path)
+    _check_input(path, max_item_len)
+    items, skipped = [], 0
+    for cp, lengths, n_skipped in _read(path, max_item_len):
+        items += _strings(cp, lengths)
+        skipped += n_skipped
+    if not items:
+        raise _no_items(path, skipped, max_item_len)
+    return items, skipped
+
+
+def _strings(cp: np.ndarray, lengths: np.ndarray) -> list[str]:
+    text = cp.astype(np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    ends = np.cumsum(lengths).tolist()
+    return [text[a:b] for a, b in zip([0] + ends[:-1], ends)]
+
+
+# --- vocabulary --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Vocab:
     """Token 0 is the boundary; data characters follow in sorted order from id 1."""
@@ -136,41 +206,160 @@ class Vocab:
     def show(self, i: int) -> str:
         return BOUNDARY_SHOWN if i == BOUNDARY else self.chars[i - 1]
 
-
-def split_items(items: list[str]) -> dict[str, list[str]]:
-    """The lectures' split: shuffle with seed 42, then 80% / 10% / 10% by item."""
-    items = list(items)
-    random.Random(SPLIT_SEED).shuffle(items)
-    n1, n2 = int(0.8 * len(items)), int(0.9 * len(items))
-    return {"train": items[:n1], "dev": items[n1:n2], "test": items[n2:]}
+    @property
+    def dtype(self) -> np.dtype:
+        """The smallest integer type that holds every token id."""
+        return np.dtype(np.uint8) if len(self) <= 256 else np.dtype(np.int16)
 
 
-def encode_sequences(items: list[str], vocab: Vocab, length: int | None = None):
-    """Pad items into (X, Y): X[i] = <b> c1..cn <b>.., Y[i] = c1..cn <b> -1.. (shifted by one)."""
-    length = length or max(len(s) for s in items) + 1
-    X = torch.zeros(len(items), length, dtype=torch.long)
-    Y = torch.full((len(items), length), IGNORE, dtype=torch.long)
-    for i, item in enumerate(items):
-        ids = vocab.encode(item)[: length - 1]
-        X[i, 1 : len(ids) + 1] = torch.tensor(ids, dtype=torch.long)
-        Y[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        Y[i, len(ids)] = BOUNDARY
-    return X, Y
+class _Encoder:
+    """Code points -> token ids through a table over all of Unicode. Without a given vocabulary,
+    characters get provisional ids as they first appear (vocab() then tells the final, sorted ones)."""
+
+    def __init__(self, vocab: Vocab | None = None):
+        self.ids = np.full(0x110000, -1, dtype=np.int32)
+        self.codes: list[int] = []  # code points in order of first appearance
+        self.fixed = vocab
+        if vocab is not None:
+            self._add(np.array([ord(c) for c in vocab.chars], dtype=np.uint32))
+
+    def _add(self, codes: np.ndarray) -> None:
+        if len(self.codes) + len(codes) >= MAX_VOCAB:
+            raise MakemoreError(
+                f"the input has more than {MAX_VOCAB - 1:,} distinct characters; makemore handles at most "
+                f"{MAX_VOCAB - 1:,}"
+            )
+        self.ids[codes] = np.arange(len(self.codes), len(self.codes) + len(codes))
+        self.codes += codes.tolist()
+
+    def __call__(self, cp: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        ids = self.ids[cp]
+        if (ids < 0).any():
+            if self.fixed is not None:  # the first item with an unknown character says which
+                first = np.searchsorted(np.cumsum(lengths), np.argmax(ids < 0), side="right")
+                start = int(lengths[:first].sum())
+                self.fixed.encode(_strings(cp[start : start + lengths[first]], lengths[first : first + 1])[0])
+            self._add(np.unique(cp[ids < 0]))
+            ids = self.ids[cp]
+        return ids.astype(np.uint16)
+
+    def vocab(self) -> tuple[Vocab, np.ndarray]:
+        """The vocabulary, and the table from provisional ids to token ids."""
+        codes = np.array(self.codes, dtype=np.int64)
+        token = np.empty(len(codes), dtype=np.int64)
+        token[np.argsort(codes)] = np.arange(1, len(codes) + 1)
+        return Vocab(tuple(chr(c) for c in sorted(self.codes))), token
 
 
-def windows_of(X: torch.Tensor, context_size: int) -> torch.Tensor:
-    """(B, T) token rows -> (B, T, context_size): the context_size tokens ending at each position.
+# --- one split: the examples of its items ----------------------------------------------------------
+@dataclass
+class Split:
+    """The items of one split: their token ids back to back, and where each item starts
+    (offsets has one more entry than there are items)."""
 
-    Before the start of an item the context is boundary tokens, as in the lectures' `[0] * block_size`.
-    """
-    padded = F.pad(X, (context_size - 1, 0), value=BOUNDARY)
-    return padded.unfold(1, context_size, 1)
+    tokens: torch.Tensor
+    offsets: torch.Tensor
+
+    @classmethod
+    def of(cls, items: list[str], vocab: Vocab) -> Split:
+        """A few items given as strings (scoring, tests)."""
+        ids = [vocab.encode(item) for item in items]
+        offsets = np.concatenate(([0], np.cumsum([len(i) for i in ids], dtype=np.int64)))
+        tokens = np.array([t for item in ids for t in item], dtype=vocab.dtype)
+        return cls(torch.from_numpy(tokens), torch.from_numpy(offsets))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.offsets[1:] - self.offsets[:-1]
+
+    @property
+    def targets(self) -> int:
+        """Predicted characters: every character of every item, plus one end token each."""
+        return int(self.offsets[-1] - self.offsets[0]) + len(self)
+
+    def indices(self, ix: torch.Tensor | slice, n: int) -> torch.Tensor:
+        """Example indices as a tensor on this split's device: a slice of n examples becomes a range."""
+        if isinstance(ix, slice):
+            return torch.arange(*ix.indices(n), device=self.offsets.device)
+        return ix
+
+    def to(self, device) -> Split:
+        return Split(self.tokens.to(device), self.offsets.to(device))
+
+    def chars(self, at: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+        """Token ids (int64) at positions `at` of the flat array; BOUNDARY where not `inside`."""
+        last = max(len(self.tokens) - 1, 0)
+        return self.tokens[at.clamp(0, last)].long().masked_fill_(~inside, BOUNDARY)
 
 
-def encode_windows(X: torch.Tensor, Y: torch.Tensor, context_size: int):
-    """One (context, target) example per predicted character; padding positions dropped."""
-    keep = Y != IGNORE
-    return windows_of(X, context_size)[keep].contiguous(), Y[keep].contiguous()
+class Rows:
+    """A sequence model's examples: one row per item, X = <b> c1..cn, Y = c1..cn <b>, padded to
+    the longest item of the batch (X with the boundary, Y with IGNORE)."""
+
+    def __init__(self, split: Split):
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, ix: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        ix = self.split.indices(ix, len(self))
+        start, length = self.split.offsets[ix], self.split.lengths[ix]
+        T = int(length.max()) + 1 if len(ix) else 1
+        t = torch.arange(T, device=start.device)
+        chars = self.split.chars(start[:, None] + t, t < length[:, None])  # the end boundary, then padding
+        X = F.pad(chars[:, :-1], (1, 0), value=BOUNDARY)
+        return X, chars.masked_fill_(t > length[:, None], IGNORE)
+
+    def targets(self, ix: torch.Tensor) -> int:
+        return int(self.split.lengths[ix].sum()) + len(ix)
+
+    def spans(self, tokens: int, rows: slice = slice(None)):
+        """Consecutive (start, stop) ranges of rows whose padded batches hold at most `tokens`
+        tokens (or a single row), halving a range until it fits."""
+        width = self.split.lengths + 1
+        todo = [rows.indices(len(self))[:2]]
+        while todo:
+            a, b = todo.pop()
+            if a >= b:
+                continue
+            if b - a == 1 or (b - a) * int(width[a:b].max()) <= tokens:
+                yield a, b
+            else:
+                todo += [((a + b) // 2, b), (a, (a + b) // 2)]  # the first half is taken next
+
+
+class Windows:
+    """A window model's examples: one per predicted character, its context the context_size
+    tokens before it (boundary tokens before the item starts), in the order item after item."""
+
+    def __init__(self, split: Split, context_size: int):
+        self.split, self.context_size = split, context_size
+        n = torch.arange(len(split) + 1, device=split.offsets.device)
+        self.first = split.offsets - split.offsets[0] + n  # index of each item's first example
+
+    def __len__(self) -> int:
+        return self.split.targets
+
+    def __getitem__(self, ex: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        ex = self.split.indices(ex, len(self))
+        item = torch.searchsorted(self.first, ex, right=True) - 1
+        pos = ex - self.first[item]  # predicting the item's character pos (its end at pos == length)
+        start, length = self.split.offsets[item], self.split.lengths[item]
+        before = pos[:, None] + torch.arange(-self.context_size, 0, device=ex.device)
+        X = self.split.chars(start[:, None] + before, before >= 0)
+        return X, self.split.chars(start + pos, pos < length)
+
+    def targets(self, ix: torch.Tensor) -> int:
+        return len(ix)
+
+    def spans(self, tokens: int, rows: slice = slice(None)):
+        a, b = rows.indices(len(self))[:2]
+        for start in range(a, b, tokens):
+            yield start, min(b, start + tokens)
 
 
 def pack(X: torch.Tensor, Y: torch.Tensor, width: int):
@@ -203,41 +392,197 @@ def pack(X: torch.Tensor, Y: torch.Tensor, width: int):
     return Xp.view(-1, width), Yp.view(-1, width), pos.view(-1, width)
 
 
+# --- the data set: every item, in split order ----------------------------------------------------
+def split_sizes(n: int) -> tuple[int, int, int]:
+    """The lectures' 80% / 10% / 10% by item."""
+    n1, n2 = int(0.8 * n), int(0.9 * n)
+    return n1, n2 - n1, n - n2
+
+
+@dataclass
 class Dataset:
-    """Items, vocabulary and split of one input file, encoded once into tensors."""
+    """One input file's items in split order: the lectures' split shuffles the items with
+    random.Random(42) and takes 80% / 10% / 10%; here the same permutation is applied to item
+    indices, so the file's items are never held as Python strings."""
 
-    def __init__(self, items: list[str], vocab: Vocab | None = None):
-        self.items = items
-        self.vocab = vocab or Vocab.from_items(items)
-        if len(self.vocab) > MAX_VOCAB:
+    vocab: Vocab
+    tokens: torch.Tensor  # uint8 (int16 beyond 255 characters), every item back to back
+    offsets: torch.Tensor  # int64, where each item starts, and the end
+    sizes: tuple[int, int, int]  # items in train, dev, test
+    skipped: int = 0  # lines longer than --max-item-len, left out
+    sha256: str | None = None  # of the bytes the items were read from
+    _index: tuple | None = field(default=None, repr=False)  # membership: sorted item hashes
+
+    @classmethod
+    def read(cls, path: str | os.PathLike, max_item_len: int = DEFAULT_MAX_ITEM_LEN, vocab: Vocab | None = None):
+        """Encode a file in one streaming pass (the vocabulary grows as characters appear, or is
+        `vocab`), then put the items into split order."""
+        path = Path(path)
+        _check_input(path, max_item_len)
+        encoder, digest = _Encoder(vocab), hashlib.sha256()
+        ids, lengths, skipped = [], [], 0
+        for cp, n, n_skipped in _read(path, max_item_len, digest):
+            ids.append(encoder(cp, n))
+            lengths.append(n)
+            skipped += n_skipped
+        lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        if not len(lengths):
+            raise _no_items(path, skipped, max_item_len)
+        ids = np.concatenate(ids)
+        data = cls._in_split_order(ids, lengths, *encoder.vocab())
+        data.skipped, data.sha256 = skipped, digest.hexdigest()
+        return data
+
+    @classmethod
+    def from_items(cls, items: list[str], vocab: Vocab | None = None) -> Dataset:
+        """A data set of items given as strings (one per line of a file); for tests and examples."""
+        encoder = _Encoder(vocab)
+        cp, lengths, _ = _items_in("\n".join(items), ITEM_LEN_LIMIT)
+        if len(lengths) != len(items):
+            raise MakemoreError("items must be non-empty lines without surrounding whitespace")
+        return cls._in_split_order(encoder(cp, lengths), lengths, *encoder.vocab())
+
+    @classmethod
+    def _in_split_order(cls, ids: np.ndarray, lengths: np.ndarray, vocab: Vocab, token: np.ndarray) -> Dataset:
+        """Items (provisional ids, file order) -> token ids in split order, GATHER_ITEMS at a time."""
+        sizes = split_sizes(len(lengths))
+        if not sizes[0]:
             raise MakemoreError(
-                f"the input has {len(self.vocab) - 1:,} distinct characters; makemore handles at most {MAX_VOCAB - 1:,}"
+                f"{len(lengths)} item(s) leave nothing for training after the 80/10/10 split; give at least 2"
             )
-        self.splits = split_items(items)
-        if not self.splits["train"]:
-            raise MakemoreError(
-                f"{len(items)} item(s) leave nothing for training after the 80/10/10 split; give at least 2"
-            )
-        self.max_len = max(len(s) for s in items)
-        self._membership = {}
-        for name in ("test", "dev", "train"):  # train wins if an item is duplicated across splits
-            self._membership.update(dict.fromkeys(self.splits[name], name))
-        self._cache = {}
+        order = shuffled_indices(len(lengths), SPLIT_SEED)
+        starts = np.cumsum(lengths) - lengths  # in file order
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths[order], out=offsets[1:])
+        tokens, token = np.empty(offsets[-1], dtype=vocab.dtype), token.astype(vocab.dtype)
+        for a in range(0, len(order), GATHER_ITEMS):
+            b = min(a + GATHER_ITEMS, len(order))
+            n = lengths[order[a:b]]
+            src = np.repeat(starts[order[a:b]] - (offsets[a:b] - offsets[a]), n) + np.arange(offsets[b] - offsets[a])
+            tokens[offsets[a] : offsets[b]] = token[ids[src]]
+        return cls(vocab, torch.from_numpy(tokens), torch.from_numpy(offsets), sizes)
 
-    def sequences(self, split: str):
-        """Items padded to the longest item of the file: (X, Y), each (items, max_len + 1)."""
-        key = (split, "seq")
-        if key not in self._cache:
-            self._cache[key] = encode_sequences(self.splits[split], self.vocab, self.max_len + 1)
-        return self._cache[key]
+    # --- what the models see ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
 
-    def windows(self, split: str, context_size: int):
-        """One (context, target) example per predicted character: (X (N, context_size), Y (N,))."""
-        key = (split, "win", context_size)
-        if key not in self._cache:
-            self._cache[key] = encode_windows(*self.sequences(split), context_size)
-        return self._cache[key]
+    @property
+    def max_len(self) -> int:
+        """The longest item, in characters."""
+        return int((self.offsets[1:] - self.offsets[:-1]).max())
 
-    def membership(self, item: str) -> str:
-        """Which split an item appears in, or 'new'."""
-        return self._membership.get(item, "new")
+    def split(self, name: str) -> Split:
+        """The items of one split (views of the data set's arrays, no copy)."""
+        i = SPLITS.index(name)
+        a, b = sum(self.sizes[:i]), sum(self.sizes[: i + 1])
+        start = self.offsets[a]
+        return Split(self.tokens[start : self.offsets[b]], self.offsets[a : b + 1] - start)
+
+    def items(self, name: str) -> list[str]:
+        """One split's items as strings (small data sets: tests, examples)."""
+        split = self.split(name)
+        return [self.vocab.decode(split.tokens[a:b].tolist()) for a, b in zip(split.offsets, split.offsets[1:])]
+
+    def same_items(self, other: Dataset) -> bool:
+        return (
+            self.vocab == other.vocab
+            and self.sizes == other.sizes
+            and torch.equal(self.offsets, other.offsets)
+            and torch.equal(self.tokens, other.tokens)
+        )
+
+    # --- which split an item is in ------------------------------------------------------------------
+    def membership(self, items: list[str]) -> list[str]:
+        """The split each item appears in ('train' first if it is in several), or 'new'.
+
+        Items are looked up by a 64-bit hash in a sorted array (16 bytes per item of the data
+        set); a hash that matches is confirmed against the item's tokens, so the answer is exact."""
+        if self._index is None:
+            hashes = _item_hashes(self.tokens.numpy(), self.offsets.numpy())
+            order = np.argsort(hashes, kind="stable")  # equal items keep split order: train first
+            self._index = (hashes[order], order)
+        known = [item for item in items if set(item) <= set(self.vocab.chars) and item]
+        query = Split.of(known, self.vocab)
+        hashes = _item_hashes(query.tokens.numpy(), query.offsets.numpy())
+        found = dict(zip(known, (self._find(query, q, h) for q, h in enumerate(hashes.tolist()))))
+        return [found.get(item, "new") for item in items]
+
+    def _find(self, query: Split, q: int, h: int) -> str:
+        sorted_hashes, order = self._index
+        lo, hi = np.searchsorted(sorted_hashes, [h, h], side="left")[0], np.searchsorted(sorted_hashes, h, "right")
+        want = query.tokens[query.offsets[q] : query.offsets[q + 1]]
+        for i in order[lo:hi].tolist():  # almost always one candidate, or duplicates of one item
+            if torch.equal(self.tokens[self.offsets[i] : self.offsets[i + 1]], want):
+                return SPLITS[int(np.searchsorted(np.cumsum(self.sizes), i, side="right"))]
+        return "new"
+
+    # --- the cache in a run directory ---------------------------------------------------------------
+    def to_bytes(self, **facts: str) -> bytes:
+        """The data set as a safetensors file; `facts` (strings) describe where it came from."""
+        meta = {
+            "format": CACHE_FORMAT,
+            "vocab": json.dumps(self.vocab.chars),
+            "sizes": json.dumps(self.sizes),
+            "skipped": str(self.skipped),
+            "sha256": self.sha256 or "",
+            **facts,
+        }
+        return save({"tokens": self.tokens, "offsets": self.offsets}, metadata=meta)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[Dataset, dict[str, str]]:
+        """(data set, its facts) from a file to_bytes wrote; CacheError for anything else."""
+        try:
+            with safe_open(path, framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (OSError, SafetensorError) as e:
+            raise CacheError(f"cannot be read ({e})") from None
+        if meta.get("format") != CACHE_FORMAT or set(tensors) != {"tokens", "offsets"}:
+            raise CacheError("is not a makemore data cache")
+        try:
+            vocab = Vocab(tuple(json.loads(meta["vocab"])))
+            sizes = tuple(int(n) for n in json.loads(meta["sizes"]))
+            data = cls(vocab, tensors["tokens"], tensors["offsets"], sizes, int(meta["skipped"]), meta["sha256"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CacheError(f"has a damaged header ({e!r})") from None
+        if problem := data._problem():
+            raise CacheError(problem)
+        return data, meta
+
+    def _problem(self) -> str | None:
+        """What makes these arrays not a data set (a damaged or foreign file), or None."""
+        tokens, offsets, chars = self.tokens, self.offsets, self.vocab.chars
+        if any(not isinstance(c, str) or len(c) != 1 for c in chars) or list(chars) != sorted(set(chars)):
+            return "has a damaged vocabulary"
+        if tokens.dim() != 1 or tokens.dtype != torch.from_numpy(np.zeros(0, self.vocab.dtype)).dtype:
+            return "holds tokens of the wrong type"
+        if offsets.dim() != 1 or offsets.dtype != torch.int64 or len(self.sizes) != 3:
+            return "holds offsets of the wrong type"
+        if min(self.sizes) < 0 or not self.sizes[0] or sum(self.sizes) != len(offsets) - 1:
+            return "has split sizes that do not match its items"
+        if offsets[0] != 0 or offsets[-1] != len(tokens) or (offsets[1:] <= offsets[:-1]).any():
+            return "has item offsets out of order"
+        if len(tokens) and (int(tokens.min()) < 1 or int(tokens.max()) >= len(self.vocab)):
+            return "has token ids outside its vocabulary"
+        return None
+
+
+class CacheError(Exception):
+    """A data cache that cannot be used; the message completes "DIR/data.safetensors ..."."""
+
+
+def _item_hashes(tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each item: the sum of (token + 1) times a random odd key for its position,
+    and a key for its length, modulo 2**64 (numpy's uint64 arithmetic wraps)."""
+    keys = np.random.default_rng(SPLIT_SEED).integers(0, 2**63, ITEM_LEN_LIMIT + 2, dtype=np.uint64) * 2 + 1
+    lengths = np.diff(offsets)
+    out = np.empty(len(lengths), dtype=np.uint64)
+    for a in range(0, len(lengths), GATHER_ITEMS):
+        b = min(a + GATHER_ITEMS, len(lengths))
+        lo, hi = offsets[a], offsets[b]
+        pos = np.arange(hi - lo) - np.repeat(offsets[a:b] - lo, lengths[a:b])
+        terms = (tokens[lo:hi].astype(np.uint64) + 1) * keys[pos]
+        out[a:b] = np.add.reduceat(terms, offsets[a:b] - lo) if hi > lo else 0
+        out[a:b] += keys[-1] * lengths[a:b].astype(np.uint64)
+    return out

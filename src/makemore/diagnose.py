@@ -112,9 +112,10 @@ class Probe:
         return rows
 
 
-def _batch(data_X, data_Y, size: int, seed: int):
-    ix = torch.randint(0, len(data_X), (size,), generator=torch.Generator().manual_seed(seed))
-    return data_X[ix], data_Y[ix]
+def _batch(model, data, size: int, seed: int):
+    """A seeded random batch of the training split's examples."""
+    examples = model.examples(data.split("train"))
+    return examples[torch.randint(0, len(examples), (size,), generator=torch.Generator().manual_seed(seed))]
 
 
 def init_loss(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> float:
@@ -138,7 +139,7 @@ def replay(model_cls, config, data, recipe: TrainConfig) -> tuple[dict, Probe]:
     """Train a fresh model for recipe.max_steps through the shared Trainer, watching it."""
     torch.manual_seed(recipe.seed)
     model = model_cls(config)
-    X, Y = _batch(*model.split_tensors(data, "train"), 4096, recipe.seed)
+    X, Y = _batch(model, data, 4096, recipe.seed)
     first = init_loss(model, X, Y)
     probe, log = Probe(model), LossLog()
     trainer = Trainer(model, data, recipe, hooks=[log])
@@ -339,7 +340,7 @@ def _diagnose(
         results[name], probes[name] = replay(cls, config, data, recipe)
     main_name = next(iter(results))
     main, probe = results[main_name], probes[main_name]
-    X, Y = _batch(*model.split_tensors(data, "train"), 4096, seed)
+    X, Y = _batch(model, data, 4096, seed)
     trained_probe = measure(model, X, Y)
     trained = trained_probe.layer_stats()
 

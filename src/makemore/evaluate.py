@@ -11,36 +11,35 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .data import IGNORE, ITEM_LEN_LIMIT, Vocab, encode_sequences
+from .data import IGNORE, ITEM_LEN_LIMIT, Rows, Split, Vocab, Windows
 from .errors import MakemoreError
 from .models import Model
 
 LOGITS_BUDGET = 1 << 24  # logits (float32) held at once: 64 MB
 
 
-def _chunks(model: Model, X: torch.Tensor, Y: torch.Tensor):
-    """(logits, targets) of (X, Y) in row chunks whose logits stay under 64 MB."""
-    chunk_tokens = min(1 << 16, LOGITS_BUDGET // model.config.vocab_size)
-    per_row = Y[0].numel() if len(Y) else 1
-    rows = max(1, chunk_tokens // per_row)
-    for i in range(0, len(X), rows):
-        logits = model(X[i : i + rows].to(model.device))
-        yield logits.reshape(-1, logits.size(-1)), Y[i : i + rows].reshape(-1).to(model.device)
+def _chunks(model: Model, examples: Rows | Windows, rows: slice = slice(None)):
+    """(logits, targets) of the examples (those in `rows`), in chunks whose logits stay under 64 MB."""
+    tokens = min(1 << 16, LOGITS_BUDGET // model.config.vocab_size)
+    for a, b in examples.spans(tokens, rows):
+        X, Y = examples[a:b]
+        logits = model(X.to(model.device))
+        yield logits.reshape(-1, logits.size(-1)), Y.reshape(-1).to(model.device)
 
 
-def split_nll(model: Model, X: torch.Tensor, Y: torch.Tensor) -> float:
-    """Mean NLL over all non-padding targets of (X, Y); nan for an empty split."""
-    total, count = split_totals(model, X, Y)
+def split_nll(model: Model, examples: Rows | Windows) -> float:
+    """Mean NLL over every target of a split's examples; nan for an empty split."""
+    total, count = split_totals(model, examples)
     return total / count if count else math.nan
 
 
 @torch.no_grad()
-def split_totals(model: Model, X: torch.Tensor, Y: torch.Tensor) -> tuple[float, int]:
-    """(summed NLL, number of targets) over the non-padding targets of (X, Y)."""
+def split_totals(model: Model, examples: Rows | Windows, rows: slice = slice(None)) -> tuple[float, int]:
+    """(summed NLL, number of targets) over the non-padding targets of the examples in `rows`."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for logits, y in _chunks(model, X, Y):
+    for logits, y in _chunks(model, examples, rows):
         total += F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum").item()
         count += int((y != IGNORE).sum())
     model.train(was_training)
@@ -54,14 +53,12 @@ def score_items(model: Model, vocab: Vocab, items: list[str]) -> list[dict]:
     limit = model.length_limit if model.length_limit is not None else ITEM_LEN_LIMIT
     if max(len(s) for s in items) > limit:
         raise MakemoreError(f"items longer than {limit:,} characters cannot be scored by this model")
-    X, Y = encode_sequences(items, vocab, None if model.length_limit is None else limit + 1)
-    targets = Y[Y != IGNORE]  # every item's characters and end token, item after item
-    nll = torch.cat(
-        [
-            F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="none")[y != IGNORE].cpu()
-            for logits, y in _chunks(model, *model.examples(X, Y))
-        ]
-    )
+    nll, targets = [], []
+    for logits, y in _chunks(model, model.examples(Split.of(items, vocab))):
+        real = y != IGNORE  # every item's characters and end token, item after item
+        nll.append(F.cross_entropy(logits.float()[real], y[real], reduction="none").cpu())
+        targets.append(y[real].cpu())
+    nll, targets = torch.cat(nll), torch.cat(targets)
     results, start = [], 0
     for item in items:
         n = len(item) + 1

@@ -9,29 +9,54 @@ directory cannot send a write anywhere else.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import MakemoreError
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    path = Path(path)
+@contextmanager
+def _replacing(path: Path):
+    """A new file opened for writing, which replaces `path` only once it is whole and on disk."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise MakemoreError(f"cannot write {path}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise MakemoreError(f"cannot write {path}: {e.strerror}; the previous file is left as it was") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    with _replacing(Path(path)) as f:
+        f.write(payload)
+
+
+def atomic_copy(source: Path, path: Path, chunk: int = 1 << 24) -> str:
+    """Copy source to path (replaced atomically); returns the SHA-256 of the bytes copied."""
+    digest = hashlib.sha256()
+    try:
+        src = open(source, "rb")
+    except OSError as e:
+        raise MakemoreError(f"cannot read input file {source}: {e.strerror}") from None
+    with src, _replacing(Path(path)) as out:
+        while block := src.read(chunk):
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest()
 
 
 def open_append(path: Path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from .backprop import compare
-from .data import Dataset, bundled_names, read_items
+from .data import Dataset, bundled_names
 from .models.mlp_bn import MLPBN
 
 
@@ -38,13 +38,13 @@ def gradcheck_params(model: MLPBN, dtype: torch.dtype, seed: int) -> dict:
 
 def gradcheck(seed: int = 42, batch_size: int = 32, dtypes=(torch.float32, torch.float64)) -> dict:
     """The gradcheck tables for an mlp-bn on a training batch of the bundled names."""
-    data = Dataset(read_items(bundled_names())[0])
+    data = Dataset.read(bundled_names())
     torch.manual_seed(seed)
     model = MLPBN(MLPBN.config_for(data))
-    X, Y = model.split_tensors(data, "train")
-    ix = torch.randint(0, len(X), (batch_size,), generator=torch.Generator().manual_seed(seed))
+    examples = model.examples(data.split("train"))
+    X, Y = examples[torch.randint(0, len(examples), (batch_size,), generator=torch.Generator().manual_seed(seed))]
     tables = {}
     for dtype in dtypes:
-        atomic, fused, _ = compare(gradcheck_params(model, dtype, seed), X[ix], Y[ix], model.config.bn_eps)
+        atomic, fused, _ = compare(gradcheck_params(model, dtype, seed), X, Y, model.config.bn_eps)
         tables[str(dtype).replace("torch.", "")] = {"atomic": atomic, "fused": fused}
     return {"seed": seed, "batch_size": batch_size, "tables": tables}

@@ -59,11 +59,11 @@ def find_compiler() -> str:
 
 
 def _batch(model_type: str, batch_size: int, seed: int):
-    from .data import Dataset, bundled_names, read_items
+    from .data import Dataset, bundled_names
     from .models import REGISTRY
 
     cls = REGISTRY[model_type]
-    data = Dataset(read_items(bundled_names())[0])
+    data = Dataset.read(bundled_names())
     config = cls.config_for(data)  # as `makemore train` builds it
     torch.manual_seed(seed)
     model = cls(config).train()
@@ -71,9 +71,9 @@ def _batch(model_type: str, batch_size: int, seed: int):
         raise MakemoreError(
             f"--type {model_type} has no parameters (it is trained by counting): there is no gradient code"
         )
-    X, Y = model.split_tensors(data, "train")
-    ix = torch.randint(0, len(X), (batch_size,), generator=torch.Generator().manual_seed(seed))
-    return model, X[ix], Y[ix]
+    examples = model.examples(data.split("train"))
+    ix = torch.randint(0, len(examples), (batch_size,), generator=torch.Generator().manual_seed(seed))
+    return model, *examples[ix]
 
 
 # --- stage 0: the eager autograd graph ----------------------------------------------------------

@@ -14,7 +14,7 @@ import torch
 from . import distributed
 from .checkpoint import RunInfo
 from .config import TrainConfig, flag
-from .data import DEFAULT_MAX_ITEM_LEN, Dataset, bundled_names, read_items
+from .data import DEFAULT_MAX_ITEM_LEN, SPLITS, Dataset, bundled_names
 from .errors import MakemoreError
 from .evaluate import score_items, split_nll
 from .models import REGISTRY
@@ -39,8 +39,7 @@ def start(
     cfg.validate()
     max_item_len = DEFAULT_MAX_ITEM_LEN if max_item_len is None else max_item_len
     source = Path(input_file) if input_file else bundled_names()
-    items, skipped = read_items(source, max_item_len)
-    data = Dataset(items)
+    data = Dataset.read(source, max_item_len)
     config = cls.config_for(data, **model_flags)
     try:
         with torch.device("meta"):  # shapes only: the recipe is checked against memory before allocating
@@ -58,7 +57,7 @@ def start(
         max_item_len=max_item_len,
         max_len=data.max_len,
         params=model.num_params(),
-        skipped_items=skipped,
+        skipped_items=data.skipped,
     )
     store = None
     try:
@@ -66,18 +65,18 @@ def start(
         if world.main:  # the one writer: the other ranks only train
             try:
                 store = RunStore.create(work_dir, model_type, data.vocab, run)
-                store.start(items)
+                store.start(source, data)
             except MakemoreError as e:
                 error = e
         world.agree(error)
         if world.main:
             print(f"run directory: {store.dir}", file=sys.stderr)
-            if skipped:
-                print(f"skipped {skipped} items longer than {max_item_len} characters", file=sys.stderr)
+            if data.skipped:
+                print(f"skipped {data.skipped} items longer than {max_item_len} characters", file=sys.stderr)
             ranks = f"; {world.size} ranks" if world.size > 1 else ""
             print(
                 f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; "
-                f"{len(data.splits['train'])}/{len(data.splits['dev'])}/{len(data.splits['test'])} items "
+                f"{data.sizes[0]}/{data.sizes[1]}/{data.sizes[2]} items "
                 f"train/dev/test{ranks}",
                 file=sys.stderr,
             )
@@ -105,7 +104,8 @@ def resume(run_dir: Path, train_flags: dict, run_as: dict | None = None, progres
     world.agree(error)
     try:
         last = store.load_last()
-        _check_same_run(store, last, run_as or {})
+        data = store.dataset(write_cache=world.main)
+        _check_same_run(last, data, run_as or {})
         cfg = replace(last.train_config, **train_flags)
         cfg.validate()
         for name in ("optimizer", "seed"):  # the saved optimizer state and random streams go on as they were
@@ -115,7 +115,7 @@ def resume(run_dir: Path, train_flags: dict, run_as: dict | None = None, progres
                     "a resumed run continues its own optimizer state and random streams"
                 )
         set_threads(cfg.threads, world.size)
-        trainer = Trainer(last.model, store.dataset(), cfg)
+        trainer = Trainer(last.model, data, cfg)
         trainer.restore(last.optimizer, last.rng, last.ema, last.step, last.train_seconds)
         if world.main:
             print(f"resuming {run_dir} at step {trainer.step} of {cfg.max_steps}", file=sys.stderr)
@@ -124,7 +124,7 @@ def resume(run_dir: Path, train_flags: dict, run_as: dict | None = None, progres
         store.unlock()
 
 
-def _check_same_run(store: RunStore, last, run_as: dict) -> None:
+def _check_same_run(last, data: Dataset, run_as: dict) -> None:
     """Flags that describe the run may be repeated on --resume, with the run's own values only."""
     stored = {"--type": last.run.type, "--max-item-len": last.run.max_item_len}
     stored.update({flag(k): v for k, v in asdict(last.model.config).items() if k != "vocab_size"})
@@ -132,7 +132,8 @@ def _check_same_run(store: RunStore, last, run_as: dict) -> None:
         if value is None:
             continue
         if name == "--input-file":
-            if read_items(value, last.run.max_item_len)[0] != store.items():
+            given = Dataset.read(value, last.run.max_item_len)
+            if given.sha256 != last.run.input_sha256 and not given.same_items(data):
                 raise MakemoreError(f"--input-file {value} is not what this run trained on (its input.txt)")
         elif name not in stored:
             raise MakemoreError(f"{name} is not an option of this run's model ({last.run.type})")
@@ -181,9 +182,7 @@ def evaluate(run_dir: Path) -> dict:
     store = RunStore.open(run_dir)
     best = store.load_best()
     data = store.dataset()
-    report = {
-        split: split_nll(best.model, *best.model.split_tensors(data, split)) for split in ("train", "dev", "test")
-    }
+    report = {split: split_nll(best.model, best.model.examples(data.split(split))) for split in SPLITS}
     return {**report, "type": best.run.type, "step": best.step, "params": best.model.num_params()}
 
 
@@ -201,8 +200,8 @@ def sample(run_dir: Path, n: int, seed: int, how: Sampling, new_only: bool) -> l
     gen = torch.Generator().manual_seed(seed)
     out: list[tuple[str, str]] = []
     for _ in range(100 if new_only else 1):  # --new-only: draw until enough new items, within reason
-        for item in generate(best.model, best.vocab, n, limit, gen, how):
-            where = data.membership(item)
+        items = generate(best.model, best.vocab, n, limit, gen, how)
+        for item, where in zip(items, data.membership(items)):
             if not new_only or where == "new":
                 out.append((item, where))
         if len(out) >= n:

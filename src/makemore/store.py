@@ -1,6 +1,7 @@
 """The run store: one run directory's files, and the only code that writes them.
 
-DIR/input.txt          the items trained on (a copy: the run is self-contained)
+DIR/input.txt          the input file trained on (a copy: the run is self-contained)
+DIR/data.safetensors   its items encoded, in split order (a cache, rebuilt from input.txt if needed)
 DIR/model.safetensors  best-dev checkpoint (weights, config, vocab)
 DIR/last.safetensors   latest state for --resume (adds optimizer and RNG state)
 DIR/metrics.jsonl      train loss every 100 steps, dev loss at each evaluation
@@ -13,15 +14,17 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import checkpoint
 from .checkpoint import Checkpoint, RunInfo
-from .data import Dataset, Vocab, read_items
+from .data import CacheError, Dataset, Vocab
 from .errors import MakemoreError
-from .files import atomic_write_bytes, check_owner, open_append
+from .files import atomic_copy, atomic_write_bytes, check_owner, open_append
 from .plots import plot_loss
 
 
@@ -34,11 +37,16 @@ def _checked_name(run_dir: Path) -> Path:
     return run_dir
 
 
-def sha256(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 INPUT = "input.txt"
+DATA = "data.safetensors"
 METRICS = "metrics.jsonl"
 PLOT = "loss.png"
 LOCK = ".lock"  # holds the writer's PID
@@ -72,17 +80,26 @@ class RunStore:
             raise MakemoreError(f"cannot create run directory {run_dir}: {e.strerror}") from None
         return cls(run_dir, vocab, run, created=created)
 
-    def start(self, items: list[str]) -> None:
-        """Take the lock, check that the directory holds no run yet, and write the items into it."""
+    def start(self, source: Path, data: Dataset) -> None:
+        """Take the lock, check that the directory holds no run yet, and write the input (a copy
+        of the file the data was read from) and the data cache into it."""
         self.lock()
         existing = [name for name in RUN_FILES if (self.dir / name).exists()]
         if existing:
             raise MakemoreError(
                 f"{self.dir} already holds a run ({existing[0]}); use --resume to continue it or choose another -o"
             )
-        payload = ("\n".join(items) + "\n").encode("utf-8")
-        atomic_write_bytes(self.dir / INPUT, payload)
-        self.run.input_sha256 = sha256(payload)
+        need = os.stat(source).st_size + data.tokens.nbytes + data.offsets.nbytes
+        free = shutil.disk_usage(self.dir).free
+        if need > free:
+            raise MakemoreError(
+                f"not enough disk space in {self.dir}: the copy of the input and its encoded items need "
+                f"{need / 2**20:,.0f} MB, {free / 2**20:,.0f} MB are free"
+            )
+        self.run.input_sha256 = atomic_copy(source, self.dir / INPUT)
+        if self.run.input_sha256 != data.sha256:
+            raise MakemoreError(f"input file {source} changed while it was read; run the command again")
+        self._save_data(data)
 
     def has_checkpoint(self, best: bool = False) -> bool:
         """Whether the best checkpoint (best=True), or any checkpoint, has been written."""
@@ -94,7 +111,7 @@ class RunStore:
         this process made it, so the same command can simply be run again."""
         if self.has_checkpoint():
             return
-        for name in (INPUT, METRICS, PLOT, LOCK):
+        for name in (INPUT, DATA, METRICS, PLOT, LOCK):
             (self.dir / name).unlink(missing_ok=True)
         if self.created:
             try:
@@ -152,19 +169,56 @@ class RunStore:
         self.vocab, self.run = ckpt.vocab, ckpt.run
         return ckpt
 
-    def items(self) -> list[str]:
-        """The run's items, as it trained on them (load a checkpoint first)."""
+    def dataset(self, write_cache: bool = True) -> Dataset:
+        """The run's items, split as when it trained, with its vocabulary (load a checkpoint first):
+        from the data cache while it matches input.txt, else encoded again from input.txt (and
+        cached again, with write_cache)."""
         path = self.dir / INPUT
-        if self.run.input_sha256 and path.is_file() and sha256(path.read_bytes()) != self.run.input_sha256:
-            raise MakemoreError(
-                f"{path} has changed since the run trained on it; its split would differ, so the run cannot go on "
-                "with it (restore the file, or train a new run on the new data)"
-            )
-        return read_items(path, self.run.max_item_len)[0]
+        try:
+            size_and_time = _size_and_time(path)
+        except FileNotFoundError:
+            raise MakemoreError(f"{path} is missing; the run's data cannot be read without it (restore it)") from None
+        try:
+            data, facts = Dataset.load(self.dir / DATA)
+            stale = self._stale(data, facts, size_and_time)
+        except CacheError as e:
+            stale = None if not (self.dir / DATA).exists() else str(e)  # none yet: a run of an older makemore
+            data = None
+        if data is not None and stale is None:
+            return data
+        if stale:
+            print(f"{self.dir / DATA} {stale}; encoding {path} again", file=sys.stderr)
+        data = Dataset.read(path, self.run.max_item_len, vocab=self.vocab)
+        if self.run.input_sha256 and data.sha256 != self.run.input_sha256:
+            raise self._changed()
+        if write_cache:
+            try:
+                self._save_data(data)
+            except MakemoreError as e:  # a read-only or full disk: the run goes on without the cache
+                print(f"note: {e}", file=sys.stderr)
+        return data
 
-    def dataset(self) -> Dataset:
-        """The run's items, split as when it trained, with its vocabulary (load a checkpoint first)."""
-        return Dataset(self.items(), vocab=self.vocab)
+    def _stale(self, data: Dataset, facts: dict[str, str], size_and_time: str) -> str | None:
+        """Why a cache that loaded does not hold this run's data, or None if it does."""
+        if self.run.input_sha256 and data.sha256 != self.run.input_sha256:
+            return "was built from other data"
+        if data.vocab != self.vocab or facts.get("max_item_len") != str(self.run.max_item_len):
+            return "was built with another vocabulary or --max-item-len"
+        if facts.get("input") != size_and_time and self.run.input_sha256:  # input.txt touched: is it the same?
+            if file_sha256(self.dir / INPUT) != self.run.input_sha256:
+                raise self._changed()
+        return None
+
+    def _changed(self) -> MakemoreError:
+        return MakemoreError(
+            f"{self.dir / INPUT} has changed since the run trained on it; its split would differ, so the run "
+            "cannot go on with it (restore the file, or train a new run on the new data)"
+        )
+
+    def _save_data(self, data: Dataset) -> None:
+        """Write the data cache, stamped with input.txt's size and time (so a later change shows)."""
+        facts = {"max_item_len": str(self.run.max_item_len), "input": _size_and_time(self.dir / INPUT)}
+        atomic_write_bytes(self.dir / DATA, data.to_bytes(**facts))
 
     def metrics(self) -> list[dict]:
         """The log's rows. A torn last line (a crash during an append) is dropped; other damage is one line."""
@@ -224,3 +278,8 @@ class RunStore:
 
     def plot(self) -> None:
         plot_loss(self.metrics(), self.dir / PLOT)
+
+
+def _size_and_time(path: Path) -> str:
+    st = os.stat(path)
+    return f"{st.st_size} {st.st_mtime_ns}"

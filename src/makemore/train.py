@@ -164,8 +164,8 @@ class Trainer:
         self.world = distributed.world()
         # DDP averages the ranks' gradients in backward; a closed-form model has none to average
         self.net = DistributedDataParallel(model) if self.world.size > 1 and model.num_params() else model
-        self.X, self.Y = (t.to(self.device) for t in model.split_tensors(data, "train"))
-        self.dev = tuple(t.to(self.device) for t in model.split_tensors(data, "dev"))
+        self.train_examples = model.examples(data.split("train").to(self.device))
+        self.dev_examples = model.examples(data.split("dev").to(self.device))
         self.optimizer = make_optimizer(model, cfg, self.device) if model.num_params() else None
         self.ema = None
         if cfg.ema and self.optimizer is not None:
@@ -200,11 +200,11 @@ class Trainer:
 
     def evaluate_dev(self) -> float:
         if self.ema is not None:
-            self.ema.module.recompute_batchnorm(self.X)
+            self.ema.module.recompute_batchnorm(self.train_examples)
         if self.world.size == 1:
-            return split_nll(self.evaluated_model(), *self.dev)
-        rows = self.world.shard(len(self.dev[0]))  # each rank its share of the split, then the sums
-        total, count = self.world.sum(*split_totals(self.evaluated_model(), self.dev[0][rows], self.dev[1][rows]))
+            return split_nll(self.evaluated_model(), self.dev_examples)
+        rows = self.world.shard(len(self.dev_examples))  # each rank its share of the split, then the sums
+        total, count = self.world.sum(*split_totals(self.evaluated_model(), self.dev_examples, rows))
         return total / count if count else math.nan
 
     def request_stop(self, reason: str) -> None:
@@ -218,7 +218,7 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
         if self.step == 0 and self.model.num_params() == 0:
-            self.model.fit(self.X, self.Y)  # closed-form models are "trained" by counting
+            self.model.fit(self.train_examples)  # closed-form models are "trained" by counting
         try:
             for hook in self.hooks:
                 hook.on_start(self)
@@ -237,12 +237,12 @@ class Trainer:
             self.lr = lr_at(self.cfg, self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
-            ix = torch.randint(0, len(self.X), (self.cfg.batch_size,), generator=self.gen).to(self.device)
+            ix = torch.randint(0, len(self.train_examples), (self.cfg.batch_size,), generator=self.gen).to(self.device)
             targets = None
             if self.world.size > 1:  # every rank drew the same global batch; each trains on its slice
-                targets = int((self.Y[ix] != IGNORE).sum())
+                targets = self.train_examples.targets(ix)
                 ix = self.world.share(ix)
-            X, Y, pos = self.model.shape_batch(self.X[ix], self.Y[ix], self.cfg.pack)
+            X, Y, pos = self.model.shape_batch(*self.train_examples[ix], self.cfg.pack)
             if self.cfg.input_noise:
                 X = self._noised(X)
             self.loss = self._train_step(X, Y, pos, targets)

@@ -3,22 +3,23 @@ import math
 import torch
 
 from makemore.config import TrainConfig
-from makemore.data import Dataset, bundled_names, read_items
+from makemore.data import Dataset, Windows, bundled_names
 from makemore.evaluate import split_nll
 from makemore.models import REGISTRY
 from makemore.train import Trainer
 
 
 def _names():
-    return Dataset(read_items(bundled_names())[0])
+    return Dataset.read(bundled_names())
 
 
 def test_counts_model_matches_explicit_counting():
-    data = Dataset(["ab", "abb", "ba"])
+    data = Dataset.from_items(["ab", "abb", "ba"])
     V = len(data.vocab)
     model = REGISTRY["bigram"](REGISTRY["bigram"].Config(vocab_size=V, alpha=0.5))
-    X, Y = data.windows("train", 1)
-    model.fit(X, Y)
+    examples = Windows(data.split("train"), 1)
+    model.fit(examples)
+    X, Y = examples[:]
     N = torch.zeros(V, V)
     for prev, nxt in zip(X[:, 0].tolist(), Y.tolist()):
         N[prev, nxt] += 1
@@ -32,7 +33,7 @@ def test_counts_dev_nll_on_names():
     data = _names()
     model = REGISTRY["bigram"](REGISTRY["bigram"].Config(vocab_size=27))
     Trainer(model, data, TrainConfig(max_steps=0)).run()
-    dev = split_nll(model, *data.windows("dev", 1))
+    dev = split_nll(model, Windows(data.split("dev"), 1))
     print("bigram counts dev", dev)
     assert 2.44 <= dev <= 2.47
 
@@ -40,11 +41,11 @@ def test_counts_dev_nll_on_names():
 def test_neural_bigram_lands_on_the_counts_model():
     data = _names()
     counts = REGISTRY["bigram"](REGISTRY["bigram"].Config(vocab_size=27))
-    counts.fit(*data.windows("train", 1))
+    counts.fit(Windows(data.split("train"), 1))
     cls = REGISTRY["bigram-nn"]
     torch.manual_seed(0)
     nn_model = cls(cls.Config(vocab_size=27))
     Trainer(nn_model, data, TrainConfig(**cls.train_defaults)).run()
-    dev = {name: split_nll(m, *data.windows("dev", 1)) for name, m in [("counts", counts), ("nn", nn_model)]}
+    dev = {name: split_nll(m, Windows(data.split("dev"), 1)) for name, m in [("counts", counts), ("nn", nn_model)]}
     print("dev", dev)
     assert math.isclose(dev["counts"], dev["nn"], abs_tol=0.01)

@@ -33,17 +33,17 @@ def test_initial_loss_is_near_uniform():
 def test_default_recipe_reaches_the_target_and_samples_look_like_names():
     """The acceptance run: `makemore train --type mlp` with no flags, dev <= 2.13 (lecture: 2.170)."""
     from makemore.config import TrainConfig
-    from makemore.data import Dataset, bundled_names, read_items
+    from makemore.data import Dataset, Windows, bundled_names
     from makemore.evaluate import split_nll
     from makemore.sample import generate
     from makemore.train import Trainer
 
-    data = Dataset(read_items(bundled_names())[0])
+    data = Dataset.read(bundled_names())
     cls = REGISTRY["mlp"]
     torch.manual_seed(42)
     model = cls(cls.Config(vocab_size=27))
     Trainer(model, data, TrainConfig(**cls.train_defaults)).run()
-    dev = split_nll(model, *data.windows("dev", 3))
+    dev = split_nll(model, Windows(data.split("dev"), 3))
     print("mlp default recipe dev", dev)
     assert dev <= 2.13
     names = generate(model, data.vocab, 200, 30, torch.Generator().manual_seed(0))

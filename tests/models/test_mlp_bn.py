@@ -187,7 +187,7 @@ def test_trained_mlp_bn_samples_are_name_like(bn_run):
     lengths = [len(s) for s in samples]
     # a reference that knows nothing of the model: the data's own bigram statistics
     items, _ = read_items(bundled_names())
-    data = Dataset(items)
+    data = Dataset.from_items(items)
     counts = torch.ones(27, 27)
     for w in items:
         ids = [0] + data.vocab.encode(w) + [0]

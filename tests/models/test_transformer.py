@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from makemore.data import Dataset, Vocab
+from makemore.data import Dataset, Rows, Vocab
 from makemore.errors import MakemoreError
 from makemore.models import REGISTRY
 from makemore.sample import Sampling, generate
@@ -156,8 +156,8 @@ def test_padding_is_masked_out_of_the_loss():
     from makemore.train import batch_loss
 
     model = small_model().float()
-    data = Dataset(["emma", "olivia", "ava", "isabella", "sophia"])
-    X, Y = data.sequences("train")
+    data = Dataset.from_items(["emma", "olivia", "ava", "isabella", "sophia"])
+    X, Y = Rows(data.split("train"))[:]
     X2 = X.clone()
     X2[Y == -1] = 5  # garbage where there is no target (X at padding positions)
     logits = model(X).double()
@@ -175,8 +175,10 @@ def test_packed_rows_give_each_item_its_own_logits():
     from makemore.data import pack
 
     model = small_model()
-    data = Dataset(["emma", "olivia", "ava", "isabella", "sophia", "mia", "charlotte", "amelia", "x", "evelyn"])
-    X, Y = data.sequences("train")
+    data = Dataset.from_items(
+        ["emma", "olivia", "ava", "isabella", "sophia", "mia", "charlotte", "amelia", "x", "evelyn"]
+    )
+    X, Y = Rows(data.split("train"))[:]
     Xp, Yp, pos = pack(X, Y, 16)
     assert len(Xp) < len(X)
     padded, packed = model(X), model(Xp, pos)

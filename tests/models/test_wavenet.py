@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from makemore.data import Dataset, bundled_names, encode_windows, read_items
+from makemore.data import Dataset, Rows, Split, Windows, bundled_names
 from makemore.models import REGISTRY
 from makemore.models.wavenet import WaveNet, WaveNetConv
 from makemore.sample import generate
@@ -17,7 +17,7 @@ from conftest import run_cli
 
 @pytest.fixture(scope="module")
 def names():
-    return Dataset(read_items(bundled_names())[0])
+    return Dataset.read(bundled_names())
 
 
 def pair(seed=0, dtype=torch.float64, **overrides):
@@ -58,8 +58,7 @@ def test_lecture_configuration_has_76579_parameters():
 def test_output_layer_starts_small_so_initial_loss_is_near_uniform(names):
     torch.manual_seed(0)
     model = WaveNet(WaveNet.Config(vocab_size=27))
-    X, Y = names.windows("train", 8)
-    loss = batch_loss(model, X[:2000], Y[:2000]).item()
+    loss = batch_loss(model, *Windows(names.split("train"), 8)[:2000]).item()
     print(f"initial loss {loss:.4f} vs ln 27 = {torch.log(torch.tensor(27.0)):.4f}")
     assert abs(loss - torch.log(torch.tensor(27.0)).item()) < 0.05
 
@@ -68,9 +67,10 @@ def test_output_layer_starts_small_so_initial_loss_is_near_uniform(names):
 def test_conv_form_equals_hierarchical_form_at_every_position_in_eval_mode(names, options):
     tree, conv = pair(**options)
     tree.eval(), conv.eval()
-    X, Y = names.sequences("dev")
-    X, Y = X[:300], Y[:300]
-    windows, targets = encode_windows(X, Y, 8)
+    dev = names.split("dev")
+    first_300 = Split(dev.tokens, dev.offsets[:301])
+    X, Y = Rows(first_300)[:]
+    windows, _ = Windows(first_300, 8)[:]
     by_window = tree(windows)  # one window per predicted character
     by_item = conv(X)[Y != -1]  # one pass per item, the same positions in the same order
     diff = (by_item - by_window).abs().max().item()
@@ -82,7 +82,7 @@ def test_conv_form_equals_torch_conv1d_with_the_same_weights(names):
     """An independent reference: each level as F.conv1d(kernel 2, dilation 2**i) on left-padded input."""
     _, conv = pair(seed=1)
     conv.eval()
-    X = names.sequences("dev")[0][:100]
+    X = Rows(names.split("dev"))[:100][0]
     x = conv.wte(F.pad(X, (7, 0))).transpose(1, 2)  # (B, C, T + 7): channels first for conv1d
     for i, level in enumerate(conv.levels):
         C = level.weight.size(0) // 2
@@ -100,9 +100,10 @@ def test_conv_form_equals_torch_conv1d_with_the_same_weights(names):
 def test_conv_training_step_is_the_hierarchical_step_on_all_windows_of_the_items(names, options):
     """Weighted BatchNorm statistics make a batch of items train exactly like all its windows."""
     tree, conv = pair(**options, seed=2)
-    X, Y = names.sequences("train")
-    X, Y = X[:64], Y[:64]
-    loss_tree = batch_loss(tree, *encode_windows(X, Y, 8))
+    train = names.split("train")
+    first_64 = Split(train.tokens, train.offsets[:65])
+    X, Y = Rows(first_64)[:]
+    loss_tree = batch_loss(tree, *Windows(first_64, 8)[:])
     loss_conv = batch_loss(conv, X, Y)
     loss_tree.backward(), loss_conv.backward()
     grad_diff = max((a.grad - b.grad).abs().max().item() for a, b in zip(tree.parameters(), conv.parameters()))
@@ -119,7 +120,8 @@ def test_conv_training_step_is_the_hierarchical_step_on_all_windows_of_the_items
 def test_cached_decoding_equals_full_recomputation(names, options):
     _, conv = pair(**options, seed=3, dtype=torch.float32)
     conv.eval()
-    X = names.sequences("dev")[0][:20, :12]
+    X = Rows(names.split("dev"))[:20][0]
+    X = F.pad(X, (0, max(0, 12 - X.size(1))))[:, :12]  # 12 positions, padded if these items are shorter
     logits, state = conv.decode(X[:, :2])
     steps = [logits]
     for t in range(2, 12):

@@ -2,7 +2,7 @@
 
 A **window model** sees a fixed context of `context_size` characters and gives the logits of
 the next one: forward(idx (B, context_size)) -> (B, V). Training examples are one window per
-predicted character (data.Dataset.windows).
+predicted character (data.Windows).
 
 A **sequence model** reads whole items of up to `max_len` characters and predicts at every
 position at once: forward(idx (B, T)) -> (B, T, V), T <= max_len + 1 (the boundary, then the
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Checked, flag, option
-from ..data import BOUNDARY, IGNORE, ITEM_LEN_LIMIT, Dataset, encode_windows, pack
+from ..data import BOUNDARY, ITEM_LEN_LIMIT, Dataset, Rows, Split, Windows, pack
 from ..errors import MakemoreError
 from .batchnorm import BatchNorm
 
@@ -72,8 +72,8 @@ class Model(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # --- optional abilities, with their defaults ------------------------------------------------
-    def fit(self, X: torch.Tensor, Y: torch.Tensor) -> None:
-        """Closed-form training; only models without parameters implement it."""
+    def fit(self, examples: Rows | Windows) -> None:
+        """Closed-form training on all of a split's examples; only models without parameters implement it."""
         raise NotImplementedError
 
     def decode(self, idx: torch.Tensor, state=None):
@@ -93,19 +93,19 @@ class Model(nn.Module):
         return [m for m in self.modules() if isinstance(m, BatchNorm)]
 
     @torch.no_grad()
-    def recompute_batchnorm(self, X: torch.Tensor, chunk: int = 4096) -> None:
-        """Set every BatchNorm's running mean and variance to their average over X under the
-        current weights. Averaged weights need this: running statistics describe only the weights
-        they were collected with."""
+    def recompute_batchnorm(self, examples: Rows | Windows, chunk: int = 4096) -> None:
+        """Set every BatchNorm's running mean and variance to their average over the examples under
+        the current weights. Averaged weights need this: running statistics describe only the
+        weights they were collected with."""
         norms = self.batchnorms()
         if not norms:
             return
         momenta, was_training = [m.momentum for m in norms], self.training
         self.train()
-        for k, start in enumerate(range(0, len(X), chunk)):
+        for k, start in enumerate(range(0, len(examples), chunk)):
             for m in norms:
                 m.momentum = 1 / (k + 1)  # the k-th chunk's statistics enter a plain mean
-            self(X[start : start + chunk])
+            self(examples[start : start + chunk][0])
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         self.train(was_training)
@@ -124,23 +124,19 @@ class Model(nn.Module):
         """The config for this data (vocabulary size, lengths) with the user's options, validated."""
         raise NotImplementedError
 
-    def split_tensors(self, data: Dataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(X, Y) of a whole split, as this model trains and evaluates on them."""
+    def examples(self, split: Split) -> Rows | Windows:
+        """A split's examples as this model trains and evaluates on them: examples[ix] -> (X, Y)
+        gives forward's input and the targets, item after item (padding targets are IGNORE)."""
         raise NotImplementedError
 
     def shape_batch(
         self, X: torch.Tensor, Y: torch.Tensor, packed: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """A training batch drawn from split_tensors rows -> (X, Y, pos): pos marks packed rows."""
+        """A training batch drawn from examples() -> (X, Y, pos): pos marks packed rows."""
         return X, Y, None
 
     def next_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits (B, V) for the token after each row of tokens (B, t), which start with the boundary."""
-        raise NotImplementedError
-
-    def examples(self, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Padded item rows (X, Y) (B, T) as forward takes them, targets in the same order: item
-        after item, padding targets (IGNORE) anywhere."""
         raise NotImplementedError
 
     @property
@@ -185,15 +181,12 @@ class WindowModel(Model):
     def config_for(cls, data: Dataset, **options) -> ModelConfig:
         return _build(cls, options, vocab_size=len(data.vocab))
 
-    def split_tensors(self, data, split):
-        return data.windows(split, self.context_size)
+    def examples(self, split):
+        return Windows(split, self.context_size)
 
     def next_logits(self, tokens):
         n = self.context_size
         return self(F.pad(tokens, (max(0, n - tokens.size(1)), 0), value=BOUNDARY)[:, -n:])
-
-    def examples(self, X, Y):
-        return encode_windows(X, Y, self.context_size)
 
     @classmethod
     def upgrade(cls, config, state):
@@ -232,15 +225,13 @@ class SequenceModel(Model):
             )
         return _build(cls, options, vocab_size=len(data.vocab), max_len=max_len)
 
-    def split_tensors(self, data, split):
-        return data.sequences(split)
+    def examples(self, split):
+        return Rows(split)
 
     def shape_batch(self, X, Y, packed):
-        if packed and self.packs:  # packing drops the padding itself
+        if packed and self.packs:  # rows of several items each: less padding still
             return pack(X, Y, self.config.positions)
-        # rows are padded to the longest item of the data set; most batches are shorter
-        T = int((Y != IGNORE).sum(1).max())
-        return X[:, :T], Y[:, :T], None
+        return X, Y, None
 
     def next_logits(self, tokens):
         return self(tokens[:, -self.config.positions :])[:, -1]
@@ -251,9 +242,6 @@ class SequenceModel(Model):
                 f"a row of {tokens} tokens is longer than this model's {self.config.positions} "
                 f"positions (max_len {self.config.max_len} + the boundary)"
             )
-
-    def examples(self, X, Y):
-        return X, Y
 
     @property
     def length_limit(self) -> int:

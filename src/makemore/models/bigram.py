@@ -42,10 +42,13 @@ class BigramCounts(_Bigram):
         self.register_buffer("counts", torch.zeros(V, V))
         self.register_buffer("log_probs", torch.full((V, V), -math.log(V)))
 
-    def fit(self, X, Y):
+    def fit(self, examples):
         V = self.config.vocab_size
-        pairs = X[:, -1] * V + Y  # flat index of (previous, next)
-        self.counts.copy_(torch.bincount(pairs, minlength=V * V).view(V, V).float())
+        self.counts.zero_()
+        for a, b in examples.spans(1 << 20):
+            X, Y = examples[a:b]
+            pairs = X[:, -1] * V + Y  # flat index of (previous, next)
+            self.counts += torch.bincount(pairs, minlength=V * V).view(V, V)
         smoothed = self.counts + self.config.alpha
         self.log_probs.copy_((smoothed / smoothed.sum(1, keepdim=True)).log())
 

@@ -197,15 +197,7 @@ class WaveNetConv(_Layers, SequenceModel):
     }
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return self.decode(idx)[0]
-        # Training rows are items padded to the longest item of the data set; columns past the
-        # longest item of this batch are padding in every row, so they are not computed. Their
-        # logits are returned as zeros: every target there is IGNORE, so the loss is unchanged.
-        T = idx.size(1)
-        real = (idx != BOUNDARY) | (torch.arange(T, device=idx.device) == 0)
-        keep = int(real.any(0).nonzero().max()) + 1
-        return F.pad(self.decode(idx[:, :keep])[0], (0, 0, 0, T - keep))
+        return self.decode(idx)[0]
 
     def decode(self, fresh: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
         """Logits for the positions of `fresh`, given the cached activations of those before.

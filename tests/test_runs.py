@@ -98,3 +98,55 @@ def test_a_model_that_never_ends_an_item_samples_within_the_length_bound(capsys,
     code, out, err = run_cli(capsys, "sample", "-o", run_dir, "-n", "3", "--seed", "0", "--json")
     lengths = [len(s["item"]) for s in json.loads(out)["samples"]]
     assert code == 0 and lengths == [2 * meta["max_len"]] * 3, err
+
+
+def test_the_data_cache_is_reused_and_rebuilt_when_damaged_or_missing(capsys, run, tmp_path):
+    """eval reads the run's encoded items from data.safetensors; a damaged, foreign or missing
+    cache is encoded again from input.txt, with the same numbers."""
+    run_dir = _copy(run, tmp_path)
+    cache = run_dir / "data.safetensors"
+    code, want, err = run_cli(capsys, "eval", "-o", run_dir, "--json")
+    assert code == 0 and err == "", err
+    written = cache.stat().st_mtime_ns
+    run_cli(capsys, "eval", "-o", run_dir)
+    assert cache.stat().st_mtime_ns == written  # read, not rebuilt
+    other = tmp_path / "other"
+    assert run_cli(capsys, "train", "-i", _items(tmp_path, 40), "-o", other, "--max-steps", "1", "-q")[0] == 0
+    cases = {
+        "damaged": lambda: cache.write_bytes(cache.read_bytes()[:100]),
+        "foreign": lambda: shutil.copy(other / "data.safetensors", cache),
+        "missing": lambda: cache.unlink(),
+    }
+    for case, damage in cases.items():
+        damage()
+        code, out, err = run_cli(capsys, "eval", "-o", run_dir, "--json")
+        print(f"{case}: {err.strip()}")
+        assert code == 0 and json.loads(out) == json.loads(want), err
+        assert ("encoding" in err and "again" in err) == (case != "missing")  # an older run's: silently
+        assert run_cli(capsys, "eval", "-o", run_dir)[2] == ""  # cached again
+
+
+def test_a_touched_input_is_checked_by_its_hash_and_a_missing_one_is_one_line(capsys, run, tmp_path):
+    run_dir = _copy(run, tmp_path)
+    (run_dir / "input.txt").touch()  # same bytes, new time: still the run's input
+    assert run_cli(capsys, "eval", "-o", run_dir)[0] == 0
+    (run_dir / "input.txt").unlink()
+    code, _, err = run_cli(capsys, "sample", "-o", run_dir)
+    assert code == 1 and "input.txt is missing" in err and "Traceback" not in err
+
+
+def test_resume_accepts_the_same_items_written_differently(capsys, run, tmp_path):
+    """--input-file on --resume must hold the run's items; its bytes may differ (CRLF, blank lines)."""
+    run_dir = _copy(run, tmp_path)
+    same = tmp_path / "names-crlf.txt"
+    same.write_bytes(bundled_names().read_bytes().replace(b"\n", b"\r\n\r\n"))
+    argv = [*COMMAND, "-o", run_dir, "-i", same, "--resume", "--max-steps", "40"]
+    assert run_cli(capsys, *argv)[0] == 0
+    code, _, err = run_cli(capsys, *argv[:-1], "50", "-i", _items(tmp_path, 40))
+    assert code == 1 and "is not what this run trained on" in err
+
+
+def _items(tmp_path, n):
+    path = tmp_path / f"items{n}.txt"
+    path.write_text("".join(f"item{i}\n" for i in range(n)))
+    return path

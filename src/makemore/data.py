@@ -271,9 +271,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    @property
-    def lengths(self) -> torch.Tensor:
-        return self.offsets[1:] - self.offsets[:-1]
+    def bounds(self, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where items ix start in the flat array, and their lengths."""
+        start = self.offsets[ix]
+        return start, self.offsets[ix + 1] - start
 
     @property
     def targets(self) -> int:
@@ -307,7 +308,7 @@ class Rows:
 
     def __getitem__(self, ix: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
         ix = self.split.indices(ix, len(self))
-        start, length = self.split.offsets[ix], self.split.lengths[ix]
+        start, length = self.split.bounds(ix)
         T = int(length.max()) + 1 if len(ix) else 1
         t = torch.arange(T, device=start.device)
         chars = self.split.chars(start[:, None] + t, t < length[:, None])  # the end boundary, then padding
@@ -315,12 +316,12 @@ class Rows:
         return X, chars.masked_fill_(t > length[:, None], IGNORE)
 
     def targets(self, ix: torch.Tensor) -> int:
-        return int(self.split.lengths[ix].sum()) + len(ix)
+        return int(self.split.bounds(ix)[1].sum()) + len(ix)
 
     def spans(self, tokens: int, rows: slice = slice(None)):
         """Consecutive (start, stop) ranges of rows whose padded batches hold at most `tokens`
         tokens (or a single row), halving a range until it fits."""
-        width = self.split.lengths + 1
+        width = self.split.offsets.diff() + 1
         todo = [rows.indices(len(self))[:2]]
         while todo:
             a, b = todo.pop()
@@ -348,7 +349,7 @@ class Windows:
         ex = self.split.indices(ex, len(self))
         item = torch.searchsorted(self.first, ex, right=True) - 1
         pos = ex - self.first[item]  # predicting the item's character pos (its end at pos == length)
-        start, length = self.split.offsets[item], self.split.lengths[item]
+        start, length = self.split.bounds(item)
         before = pos[:, None] + torch.arange(-self.context_size, 0, device=ex.device)
         X = self.split.chars(start[:, None] + before, before >= 0)
         return X, self.split.chars(start + pos, pos < length)

@@ -4,6 +4,7 @@ leaves nothing behind."""
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -140,3 +141,14 @@ def test_a_failed_start_in_an_existing_directory_keeps_the_directory_and_its_oth
     (run_dir / "notes.txt").write_text("keep me")
     code, _, err = run_cli(capsys, "train", "-o", run_dir, "--device", "cuda", *QUICK)
     assert code == 1 and sorted(p.name for p in run_dir.iterdir()) == ["notes.txt"]
+
+
+def test_a_disk_too_small_for_the_input_and_its_cache_is_one_line_before_writing(capsys, tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 30, (1 << 30) - 4096, 4096))
+    run_dir = tmp_path / "new"
+    code, _, err = run_cli(capsys, "train", "-o", run_dir, *QUICK)
+    assert code == 1 and "not enough disk space" in err and "MB are free" in err, err
+    assert not run_dir.exists()

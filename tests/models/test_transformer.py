@@ -252,3 +252,17 @@ def test_defaults_average_the_weights_and_preset_best_trains_longer_on_smaller_b
         0.99,
     )
     assert meta["train_config"]["beta2"] == 0.999 and meta["train_config"]["learning_rate"] == 3e-3
+
+
+def test_packed_rows_are_as_wide_as_the_positions_up_to_32_or_the_longest_item():
+    """Attention grows with a row's width: one long item in the data must not widen every row."""
+    from makemore.data import Split
+
+    vocab = Vocab(("a", "b", "c"))
+    widths = {}
+    for max_len in (15, 1000):
+        model = REGISTRY["transformer"](REGISTRY["transformer"].Config(vocab_size=4, max_len=max_len, n_embd=8))
+        for items in (["ab", "abc", "c"], ["ab", "a" * 100])[: 1 + (max_len > 100)]:
+            X, Y, pos = model.shape_batch(*Rows(Split.of(items, vocab))[:], True)
+            widths[max_len, len(items[-1])] = X.size(1)
+    assert widths == {(15, 1): 16, (1000, 1): 32, (1000, 100): 101}

@@ -34,6 +34,8 @@ from ..data import BOUNDARY, ITEM_LEN_LIMIT, Dataset, Rows, Split, Windows, pack
 from ..errors import MakemoreError
 from .batchnorm import BatchNorm
 
+PACK_WIDTH = 32  # tokens per packed row (or the model's positions, if fewer)
+
 
 @dataclass
 class ModelConfig(Checked):
@@ -230,7 +232,9 @@ class SequenceModel(Model):
 
     def shape_batch(self, X, Y, packed):
         if packed and self.packs:  # rows of several items each: less padding still
-            return pack(X, Y, self.config.positions)
+            # as wide as the model's positions, but attention grows with the row's width: a data set
+            # with one long item packs its short ones into rows of PACK_WIDTH (wider only for that item)
+            return pack(X, Y, max(X.size(1), min(self.config.positions, PACK_WIDTH)))
         return X, Y, None
 
     def next_logits(self, tokens):

@@ -113,17 +113,26 @@ def _items_in(text: str, max_item_len: int) -> tuple[np.ndarray, np.ndarray, int
     """The items of whole lines of text, as str.strip() of each line finds them, without a loop
     over lines: (code points of the kept items back to back, their lengths, lines too long)."""
     cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    solid = np.flatnonzero(~_whitespace()[np.minimum(cp, 0x3001)])  # "\n" is whitespace too
+    if not len(cp):
+        return cp, np.zeros(0, dtype=np.int64), 0
+    space = _whitespace()
     breaks = np.flatnonzero(cp == 10)
-    lo = np.searchsorted(solid, np.concatenate(([0], breaks + 1)))  # first solid character of each line
-    hi = np.searchsorted(solid, np.concatenate((breaks, [len(cp)])))  # one past its last
-    lines = hi > lo
-    first, last = solid[lo[lines]], solid[hi[lines] - 1]
+    first = np.concatenate(([0], breaks + 1))  # each line's span [first, last]
+    last = np.concatenate((breaks, [len(cp)])) - 1
+    ends = np.minimum(np.stack([first, last]), len(cp) - 1)
+    padded = (last >= first) & space[np.minimum(cp[ends], 0x3001)].any(0)  # whitespace to strip
+    if padded.any():  # most files have none: only these lines need the positions of their solid characters
+        solid = np.append(np.flatnonzero(~space[np.minimum(cp, 0x3001)]), len(cp))  # "\n" is whitespace too
+        lo, hi = np.searchsorted(solid, first[padded]), np.searchsorted(solid, last[padded] + 1)
+        blank = hi == lo
+        first[padded] = np.where(blank, 1, solid[np.minimum(lo, len(solid) - 1)])
+        last[padded] = np.where(blank, 0, solid[hi - 1])
     length = last - first + 1
-    fits = length <= max_item_len
-    first, length = first[fits], length[fits]
-    inside = np.repeat(first - (np.cumsum(length) - length), length) + np.arange(length.sum())
-    return cp[inside], length, int((~fits).sum())
+    too_long = length > max_item_len
+    keep = (length > 0) & ~too_long
+    inside = np.zeros(len(cp) + 1, dtype=np.int8)  # +1 where a kept item starts, -1 after it ends
+    inside[first[keep]], inside[last[keep] + 1] = 1, -1
+    return cp[np.cumsum(inside[:-1], dtype=np.int8).view(bool)], length[keep], int(too_long.sum())
 
 
 def _read(path: Path, max_item_len: int, digest=None):
@@ -393,6 +402,16 @@ def pack(X: torch.Tensor, Y: torch.Tensor, width: int):
     return Xp.view(-1, width), Yp.view(-1, width), pos.view(-1, width)
 
 
+def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions of the spans [start, start + length), back to back: a running sum of steps of
+    1 that jump from the end of one span to the start of the next."""
+    steps = np.ones(int(lengths.sum()), dtype=np.int64)
+    steps[0] = starts[0]
+    at = np.cumsum(lengths[:-1])
+    steps[at] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(steps, out=steps)
+
+
 # --- the data set: every item, in split order ----------------------------------------------------
 def split_sizes(n: int) -> tuple[int, int, int]:
     """The lectures' 80% / 10% / 10% by item."""
@@ -452,16 +471,15 @@ class Dataset:
                 f"{len(lengths)} item(s) leave nothing for training after the 80/10/10 split; give at least 2"
             )
         order = shuffled_indices(len(lengths), SPLIT_SEED)
-        starts = np.cumsum(lengths) - lengths  # in file order
+        tokens = token.astype(vocab.dtype)[ids]  # final ids, still in file order
+        starts = np.cumsum(lengths) - lengths
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths[order], out=offsets[1:])
-        tokens, token = np.empty(offsets[-1], dtype=vocab.dtype), token.astype(vocab.dtype)
+        out = np.empty_like(tokens)
         for a in range(0, len(order), GATHER_ITEMS):
             b = min(a + GATHER_ITEMS, len(order))
-            n = lengths[order[a:b]]
-            src = np.repeat(starts[order[a:b]] - (offsets[a:b] - offsets[a]), n) + np.arange(offsets[b] - offsets[a])
-            tokens[offsets[a] : offsets[b]] = token[ids[src]]
-        return cls(vocab, torch.from_numpy(tokens), torch.from_numpy(offsets), sizes)
+            out[offsets[a] : offsets[b]] = tokens[_spans(starts[order[a:b]], lengths[order[a:b]])]
+        return cls(vocab, torch.from_numpy(out), torch.from_numpy(offsets), sizes)
 
     # --- what the models see ----------------------------------------------------------------------
     def __len__(self) -> int:

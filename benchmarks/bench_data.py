@@ -110,6 +110,7 @@ def main() -> None:
     p.add_argument("--items", type=int, default=10_000_000)
     p.add_argument("--file", type=Path, default=Path(tempfile.gettempdir()) / "makemore-10m.txt")
     p.add_argument("--steps", type=int, default=500, help="steps per timed stretch (4 stretches per model)")
+    p.add_argument("--types", nargs="+", default=["mlp", "transformer"], help="model types to train")
     args = p.parse_args()
     if not args.file.exists():
         t0 = time.perf_counter()
@@ -125,7 +126,7 @@ def main() -> None:
         from makemore.data import bundled_names
 
         result["train"] = {}
-        for model_type in ("mlp", "transformer"):
+        for model_type in args.types:
             for name, source in (("names", str(bundled_names())), ("10M", cache)):
                 steps = args.steps if model_type == "mlp" else args.steps // 5
                 row = child(TRAIN.format(cache=source, model_type=model_type, steps=steps, rss=PEAK_RSS))

@@ -254,7 +254,7 @@ def test_defaults_average_the_weights_and_preset_best_trains_longer_on_smaller_b
     assert meta["train_config"]["beta2"] == 0.999 and meta["train_config"]["learning_rate"] == 3e-3
 
 
-def test_packed_rows_are_as_wide_as_the_positions_up_to_32_or_the_longest_item():
+def test_packed_rows_are_as_wide_as_the_positions_up_to_16_or_the_longest_item():
     """Attention grows with a row's width: one long item in the data must not widen every row."""
     from makemore.data import Split
 
@@ -265,4 +265,4 @@ def test_packed_rows_are_as_wide_as_the_positions_up_to_32_or_the_longest_item()
         for items in (["ab", "abc", "c"], ["ab", "a" * 100])[: 1 + (max_len > 100)]:
             X, Y, pos = model.shape_batch(*Rows(Split.of(items, vocab))[:], True)
             widths[max_len, len(items[-1])] = X.size(1)
-    assert widths == {(15, 1): 16, (1000, 1): 32, (1000, 100): 101}
+    assert widths == {(15, 1): 16, (1000, 1): 16, (1000, 100): 101}

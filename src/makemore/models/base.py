@@ -34,7 +34,7 @@ from ..data import BOUNDARY, ITEM_LEN_LIMIT, Dataset, Rows, Split, Windows, pack
 from ..errors import MakemoreError
 from .batchnorm import BatchNorm
 
-PACK_WIDTH = 32  # tokens per packed row (or the model's positions, if fewer)
+PACK_WIDTH = 16  # tokens per packed row (or the model's positions, if fewer): what names use
 
 
 @dataclass

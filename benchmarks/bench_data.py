@@ -4,8 +4,8 @@ characters), encoded, cached, and trained on. Reports, with the CPU model:
 - encoding: seconds, items per second and peak RSS of reading the file into the flat token array
   in split order (Dataset.read), and the size of the cache it writes into a run directory;
 - training from the cache: steps per second of `--type mlp` and `--type transformer` at their
-  default recipes (medians of 3 stretches), against the same models on the bundled names, and the
-  peak RSS of each process; the dev split's evaluation time;
+  default recipes against the same models on the bundled names, in one process, in turns
+  (medians of 5 stretches after a warm-up); the dev split's evaluation time;
 - the whole command `makemore train --type mlp --max-steps 100` on the file: wall time, peak RSS.
 
 Run it alone (it measures time): the file is written to --file if it does not exist, not committed.
@@ -69,29 +69,33 @@ print(json.dumps({{"items": len(data), "skipped": data.skipped, "seconds": secon
 """
 
 TRAIN = """
+import statistics
 from makemore.config import TrainConfig
 from makemore.data import Dataset
 from makemore.evaluate import split_nll
 from makemore.models import REGISTRY
-from makemore.train import Hook, Trainer
-t0 = time.perf_counter()
-data = Dataset.load({cache!r})[0] if {cache!r}.endswith(".safetensors") else Dataset.read({cache!r})
-load = time.perf_counter() - t0
+from makemore.train import Trainer
+data = {{"names": Dataset.read({names!r}), "10M": Dataset.load({cache!r})[0]}}
 cls = REGISTRY[{model_type!r}]
-torch.manual_seed(0)
-model = cls(cls.config_for(data))
-marks = []
-class Clock(Hook):
-    def on_step(self, t):
-        if t.step % {steps} == 0:
-            marks.append(time.perf_counter())
-trainer = Trainer(model, data, TrainConfig(**{{**cls.train_defaults, "max_steps": 4 * {steps}, "seed": 0}}), [Clock()])
-trainer.run()
-rates = [{steps} / (b - a) for a, b in zip(marks, marks[1:])]  # the first stretch warms up
-t0 = time.perf_counter()
-dev = split_nll(model, model.examples(data.split("dev")))
-print(json.dumps({{"load_s": load, "steps_per_s": sorted(rates)[1], "dev_eval_s": time.perf_counter() - t0,
-                  "dev_items": data.sizes[1], "peak_rss": {rss}}}))
+trainers = {{}}
+for key, d in data.items():
+    torch.manual_seed(0)
+    trainers[key] = Trainer(cls(cls.config_for(d)), d, TrainConfig(**{{**cls.train_defaults, "max_steps": 0}}))
+rates = {{key: [] for key in data}}
+for stretch in range({rounds} + 1):  # side by side, in turns; the first round warms up
+    for key, trainer in trainers.items():
+        trainer.cfg.max_steps += {steps}
+        t0 = time.perf_counter()
+        trainer.run()
+        if stretch:
+            rates[key].append({steps} / (time.perf_counter() - t0))
+row = {{"peak_rss": {rss}}}
+for key, trainer in trainers.items():
+    t0 = time.perf_counter()
+    split_nll(trainer.model, trainer.dev_examples)
+    row[key] = {{"steps_per_s": statistics.median(rates[key]), "rates": rates[key],
+                "dev_eval_s": time.perf_counter() - t0, "dev_items": data[key].sizes[1]}}
+print(json.dumps(row))
 """
 
 COMMAND = """
@@ -127,11 +131,12 @@ def main() -> None:
 
         result["train"] = {}
         for model_type in args.types:
-            for name, source in (("names", str(bundled_names())), ("10M", cache)):
-                steps = args.steps if model_type == "mlp" else args.steps // 5
-                row = child(TRAIN.format(cache=source, model_type=model_type, steps=steps, rss=PEAK_RSS))
-                result["train"][f"{model_type} {name}"] = row
-                print(model_type, name, row, file=sys.stderr)
+            steps = args.steps if model_type == "mlp" else args.steps // 5
+            code = TRAIN.format(
+                names=str(bundled_names()), cache=cache, model_type=model_type, steps=steps, rounds=5, rss=PEAK_RSS
+            )
+            result["train"][model_type] = child(code)
+            print(model_type, result["train"][model_type], file=sys.stderr)
     OUT.mkdir(exist_ok=True)
     (OUT / "data.json").write_text(json.dumps(result, indent=2) + "\n")
     (OUT / "data.md").write_text(table(result))
@@ -153,15 +158,15 @@ def table(r: dict) -> str:
         f"Cache in the run directory: {e['cache_bytes'] / 2**20:,.0f} MB "
         f"({e['tokens']:,} one-byte tokens and {e['items'] + 1:,} offsets).",
         "",
-        "| training from | steps/s | vs names | dev evaluation | peak RSS |",
-        "|---|---|---|---|---|",
+        "| model | steps/s on names | steps/s on 10M | 10M / names | 10M dev evaluation | peak RSS (both) |",
+        "|---|---|---|---|---|---|",
     ]
-    for key, row in r["train"].items():
-        model_type = key.split()[0]
-        base = r["train"][f"{model_type} names"]["steps_per_s"]
+    for model_type, row in r["train"].items():
+        names, big = row["names"], row["10M"]
         lines.append(
-            f"| {key} | {row['steps_per_s']:.0f} | {row['steps_per_s'] / base:.2f} | "
-            f"{row['dev_eval_s']:.1f} s for {row['dev_items']:,} items | {row['peak_rss'] / gib:.2f} GiB |"
+            f"| {model_type} | {names['steps_per_s']:.0f} | {big['steps_per_s']:.0f} | "
+            f"{big['steps_per_s'] / names['steps_per_s']:.2f} | {big['dev_eval_s']:.0f} s for "
+            f"{big['dev_items']:,} items | {row['peak_rss'] / gib:.2f} GiB |"
         )
     return "\n".join(lines) + "\n"
 

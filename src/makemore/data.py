@@ -348,20 +348,22 @@ class Windows:
 
     def __init__(self, split: Split, context_size: int):
         self.split, self.context_size = split, context_size
-        n = torch.arange(len(split) + 1, device=split.offsets.device)
-        self.first = split.offsets - split.offsets[0] + n  # index of each item's first example
+        device = split.offsets.device
+        self.first = split.offsets + torch.arange(len(split) + 1, device=device)  # each item's first example
+        self.columns = torch.arange(-context_size, 1, device=device)  # the context, then the target
 
     def __len__(self) -> int:
         return self.split.targets
 
     def __getitem__(self, ex: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        # Few, large tensor operations: on CPU a batch's cost is mostly their number.
         ex = self.split.indices(ex, len(self))
         item = torch.searchsorted(self.first, ex, right=True) - 1
-        pos = ex - self.first[item]  # predicting the item's character pos (its end at pos == length)
-        start, length = self.split.bounds(item)
-        before = pos[:, None] + torch.arange(-self.context_size, 0, device=ex.device)
-        X = self.split.chars(start[:, None] + before, before >= 0)
-        return X, self.split.chars(start + pos, pos < length)
+        at = (ex - item)[:, None] + self.columns  # flat positions: item i's examples are i positions on
+        bounds = self.split.offsets.unfold(0, 2, 1)[item]  # (start, end) of each example's item
+        outside = (at < bounds[:, :1]) | (at >= bounds[:, 1:])  # before the item: <b>; at its end: <b>
+        tokens = self.split.tokens[at.clamp_(0, max(len(self.split.tokens) - 1, 0))].long().masked_fill_(outside, 0)
+        return tokens[:, :-1], tokens[:, -1]
 
     def targets(self, ix: torch.Tensor) -> int:
         return len(ix)

@@ -4,6 +4,7 @@ import random
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from makemore import data
 from makemore.data import (
     BOUNDARY,
     IGNORE,
+    SPLITS,
     CacheError,
     Dataset,
     Rows,
@@ -316,3 +318,12 @@ def test_pack_refuses_an_item_longer_than_a_row():
     X, Y = Rows(Split.of(["abcdefghij", "ab"], Vocab.from_items(["abcdefghij"])))[:]
     with pytest.raises(MakemoreError, match="an item of 11 tokens does not fit a packed row of 8"):
         pack(X, Y, 8)
+
+
+def test_membership_stays_exact_when_every_hash_collides(monkeypatch):
+    """The hash only finds candidates; a match is always confirmed against the tokens."""
+    monkeypatch.setattr(data, "_item_hashes", lambda tokens, offsets: np.zeros(len(offsets) - 1, dtype=np.uint64))
+    d = Dataset.from_items([f"item{i}" for i in range(60)])
+    queries = [d.items("test")[0], d.items("dev")[1], d.items("train")[2], "item99", "item1"]
+    want = ["test", "dev", "train", "new", next(s for s in SPLITS if "item1" in d.items(s))]
+    assert d.membership(queries) == want

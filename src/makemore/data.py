@@ -522,13 +522,31 @@ class Dataset:
             hashes = _item_hashes(self.tokens.numpy(), self.offsets.numpy())
             order = np.argsort(hashes, kind="stable")  # equal items keep split order: train first
             self._index = (hashes[order], order)
-        known = [item for item in items if set(item) <= set(self.vocab.chars) and item]
+        chars = set(self.vocab.chars)
+        known = list(dict.fromkeys(item for item in items if item and set(item) <= chars))
         query = Split.of(known, self.vocab)
-        hashes = _item_hashes(query.tokens.numpy(), query.offsets.numpy())
-        found = dict(zip(known, (self._find(query, q, h) for q, h in enumerate(hashes.tolist()))))
+        q_tokens, q_offsets, q_lengths = query.tokens.numpy(), query.offsets.numpy(), np.diff(query.offsets.numpy())
+        hashes = _item_hashes(q_tokens, q_offsets)
+        sorted_hashes, order = self._index
+        at = np.minimum(np.searchsorted(sorted_hashes, hashes), len(order) - 1)
+        hashed = sorted_hashes[at] == hashes
+        candidate = order[at]  # the first item with that hash: of equal items, the one in train
+        offsets = self.offsets.numpy()
+        same = hashed & (offsets[candidate + 1] - offsets[candidate] == q_lengths)
+        if q := np.flatnonzero(same).tolist():  # confirm token by token
+            ours = q_tokens[_spans(q_offsets[q], q_lengths[q])]
+            theirs = self.tokens.numpy()[_spans(offsets[candidate[q]], q_lengths[q])]
+            differ = np.add.reduceat(ours != theirs, np.cumsum(q_lengths[q]) - q_lengths[q])
+            same[np.array(q)[differ > 0]] = False
+        split = np.searchsorted(np.cumsum(self.sizes), candidate, side="right")
+        found = {
+            item: SPLITS[split[i]] if same[i] else self._find(query, i, hashes[i]) if hashed[i] else "new"
+            for i, item in enumerate(known)
+        }
         return [found.get(item, "new") for item in items]
 
     def _find(self, query: Split, q: int, h: int) -> str:
+        """Item q of the query among every item with its hash (another item's hash hid it)."""
         sorted_hashes, order = self._index
         lo, hi = np.searchsorted(sorted_hashes, [h, h], side="left")[0], np.searchsorted(sorted_hashes, h, "right")
         want = query.tokens[query.offsets[q] : query.offsets[q + 1]]

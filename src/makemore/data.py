@@ -299,10 +299,10 @@ class Split:
     def to(self, device) -> Split:
         return Split(self.tokens.to(device), self.offsets.to(device))
 
-    def chars(self, at: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
-        """Token ids (int64) at positions `at` of the flat array; BOUNDARY where not `inside`."""
+    def chars(self, at: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
+        """Token ids (int64) at positions `at` of the flat array; BOUNDARY where `outside` an item."""
         last = max(len(self.tokens) - 1, 0)
-        return self.tokens[at.clamp(0, last)].long().masked_fill_(~inside, BOUNDARY)
+        return self.tokens[at.clamp(0, last)].long().masked_fill_(outside, BOUNDARY)
 
 
 class Rows:
@@ -320,7 +320,7 @@ class Rows:
         start, length = self.split.bounds(ix)
         T = int(length.max()) + 1 if len(ix) else 1
         t = torch.arange(T, device=start.device)
-        chars = self.split.chars(start[:, None] + t, t < length[:, None])  # the end boundary, then padding
+        chars = self.split.chars(start[:, None] + t, t >= length[:, None])  # the end boundary, then padding
         X = F.pad(chars[:, :-1], (1, 0), value=BOUNDARY)
         return X, chars.masked_fill_(t > length[:, None], IGNORE)
 
@@ -362,7 +362,7 @@ class Windows:
         at = (ex - item)[:, None] + self.columns  # flat positions: item i's examples are i positions on
         bounds = self.split.offsets.unfold(0, 2, 1)[item]  # (start, end) of each example's item
         outside = (at < bounds[:, :1]) | (at >= bounds[:, 1:])  # before the item: <b>; at its end: <b>
-        tokens = self.split.tokens[at.clamp_(0, max(len(self.split.tokens) - 1, 0))].long().masked_fill_(outside, 0)
+        tokens = self.split.chars(at, outside)
         return tokens[:, :-1], tokens[:, -1]
 
     def targets(self, ix: torch.Tensor) -> int:

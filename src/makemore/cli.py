@@ -408,6 +408,27 @@ def cmd_gradcode(argv: list[str]) -> int:
     return 0
 
 
+def cmd_serve(argv: list[str]) -> int:
+    p = _Parser(
+        prog="makemore serve",
+        description="Serve trained runs on a local JSON API: sample, score and read their logs "
+        "(OpenAPI docs at /docs). Runs are loaded once, at start.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, or folders with runs anywhere below")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=_positive(int), default=8000, help="port (default: 8000)")
+    args = p.parse_args(argv)
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise MakemoreError(f"serve needs the web extra: pip install 'makemore[web]' ({e.name} is missing)") from None
+    from .serve import serve
+
+    serve(args.runs, args.host, args.port)
+    return 0
+
+
 COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
@@ -416,6 +437,7 @@ COMMANDS = {
     "diagnose": cmd_diagnose,
     "gradcheck": cmd_gradcheck,
     "gradcode": cmd_gradcode,
+    "serve": cmd_serve,
 }
 
 

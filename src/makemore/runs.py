@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .checkpoint import RunInfo
+from .checkpoint import Checkpoint, RunInfo
 from .config import TrainConfig, flag
 from .data import DEFAULT_MAX_ITEM_LEN, SPLITS, Dataset, bundled_names
 from .errors import MakemoreError
@@ -192,7 +192,11 @@ def sample(run_dir: Path, n: int, seed: int, how: Sampling, new_only: bool) -> l
         raise MakemoreError(f"-n {n:,} is more than one call samples ({MAX_SAMPLES:,}); run it several times")
     store = RunStore.open(run_dir)
     best = store.load_best()
-    data = store.dataset()
+    return draw(best, store.dataset(), n, seed, how, new_only)
+
+
+def draw(best: Checkpoint, data: Dataset, n: int, seed: int, how: Sampling, new_only: bool) -> list[tuple[str, str]]:
+    """sample() with the run loaded: its best checkpoint and its data (for the split of each item)."""
     best.vocab.encode(how.prefix)  # unknown characters in the prefix: one clear error
     limit = best.model.max_sample_len(best.run.max_len)
     if len(how.prefix) > limit:
@@ -212,7 +216,11 @@ def sample(run_dir: Path, n: int, seed: int, how: Sampling, new_only: bool) -> l
 
 
 def score(run_dir: Path, items: list[str]) -> list[dict]:
-    best = RunStore.open(run_dir).load_best()
+    return score_checked(RunStore.open(run_dir).load_best(), items)
+
+
+def score_checked(best: Checkpoint, items: list[str]) -> list[dict]:
+    """score() with the checkpoint loaded: items stripped and checked against its vocabulary first."""
     items = [s.strip() for s in items]
     if any(not s for s in items):
         raise MakemoreError("cannot score an empty item")

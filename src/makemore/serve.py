@@ -1,0 +1,191 @@
+"""`makemore serve`: trained runs behind a local JSON API, for people and for programs.
+
+Runs are loaded once, when the server starts, and named by an id; a request never names a path.
+Every request is checked before it reaches a model (a bad one is a 4xx with one line saying why),
+and each draws from its own seeded generator, so the same seed gives the same items whatever else
+the server is doing. Sampling and scoring are the package's own (runs.draw, runs.score_checked).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from . import runs as commands
+from .checkpoint import BEST, Checkpoint
+from .data import Dataset
+from .errors import MakemoreError
+from .sample import Sampling
+from .store import RunStore
+
+MAX_ITEMS = 10_000  # items sampled or scored per request
+MAX_ITEM_CHARS = 1_000  # characters per prefix or scored item
+MAX_BODY = 1 << 20  # bytes per request body
+
+
+@dataclass
+class Run:
+    """One run directory, loaded: its best checkpoint, and its data for the split of each item."""
+
+    id: str
+    store: RunStore
+    best: Checkpoint
+    data: Dataset
+
+    def summary(self) -> dict:
+        b = self.best
+        return {
+            "id": self.id,
+            "type": b.run.type,
+            "params": b.model.num_params(),
+            "step": b.step,
+            "best_dev": b.best_dev if math.isfinite(b.best_dev) else None,
+            "train_seconds": b.train_seconds,
+            "vocab": "".join(b.vocab.chars),
+            "max_sample_len": b.model.max_sample_len(b.run.max_len),
+        }
+
+
+def find_runs(paths: list[str]) -> list[Path]:
+    """Run directories: each path that holds a checkpoint, or the runs anywhere below a folder."""
+    found = []
+    for path in map(Path, paths):
+        if (path / BEST).is_file():
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(p.parent for p in path.rglob(BEST))
+        else:
+            raise MakemoreError(f"{path} is not a run directory or a folder of runs")
+    if not found:
+        raise MakemoreError(f"no runs (directories with {BEST}) in {' '.join(paths)}")
+    return found
+
+
+def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]:
+    """The runs to serve, by id (the directory's name, made unique), and those skipped with why.
+    A folder of runs skips the ones that cannot be loaded; a run named on its own must load."""
+    named, skipped = {Path(p) for p in paths}, []
+    runs: dict[str, Run] = {}
+    for run_dir in find_runs(paths):
+        try:
+            store = RunStore.open(run_dir)
+            best = store.load_best()
+            data = store.dataset(write_cache=False)
+        except MakemoreError as e:
+            if run_dir in named:  # asked for by name: it is an error, not a skip
+                raise MakemoreError(f"cannot serve {run_dir}: {e}") from None
+            skipped.append((run_dir, str(e)))
+            continue
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", run_dir.name) or "run"
+        run_id, k = base, 1
+        while run_id in runs:
+            k += 1
+            run_id = f"{base}-{k}"
+        runs[run_id] = Run(run_id, store, best, data)
+    if not runs:
+        raise MakemoreError("none of the runs could be loaded: " + "; ".join(f"{p}: {why}" for p, why in skipped))
+    return runs, skipped
+
+
+class SampleRequest(BaseModel):
+    run: str = Field(description="a run id from GET /api/runs")
+    n: int = Field(20, ge=1, le=MAX_ITEMS, description="how many items")
+    temperature: float = Field(1.0, gt=0)
+    top_k: int | None = Field(None, ge=1, description="draw only from the k most likely characters")
+    top_p: float | None = Field(None, gt=0, le=1, description="draw only from the smallest set holding this mass")
+    prefix: str = Field("", max_length=MAX_ITEM_CHARS, description="every item starts with it")
+    seed: int = Field(0, ge=0, lt=2**63)
+    new_only: bool = Field(False, description="only items that are in none of the splits")
+
+
+class ScoreRequest(BaseModel):
+    run: str = Field(description="a run id from GET /api/runs")
+    items: list[str] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+def make_app(runs: dict[str, Run]) -> FastAPI:
+    """The FastAPI application serving these runs."""
+    app = FastAPI(title="makemore", summary="Sample and score items with trained makemore runs.")
+
+    def run_of(run_id: str) -> Run:
+        if run_id not in runs:
+            raise HTTPException(404, f"no run {run_id!r}; GET /api/runs lists them")
+        return runs[run_id]
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+            return JSONResponse({"error": f"request bodies are limited to {MAX_BODY:,} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def one_line(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"] if part != "body")
+        return JSONResponse({"error": f"{field}: {first['msg']}", "field": field}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(MakemoreError)
+    async def makemore_error(request: Request, exc: MakemoreError):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.get("/api/runs")
+    def list_runs() -> list[dict]:
+        """Every run served: type, parameters, best step and dev NLL, training time."""
+        return [run.summary() for run in runs.values()]
+
+    @app.get("/api/runs/{run_id}/metrics")
+    def metrics(run_id: str) -> list[dict]:
+        """The run's log: train loss every 100 steps, dev loss at each evaluation (read anew each time)."""
+        return run_of(run_id).store.metrics()
+
+    @app.post("/api/sample")
+    def sample(req: SampleRequest) -> dict:
+        """req.n items, each with the split it appears in (train, dev, test) or new."""
+        run = run_of(req.run)
+        how = Sampling(req.temperature, req.top_k, req.top_p, req.prefix)
+        items = commands.draw(run.best, run.data, req.n, req.seed, how, req.new_only)
+        return {"seed": req.seed, "items": [{"item": item, "split": split} for item, split in items]}
+
+    @app.post("/api/score")
+    def score(req: ScoreRequest) -> dict:
+        """Each item's NLL in nats: in total, per character, and at each character (then the end)."""
+        if too_long := next((s for s in req.items if len(s) > MAX_ITEM_CHARS), None):
+            raise MakemoreError(f"items: {too_long[:20]!r}... is longer than {MAX_ITEM_CHARS:,} characters")
+        results = commands.score_checked(run_of(req.run).best, req.items)
+        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731  (JSON has no infinity)
+        for r in results:
+            r.update(nll=finite(r["nll"]), nll_per_char=finite(r["nll_per_char"]))
+            r["chars"] = [(c, finite(v)) for c, v in r["chars"]]
+        return {"items": results}
+
+    return app
+
+
+def serve(paths: list[str], host: str, port: int) -> None:
+    """Load the runs, then serve them until Ctrl-C."""
+    import uvicorn
+
+    from .train import set_threads
+
+    set_threads(0)
+    runs, skipped = load_runs(paths)
+    for path, why in skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host}: whoever reaches it can use the runs (no login)", file=sys.stderr)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving {len(runs)} run(s) at http://{shown}:{port}  (Ctrl-C to stop)", file=sys.stderr)
+    uvicorn.run(make_app(runs), host=host, port=port, log_level="warning")

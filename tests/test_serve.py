@@ -1,6 +1,7 @@
 """The JSON API of `makemore serve`: every endpoint, and every bad request a one-line 4xx."""
 
 import json
+import math
 import shutil
 import signal
 import socket
@@ -28,13 +29,15 @@ def runs_dir(tmp_path_factory):
         == 0
     )
     assert main(["train", "--type", "bigram", "-o", str(root / "bigram"), "-q"]) == 0
+    small = ["--n-layer", "1", "--n-embd", "16", "--max-steps", "20", "-q"]
+    assert main(["train", "--type", "transformer", *small, "-o", str(root / "transformer")]) == 0
     return root
 
 
 @pytest.fixture(scope="module")
 def client(runs_dir):
     runs, skipped = load_runs([str(runs_dir)])
-    assert sorted(runs) == ["bigram", "mlp"] and skipped == []
+    assert sorted(runs) == ["bigram", "mlp", "transformer"] and skipped == []
     return TestClient(make_app(runs))
 
 
@@ -70,6 +73,17 @@ def test_scoring_gives_each_character_its_nll(client):
     assert result[0]["nll"] == pytest.approx(sum(v for _, v in result[0]["chars"]))
 
 
+@pytest.mark.parametrize("run", ["mlp", "bigram", "transformer"])
+def test_the_next_character_distribution_is_the_models(client, run):
+    """P(next | text) from /api/next is what /api/score charges for that character."""
+    dist = dict(client.post("/api/next", json={"run": run, "text": "em"}).json()["next"])
+    assert len(dist) == 27 and sum(dist.values()) == pytest.approx(1, abs=1e-5)
+    scored = client.post("/api/score", json={"run": run, "items": ["emm"]}).json()["items"][0]["chars"]
+    assert -math.log(dist["m"]) == pytest.approx(scored[2][1], rel=1e-4)
+    start = client.post("/api/next", json={"run": run}).json()["next"]  # the first character of an item
+    assert dict(start)["e"] == pytest.approx(math.exp(-scored[0][1]), rel=1e-4)
+
+
 @pytest.mark.parametrize(
     "path, body, status, message",
     [
@@ -90,6 +104,8 @@ def test_scoring_gives_each_character_its_nll(client):
         ("/api/score", {"run": "mlp", "items": ["a" * 1001]}, 400, "longer than 1,000 characters"),
         ("/api/score", {"run": "mlp", "items": ["emma!"]}, 400, "not in the vocabulary: '!'"),
         ("/api/score", {"run": "nope", "items": ["emma"]}, 404, "no run 'nope'"),
+        ("/api/next", {"run": "mlp", "text": "em!"}, 400, "not in the vocabulary: '!'"),
+        ("/api/next", {"run": "transformer", "text": "a" * 16}, 400, "reads at most 15 characters"),
     ],
 )
 def test_bad_requests_are_one_line_4xx(client, path, body, status, message):
@@ -109,7 +125,7 @@ def test_a_folder_skips_a_broken_run_but_a_named_one_must_load(runs_dir, tmp_pat
     shutil.copytree(runs_dir, tmp_path / "runs")
     (tmp_path / "runs" / "mlp" / "model.safetensors").write_bytes(b"not a checkpoint")
     runs, skipped = load_runs([str(tmp_path / "runs")])
-    assert list(runs) == ["bigram"] and [p.name for p, _ in skipped] == ["mlp"]
+    assert list(runs) == ["bigram", "transformer"] and [p.name for p, _ in skipped] == ["mlp"]
     with pytest.raises(MakemoreError, match="cannot serve .*mlp: .*not a readable checkpoint"):
         load_runs([str(tmp_path / "runs" / "mlp")])
 

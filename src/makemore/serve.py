@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from . import runs as commands
 from .checkpoint import BEST, Checkpoint
-from .data import Dataset
+from .data import BOUNDARY, Dataset
 from .errors import MakemoreError
 from .sample import Sampling
 from .store import RunStore
@@ -106,6 +107,11 @@ class SampleRequest(BaseModel):
     new_only: bool = Field(False, description="only items that are in none of the splits")
 
 
+class NextRequest(BaseModel):
+    run: str = Field(description="a run id from GET /api/runs")
+    text: str = Field("", max_length=MAX_ITEM_CHARS, description="the start of an item")
+
+
 class ScoreRequest(BaseModel):
     run: str = Field(description="a run id from GET /api/runs")
     items: list[str] = Field(min_length=1, max_length=MAX_ITEMS)
@@ -158,6 +164,21 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
         how = Sampling(req.temperature, req.top_k, req.top_p, req.prefix)
         items = commands.draw(run.best, run.data, req.n, req.seed, how, req.new_only)
         return {"seed": req.seed, "items": [{"item": item, "split": split} for item, split in items]}
+
+    @app.post("/api/next")
+    def next_char(req: NextRequest) -> dict:
+        """The model's distribution of the character after `text` (the boundary '.' ends the item),
+        most likely first."""
+        best = run_of(req.run).best
+        ids = best.vocab.encode(req.text)
+        limit = best.model.length_limit
+        if limit is not None and len(ids) > limit:
+            raise MakemoreError(f"text: this model reads at most {limit} characters")
+        with torch.no_grad():
+            logits = best.model.eval().next_logits(torch.tensor([[BOUNDARY, *ids]], device=best.model.device))
+        probs = logits.float().softmax(-1)[0].tolist()
+        ranked = sorted(((best.vocab.show(i), p) for i, p in enumerate(probs)), key=lambda pair: -pair[1])
+        return {"text": req.text, "next": ranked}
 
     @app.post("/api/score")
     def score(req: ScoreRequest) -> dict:

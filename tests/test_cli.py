@@ -21,6 +21,7 @@ OWN_FLAG = {
     "diagnose": "--steps",
     "gradcheck": "--batch-size",
     "gradcode": "--out",
+    "serve": "--host",
 }
 
 

@@ -3,35 +3,22 @@
 import json
 import math
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 
+from makemore.data import Dataset
 from makemore.errors import MakemoreError
 from makemore.serve import MAX_BODY, load_runs, make_app
 
-from conftest import run_cli, wait_for
+from conftest import get_json, run_cli, serving
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory):
-    from makemore.cli import main
-
-    root = tmp_path_factory.mktemp("served")
-    assert (
-        main(["train", "--type", "mlp", "--max-steps", "200", "--eval-interval", "100", "-o", str(root / "mlp"), "-q"])
-        == 0
-    )
-    assert main(["train", "--type", "bigram", "-o", str(root / "bigram"), "-q"]) == 0
-    small = ["--n-layer", "1", "--n-embd", "16", "--max-steps", "20", "-q"]
-    assert main(["train", "--type", "transformer", *small, "-o", str(root / "transformer")]) == 0
-    return root
+def runs_dir(served_runs):
+    return served_runs
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +71,75 @@ def test_the_next_character_distribution_is_the_models(client, run):
     assert dict(start)["e"] == pytest.approx(math.exp(-scored[0][1]), rel=1e-4)
 
 
+def test_each_run_says_which_views_of_its_inside_it_has(client):
+    views = {r["id"]: r["views"] for r in client.get("/api/runs").json()}
+    assert views == {"bigram": ["bigram"], "mlp": ["embedding"], "transformer": ["embedding", "attention"]}
+
+
+def test_the_evaluation_is_the_runs_nll_on_each_whole_split(client, runs_dir):
+    from makemore.runs import evaluate
+
+    served = client.get("/api/runs/mlp/evaluation").json()
+    report = evaluate(runs_dir / "mlp")
+    for split in ("train", "dev", "test"):
+        assert served[split] == pytest.approx(report[split], rel=1e-6)
+    percentiles = served["dev_percentiles"]
+    assert len(percentiles) == 101 and percentiles == sorted(percentiles)
+    # the median dev item: half the dev items' per-character NLLs lie below it
+    dev = Dataset.read(runs_dir / "mlp" / "input.txt").items("dev")
+    scored = client.post("/api/score", json={"run": "mlp", "items": dev}).json()["items"]
+    per_char = [r["nll_per_char"] for r in scored]
+    assert sum(v <= percentiles[50] for v in per_char) == pytest.approx(len(per_char) / 2, abs=1)
+
+
+def test_attention_maps_have_a_layer_per_block_and_a_head_per_head(client):
+    result = client.post("/api/attention", json={"run": "transformer", "text": "emma"}).json()
+    assert result["tokens"] == [".", "e", "m", "m", "a"]
+    layers = result["layers"]
+    assert len(layers) == 1 and len(layers[0]) == 4  # --n-layer 1, 4 heads
+    for head in layers[0]:
+        assert [sum(row) for row in head] == pytest.approx([1] * 5, abs=1e-5)
+        assert all(head[i][j] == 0 for i in range(5) for j in range(i + 1, 5))
+
+
+def test_the_embedding_is_projected_to_two_dimensions(client):
+    e = client.get("/api/runs/mlp/embedding").json()
+    assert e["chars"][0] == "." and len(e["chars"]) == len(e["points"]) == 27 and e["dims"] == 10
+    assert all(len(p) == 2 for p in e["points"]) and 0 < sum(e["explained"]) <= 1 + 1e-9
+    assert e["explained"][0] >= e["explained"][1]  # the first direction spreads the most
+
+
+def test_project_2d_keeps_a_two_dimensional_table_and_finds_the_main_directions():
+    import torch
+
+    from makemore.serve import project_2d
+
+    table = torch.randn(27, 2, dtype=torch.float64)
+    points, explained = project_2d(table)
+    assert torch.equal(points, table) and sum(explained) == pytest.approx(1)
+    line = torch.arange(27, dtype=torch.float64)[:, None] * torch.tensor([[1.0, 2.0, 2.0]])  # a line in 3-D
+    points, explained = project_2d(line)
+    print("explained variance of a line", explained)
+    assert explained == pytest.approx([1, 0], abs=1e-9)
+    assert points[:, 0].abs().diff().abs().max() == pytest.approx(3)  # the line's own spacing, |(1, 2, 2)|
+
+
+def test_the_bigram_matrix_is_the_counts_and_their_probabilities(client, runs_dir):
+    b = client.get("/api/runs/bigram/bigram").json()
+    assert b["chars"][0] == "." and len(b["probs"]) == 27
+    assert [sum(row) for row in b["probs"]] == pytest.approx([1] * 27, abs=1e-5)
+    data = Dataset.read(runs_dir / "bigram" / "input.txt")
+    assert sum(map(sum, b["counts"])) == data.split("train").targets  # every pair of the train split
+
+
+def test_the_page_and_its_files_are_served_by_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>makemore playground</title>" in page.text
+    for path in ("/static/app.js", "/static/style.css"):
+        assert client.get(path).status_code == 200, path
+    assert "http" not in page.text.replace("http://www.w3.org", "")  # nothing fetched from elsewhere
+
+
 @pytest.mark.parametrize(
     "path, body, status, message",
     [
@@ -106,12 +162,29 @@ def test_the_next_character_distribution_is_the_models(client, run):
         ("/api/score", {"run": "nope", "items": ["emma"]}, 404, "no run 'nope'"),
         ("/api/next", {"run": "mlp", "text": "em!"}, 400, "not in the vocabulary: '!'"),
         ("/api/next", {"run": "transformer", "text": "a" * 16}, 400, "reads at most 15 characters"),
+        ("/api/attention", {"run": "mlp", "text": "emma"}, 400, "a mlp model has no attention"),
+        ("/api/attention", {"run": "transformer", "text": "a" * 16}, 400, "at most 15"),
+        ("/api/attention", {"run": "transformer", "text": "Emma"}, 400, "not in the vocabulary: 'E'"),
     ],
 )
 def test_bad_requests_are_one_line_4xx(client, path, body, status, message):
     response = client.post(path, json=body)
     error = response.json()["error"]
     assert response.status_code == status and message in error and "\n" not in error, error
+
+
+@pytest.mark.parametrize(
+    "path, status, message",
+    [
+        ("/api/runs/bigram/embedding", 400, "a bigram model has no character embedding"),
+        ("/api/runs/mlp/bigram", 400, "reads more than the previous character"),
+        ("/api/runs/nope/evaluation", 404, "no run 'nope'"),
+        ("/api/runs/nope/metrics", 404, "no run 'nope'"),
+    ],
+)
+def test_views_a_run_does_not_have_are_one_line_4xx(client, path, status, message):
+    response = client.get(path)
+    assert response.status_code == status and message in response.json()["error"]
 
 
 def test_bodies_over_a_megabyte_are_refused(client):
@@ -139,29 +212,12 @@ def test_serve_without_runs_is_one_line(capsys, tmp_path):
 
 def test_the_server_answers_on_localhost_and_stops_on_ctrl_c(runs_dir):
     """The real thing: `makemore serve` under uvicorn, on a free port, asked over HTTP, then SIGINT."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    argv = [sys.executable, "-m", "makemore", "serve", str(runs_dir / "mlp"), "--port", str(port)]
-    server = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _get(url + "/api/runs") is not None, timeout=60)
-        assert [r["id"] for r in _get(url + "/api/runs")] == ["mlp"]
+    with serving(runs_dir / "mlp") as (url, server):
+        assert [r["id"] for r in get_json(url + "/api/runs")] == ["mlp"]
         request = urllib.request.Request(
             url + "/api/sample", data=json.dumps({"run": "mlp", "n": 3}).encode(), method="POST"
         )
         request.add_header("content-type", "application/json")
         assert len(json.loads(urllib.request.urlopen(request, timeout=30).read())["items"]) == 3
         assert "openapi" in urllib.request.urlopen(url + "/openapi.json", timeout=30).read().decode()
-    finally:
-        server.send_signal(signal.SIGINT)
-        _, err = server.communicate(timeout=30)
-    assert f"serving 1 run(s) at http://127.0.0.1:{port}" in err and "Traceback" not in err, err
-
-
-def _get(url):
-    try:
-        return json.loads(urllib.request.urlopen(url, timeout=5).read())
-    except OSError:
-        return None
+    assert f"serving 1 run(s) at {url}" in server.stderr_text and "Traceback" not in server.stderr_text

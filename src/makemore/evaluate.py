@@ -48,6 +48,22 @@ def split_totals(model: Model, examples: Rows | Windows, rows: slice = slice(Non
 
 
 @torch.no_grad()
+def item_nlls(model: Model, examples: Rows | Windows) -> torch.Tensor:
+    """Each item's NLL (float64), summed over its characters and end token, in the split's order."""
+    was_training = model.training
+    model.eval()
+    nll = [
+        F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="none")[y != IGNORE].cpu()
+        for logits, y in _chunks(model, examples)
+    ]
+    model.train(was_training)
+    split = examples.split
+    ends = (split.offsets[1:] - split.offsets[0]) + torch.arange(1, len(split) + 1)  # + one end token each
+    running = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cat(nll).double().cumsum(0)])
+    return running[ends] - running[torch.cat([ends.new_zeros(1), ends[:-1]])]
+
+
+@torch.no_grad()
 def score_items(model: Model, vocab: Vocab, items: list[str]) -> list[dict]:
     """Per-character NLL of each item (its characters, then the end token), in bounded memory."""
     model.eval()

@@ -11,25 +11,33 @@ from __future__ import annotations
 import math
 import re
 import sys
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from . import runs as commands
 from .checkpoint import BEST, Checkpoint
-from .data import BOUNDARY, Dataset
+from .data import BOUNDARY, SPLITS, Dataset
 from .errors import MakemoreError
+from .evaluate import item_nlls, split_nll
 from .sample import Sampling
 from .store import RunStore
 
 MAX_ITEMS = 10_000  # items sampled or scored per request
 MAX_ITEM_CHARS = 1_000  # characters per prefix or scored item
 MAX_BODY = 1 << 20  # bytes per request body
+WEB = resources.files("makemore") / "web"  # the page: plain HTML, CSS and JavaScript
+# One model computation at a time: each already uses every core (intra-op threads), and two at once
+# from the server's worker threads would oversubscribe them and both crawl.
+COMPUTE = threading.Lock()
 
 
 @dataclass
@@ -40,6 +48,30 @@ class Run:
     store: RunStore
     best: Checkpoint
     data: Dataset
+    _evaluation: dict | None = field(default=None, repr=False)
+
+    def views(self) -> list[str]:
+        """What the page can show of this model's inside."""
+        model, row = self.best.model, torch.tensor([[BOUNDARY]], device=self.best.model.device)
+        shown = {"embedding": model.char_embedding(), "bigram": model.bigram_table(), "attention": model.attention(row)}
+        return [name for name, value in shown.items() if value is not None]
+
+    def evaluation(self) -> dict:
+        """NLL on each whole split, and the dev items' per-character NLLs at every percentile (computed
+        on first use, then kept: the checkpoint does not change while it is served)."""
+        if self._evaluation is None:
+            model = self.best.model.eval()
+            report = {name: split_nll(model, model.examples(self.data.split(name))) for name in ("train", "test")}
+            dev = self.data.split("dev")
+            totals = item_nlls(model, model.examples(dev))
+            per_char = totals / (dev.offsets.diff().cpu() + 1)
+            report["dev"] = float(totals.sum() / dev.targets) if len(dev) else math.nan
+            quantiles = per_char.quantile(torch.linspace(0, 1, 101, dtype=torch.float64)) if len(dev) else []
+            self._evaluation = {
+                **{name: report[name] if math.isfinite(report[name]) else None for name in SPLITS},
+                "dev_percentiles": [round(float(q), 6) for q in quantiles],
+            }
+        return self._evaluation
 
     def summary(self) -> dict:
         b = self.best
@@ -52,6 +84,8 @@ class Run:
             "train_seconds": b.train_seconds,
             "vocab": "".join(b.vocab.chars),
             "max_sample_len": b.model.max_sample_len(b.run.max_len),
+            "length_limit": b.model.length_limit,
+            "views": self.views(),
         }
 
 
@@ -112,6 +146,11 @@ class NextRequest(BaseModel):
     text: str = Field("", max_length=MAX_ITEM_CHARS, description="the start of an item")
 
 
+class AttentionRequest(BaseModel):
+    run: str = Field(description="a run id from GET /api/runs")
+    text: str = Field(max_length=MAX_ITEM_CHARS, description="an item; attention is shown over '.' and its characters")
+
+
 class ScoreRequest(BaseModel):
     run: str = Field(description="a run id from GET /api/runs")
     items: list[str] = Field(min_length=1, max_length=MAX_ITEMS)
@@ -162,7 +201,8 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
         """req.n items, each with the split it appears in (train, dev, test) or new."""
         run = run_of(req.run)
         how = Sampling(req.temperature, req.top_k, req.top_p, req.prefix)
-        items = commands.draw(run.best, run.data, req.n, req.seed, how, req.new_only)
+        with COMPUTE:
+            items = commands.draw(run.best, run.data, req.n, req.seed, how, req.new_only)
         return {"seed": req.seed, "items": [{"item": item, "split": split} for item, split in items]}
 
     @app.post("/api/next")
@@ -170,22 +210,73 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
         """The model's distribution of the character after `text` (the boundary '.' ends the item),
         most likely first."""
         best = run_of(req.run).best
-        ids = best.vocab.encode(req.text)
-        limit = best.model.length_limit
-        if limit is not None and len(ids) > limit:
-            raise MakemoreError(f"text: this model reads at most {limit} characters")
-        with torch.no_grad():
-            logits = best.model.eval().next_logits(torch.tensor([[BOUNDARY, *ids]], device=best.model.device))
+        with COMPUTE, torch.no_grad():
+            logits = best.model.eval().next_logits(row_of(best, req.text))
         probs = logits.float().softmax(-1)[0].tolist()
         ranked = sorted(((best.vocab.show(i), p) for i, p in enumerate(probs)), key=lambda pair: -pair[1])
         return {"text": req.text, "next": ranked}
+
+    @app.get("/api/runs/{run_id}/evaluation")
+    def evaluation(run_id: str) -> dict:
+        """NLL on the whole train, dev and test splits, and the dev items' per-character NLL at each
+        percentile 0..100 (where a scored item falls among them). The first call evaluates the run."""
+        run = run_of(run_id)
+        with COMPUTE:
+            return run.evaluation()
+
+    @app.get("/api/runs/{run_id}/embedding")
+    def embedding(run_id: str) -> dict:
+        """The character embedding projected to its two principal directions (as it is, for 2-D
+        embeddings), with the share of the variance each direction holds."""
+        best = run_of(run_id).best
+        table = best.model.char_embedding()
+        if table is None:
+            raise MakemoreError(f"a {best.run.type} model has no character embedding")
+        points, explained = project_2d(table.detach().double().cpu())
+        chars = [best.vocab.show(i) for i in range(len(table))]
+        return {"chars": chars, "dims": table.size(1), "points": points.tolist(), "explained": explained}
+
+    @app.get("/api/runs/{run_id}/bigram")
+    def bigram(run_id: str) -> dict:
+        """P(next | previous) of a bigram model, row by previous character ('.' starts and ends
+        items), and the counts behind it for the counting model."""
+        best = run_of(run_id).best
+        table = best.model.bigram_table()
+        if table is None:
+            raise MakemoreError(f"a {best.run.type} model reads more than the previous character: no bigram table")
+        probs, counts = table
+        return {
+            "chars": [best.vocab.show(i) for i in range(len(probs))],
+            "probs": probs.tolist(),
+            "counts": None if counts is None else counts.long().tolist(),
+        }
+
+    @app.post("/api/attention")
+    def attention(req: AttentionRequest) -> dict:
+        """The attention weights of every layer and head over '.' and the text: layers[l][h][i][j] is
+        how much position i takes from position j (j <= i)."""
+        best = run_of(req.run).best
+        idx = row_of(best, req.text)
+        with COMPUTE:
+            maps = best.model.eval().attention(idx)
+        if maps is None:
+            raise MakemoreError(f"a {best.run.type} model has no attention")
+        tokens = [best.vocab.show(i) for i in idx[0].tolist()]
+        return {"tokens": tokens, "layers": maps.float().cpu().tolist()}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return (WEB / "index.html").read_text(encoding="utf-8")
+
+    app.mount("/static", StaticFiles(directory=str(WEB)), name="static")
 
     @app.post("/api/score")
     def score(req: ScoreRequest) -> dict:
         """Each item's NLL in nats: in total, per character, and at each character (then the end)."""
         if too_long := next((s for s in req.items if len(s) > MAX_ITEM_CHARS), None):
             raise MakemoreError(f"items: {too_long[:20]!r}... is longer than {MAX_ITEM_CHARS:,} characters")
-        results = commands.score_checked(run_of(req.run).best, req.items)
+        with COMPUTE:
+            results = commands.score_checked(run_of(req.run).best, req.items)
         finite = lambda x: x if math.isfinite(x) else None  # noqa: E731  (JSON has no infinity)
         for r in results:
             r.update(nll=finite(r["nll"]), nll_per_char=finite(r["nll_per_char"]))
@@ -193,6 +284,27 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
         return {"items": results}
 
     return app
+
+
+def row_of(best: Checkpoint, text: str) -> torch.Tensor:
+    """The model's input row (1, T) for a text: the boundary, then its characters, checked."""
+    ids = best.vocab.encode(text)
+    limit = best.model.length_limit
+    if limit is not None and len(ids) > limit:
+        raise MakemoreError(f"text: this model reads at most {limit} characters")
+    return torch.tensor([[BOUNDARY, *ids]], device=best.model.device)
+
+
+def project_2d(table: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+    """Rows (V, E) -> (V, 2) points, and the share of the rows' variance along each axis."""
+    if table.size(1) > 2:  # the two directions along which the rows spread the most
+        centred = table - table.mean(0)
+        points = centred @ torch.linalg.svd(centred, full_matrices=False).Vh[:2].T
+        total = centred.pow(2).sum()
+    else:  # already at most 2-D: shown as it is
+        points = torch.nn.functional.pad(table, (0, 2 - table.size(1)))
+        total = (points - points.mean(0)).pow(2).sum()
+    return points, ((points - points.mean(0)).pow(2).sum(0) / total).tolist()
 
 
 def serve(paths: list[str], host: str, port: int) -> None:

@@ -115,3 +115,15 @@ def test_a_recipe_with_a_typo_or_a_bad_value_is_refused_when_registered(recipe, 
     broken = type("Broken", (Toy,), recipe)
     with pytest.raises(MakemoreError, match=why):
         check_recipes(broken)
+
+
+@pytest.mark.parametrize("model_type", list(REGISTRY))
+def test_a_character_embedding_is_one_of_the_models_own_parameters(model_type):
+    """char_embedding() is the (V, E) table the model learns, not a copy; models without one say None."""
+    cls = REGISTRY[model_type]
+    model = cls(cls.Config(vocab_size=27, **({"max_len": 15} if issubclass(cls, SequenceModel) else {})))
+    table = model.char_embedding()
+    if model_type in ("bigram", "bigram-nn"):
+        assert table is None
+    else:
+        assert table.shape[0] == 27 and any(table is p for p in model.parameters())

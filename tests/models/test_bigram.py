@@ -49,3 +49,21 @@ def test_neural_bigram_lands_on_the_counts_model():
     dev = {name: split_nll(m, Windows(data.split("dev"), 1)) for name, m in [("counts", counts), ("nn", nn_model)]}
     print("dev", dev)
     assert math.isclose(dev["counts"], dev["nn"], abs_tol=0.01)
+
+
+def test_bigram_tables_are_the_models_own_probabilities():
+    """bigram_table() (what `makemore serve` draws) is P(next | previous): rows sum to one, and
+    row c is the softmax of the logits the model gives after c; the counts model adds its counts."""
+    data = Dataset.from_items(["ab", "abb", "ba"])
+    V = len(data.vocab)
+    counts = REGISTRY["bigram"](REGISTRY["bigram"].Config(vocab_size=V))
+    counts.fit(Windows(data.split("train"), 1))
+    neural = REGISTRY["bigram-nn"](REGISTRY["bigram-nn"].Config(vocab_size=V))
+    with torch.no_grad():
+        neural.W.copy_(torch.randn(V, V))
+    for model in (counts, neural):
+        probs, counted = model.bigram_table()
+        assert torch.allclose(probs.sum(1), torch.ones(V))
+        prev = torch.arange(V).unsqueeze(1)
+        assert torch.allclose(probs, model(prev).softmax(1), atol=1e-6)
+    assert torch.equal(counts.bigram_table()[1], counts.counts) and neural.bigram_table()[1] is None

@@ -266,3 +266,29 @@ def test_packed_rows_are_as_wide_as_the_positions_up_to_16_or_the_longest_item()
             X, Y, pos = model.shape_batch(*Rows(Split.of(items, vocab))[:], True)
             widths[max_len, len(items[-1])] = X.size(1)
     assert widths == {(15, 1): 16, (1000, 1): 16, (1000, 100): 101}
+
+
+def test_attention_weights_are_the_ones_forward_averages_with():
+    """weights() writes softmax(q k^T / sqrt(hs)) out by hand; forward uses the fused kernel. The
+    written-out weights times the values, through the output projection, give forward's output."""
+    model = small_model()
+    idx = torch.tensor([[0, 5, 13, 13, 1]])
+    maps = model.attention(idx)
+    assert maps.shape == (2, 4, 5, 5)
+    print("max |row sum - 1|", (maps.sum(-1) - 1).abs().max().item())
+    assert torch.allclose(maps.sum(-1), torch.ones(2, 4, 5, dtype=maps.dtype))
+    assert (maps.triu(1) == 0).all()  # no query looks ahead
+    x = model.wte(idx) + model.wpe(torch.arange(5))
+    attn = model.blocks[0].attn
+    h = model.blocks[0].ln_1(x)
+    v = attn.c_attn(h).split(32, dim=2)[2].view(1, 5, 4, 8).transpose(1, 2)
+    by_hand = attn.c_proj((maps[0] @ v[0]).transpose(0, 1).reshape(1, 5, 32))
+    fused = attn(h)[0]
+    diff = (by_hand - fused).abs().max().item()
+    print("max |weights @ v - forward|", diff)
+    assert diff < 1e-10
+
+
+def test_attention_refuses_a_row_longer_than_the_positions():
+    with pytest.raises(MakemoreError):
+        small_model().attention(torch.zeros(1, 17, dtype=torch.long))

@@ -112,6 +112,21 @@ class Model(nn.Module):
             m.momentum = momentum
         self.train(was_training)
 
+    # --- what `makemore serve` can show of the inside, when a model has it -------------------------
+    def char_embedding(self) -> torch.Tensor | None:
+        """The table (V, E) the model looks each character's vector up in."""
+        return None
+
+    def attention(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """Attention weights (layers, heads, T, T) over one row of tokens idx (1, T): row i holds how
+        much query i takes from each key."""
+        return None
+
+    def bigram_table(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """For a model of the previous character only: P(next | previous) (V, V), and the counts
+        it came from when it counted."""
+        return None
+
     def diagnostic_variants(self) -> list[tuple[str, ModelConfig]]:
         """Configs `makemore diagnose` replays side by side: by default only the run's own."""
         return [("run config", self.config)]

@@ -52,6 +52,9 @@ class BigramCounts(_Bigram):
         smoothed = self.counts + self.config.alpha
         self.log_probs.copy_((smoothed / smoothed.sum(1, keepdim=True)).log())
 
+    def bigram_table(self):
+        return self.log_probs.exp(), self.counts
+
     def forward(self, idx):
         # log-probabilities are valid logits: their softmax is the probabilities themselves
         return self.log_probs[idx[:, -1]]
@@ -66,6 +69,9 @@ class BigramNN(_Bigram):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.W = nn.Parameter(torch.zeros(config.vocab_size, config.vocab_size))
+
+    def bigram_table(self):
+        return self.W.detach().softmax(1), None
 
     def forward(self, idx):
         return self.W[idx[:, -1]]

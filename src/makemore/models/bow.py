@@ -43,6 +43,9 @@ class BoW(SequenceModel):
         x = x + self.mlp(x)
         return self.lm_head(x)
 
+    def char_embedding(self):
+        return self.wte.weight
+
     def forward(self, idx):
         T = idx.size(1)
         x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))

@@ -40,6 +40,9 @@ class MLP(WindowModel):
         self.W2 = nn.Parameter(torch.randn(H, V) * 0.01)
         self.b2 = nn.Parameter(torch.zeros(V))
 
+    def char_embedding(self):
+        return self.C
+
     def forward(self, idx):
         emb = self.C[idx]  # (B, S, E)
         h = torch.tanh(torch.einsum("bse,seh->bh", emb, self.W1) + self.b1)

@@ -65,6 +65,9 @@ class MLPBN(WindowModel):
         embcat = emb.view(emb.shape[0], -1)  # (B, S*E)
         return emb, embcat, embcat @ self.W1  # (B, H)
 
+    def char_embedding(self):
+        return self.C
+
     def forward(self, idx):
         h = self.tanh(self.bn(self._hprebn(idx)[2]))
         return h @ self.W2 + self.b2
@@ -181,6 +184,9 @@ class MLPBNDeep(WindowModel):
         with torch.no_grad():  # a less confident last layer: the initial loss is near ln(V)
             last = self.layers[-1]
             (last.gamma if bn else last.weight).mul_(0.1)
+
+    def char_embedding(self):
+        return self.C
 
     def forward(self, idx):
         emb = self.C[idx]

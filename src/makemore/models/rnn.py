@@ -105,6 +105,9 @@ class RNN(SequenceModel):
         self.cell = self.cell_type(config.n_embd, config.n_embd2)
         self.lm_head = nn.Linear(config.n_embd2, config.vocab_size)
 
+    def char_embedding(self):
+        return self.wte.weight
+
     def decode(self, idx, state=None):
         """Logits (B, T, V) for tokens idx (B, T) continuing from `state` (None: the start);
         returns (logits, the state after the last token)."""

@@ -106,6 +106,17 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_drop(self.c_proj(y)), (k, v)
 
+    def weights(self, x):
+        """The attention weights (B, nh, T, T) forward uses over a whole row x (B, T, C), written out:
+        softmax(q k^T / sqrt(head size)) under the causal mask, each query a weighted average of the
+        keys up to itself."""
+        B, T, C = x.shape
+        q, k, _ = self.c_attn(x).split(C, dim=2)
+        q, k = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(C // self.n_head)
+        future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        return scores.masked_fill(future, float("-inf")).softmax(-1)
+
 
 def same_item_causal_mask(pos: torch.Tensor) -> torch.Tensor:
     """(B, T) positions inside items -> (B, 1, T, T) mask: query i sees key j <= i of its own item.
@@ -213,6 +224,19 @@ class Transformer(SequenceModel):
         """Logits (B, T, V). `pos` (B, T), each token's position inside its item, marks packed
         rows: a new item starts wherever pos is 0."""
         return self._run(idx, None, 0, pos)[0]
+
+    def char_embedding(self):
+        return self.wte.weight
+
+    @torch.no_grad()
+    def attention(self, idx):
+        self.check_length(idx.size(1))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
+        maps = []
+        for block in self.blocks:
+            maps.append(block.attn.weights(block.ln_1(x))[0])
+            x = block(x)[0]
+        return torch.stack(maps)
 
     def decode(self, idx, state=None):
         """Incremental decoding: logits (B, T, V) for the new tokens idx (B, T) given the

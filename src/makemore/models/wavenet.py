@@ -140,6 +140,9 @@ class _Layers:
             self.lm_head.weight.copy_(torch.randn(V, H) / H**0.5 * 0.1)
             self.lm_head.bias.zero_()
 
+    def char_embedding(self):
+        return self.wte.weight
+
 
 class WaveNet(_Layers, WindowModel):
     """The hierarchical form: forward(idx (B, context_size)) -> logits (B, V)."""

@@ -168,9 +168,13 @@ def test_the_page_and_its_files_are_served_by_the_package(client):
     ],
 )
 def test_bad_requests_are_one_line_4xx(client, path, body, status, message):
+    """...and a refused value names its field, for the page to show the message next to it."""
     response = client.post(path, json=body)
     error = response.json()["error"]
     assert response.status_code == status and message in error and "\n" not in error, error
+    if status != 404:
+        field = response.json()["field"]
+        assert field in body or field + ": Field required" in error
 
 
 @pytest.mark.parametrize(

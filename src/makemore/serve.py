@@ -12,6 +12,7 @@ import math
 import re
 import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -130,6 +131,25 @@ def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]
     return runs, skipped
 
 
+class FieldError(MakemoreError):
+    """A request refused because of one field's value: the page shows the message next to it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@contextmanager
+def blame(field: str):
+    """A MakemoreError raised inside (a value the package's own checks refuse) is this field's fault."""
+    try:
+        yield
+    except FieldError:
+        raise
+    except MakemoreError as e:
+        raise FieldError(field, str(e)) from None
+
+
 class SampleRequest(BaseModel):
     run: str = Field(description="a run id from GET /api/runs")
     n: int = Field(20, ge=1, le=MAX_ITEMS, description="how many items")
@@ -184,7 +204,8 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
 
     @app.exception_handler(MakemoreError)
     async def makemore_error(request: Request, exc: MakemoreError):
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        field = {"field": exc.field} if isinstance(exc, FieldError) else {}
+        return JSONResponse({"error": str(exc), **field}, status_code=400)
 
     @app.get("/api/runs")
     def list_runs() -> list[dict]:
@@ -201,7 +222,7 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
         """req.n items, each with the split it appears in (train, dev, test) or new."""
         run = run_of(req.run)
         how = Sampling(req.temperature, req.top_k, req.top_p, req.prefix)
-        with COMPUTE:
+        with COMPUTE, blame("prefix"):  # what draw() refuses is the prefix
             items = commands.draw(run.best, run.data, req.n, req.seed, how, req.new_only)
         return {"seed": req.seed, "items": [{"item": item, "split": split} for item, split in items]}
 
@@ -260,7 +281,7 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
         with COMPUTE:
             maps = best.model.eval().attention(idx)
         if maps is None:
-            raise MakemoreError(f"a {best.run.type} model has no attention")
+            raise FieldError("run", f"a {best.run.type} model has no attention")
         tokens = [best.vocab.show(i) for i in idx[0].tolist()]
         return {"tokens": tokens, "layers": maps.float().cpu().tolist()}
 
@@ -274,8 +295,8 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
     def score(req: ScoreRequest) -> dict:
         """Each item's NLL in nats: in total, per character, and at each character (then the end)."""
         if too_long := next((s for s in req.items if len(s) > MAX_ITEM_CHARS), None):
-            raise MakemoreError(f"items: {too_long[:20]!r}... is longer than {MAX_ITEM_CHARS:,} characters")
-        with COMPUTE:
+            raise FieldError("items", f"items: {too_long[:20]!r}... is longer than {MAX_ITEM_CHARS:,} characters")
+        with COMPUTE, blame("items"):
             results = commands.score_checked(run_of(req.run).best, req.items)
         finite = lambda x: x if math.isfinite(x) else None  # noqa: E731  (JSON has no infinity)
         for r in results:
@@ -288,10 +309,11 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
 
 def row_of(best: Checkpoint, text: str) -> torch.Tensor:
     """The model's input row (1, T) for a text: the boundary, then its characters, checked."""
-    ids = best.vocab.encode(text)
+    with blame("text"):
+        ids = best.vocab.encode(text)
     limit = best.model.length_limit
     if limit is not None and len(ids) > limit:
-        raise MakemoreError(f"text: this model reads at most {limit} characters")
+        raise FieldError("text", f"this model reads at most {limit} characters")
     return torch.tensor([[BOUNDARY, *ids]], device=best.model.device)
 
 

@@ -150,7 +150,8 @@ function drawLossChart() {
     el("p", { class: "hint" }, box, "No training curves to draw (a counted bigram has none; tick a trained run).");
     return;
   }
-  const W = 900, H = 300, m = { l: 52, r: 16, t: 12, b: 36 };
+  const W = Math.max(320, Math.round(box.clientWidth || 900)), H = W < 600 ? 240 : 300;
+  const m = { l: 52, r: 16, t: 12, b: 36 };
   const maxStep = Math.max(...points.map((p) => p[0]), 1);
   // the first steps' losses are far above the rest (an untrained model): cap the axis so the part
   // worth reading fills the chart
@@ -166,7 +167,7 @@ function drawLossChart() {
     svgEl("line", { x1: m.l, x2: W - m.r, y1: y(t), y2: y(t) }, grid);
     svgEl("text", { x: m.l - 6, y: y(t) + 4, "text-anchor": "end" }, svg, t.toFixed(2));
   }
-  for (const t of ticks(0, maxStep, 8)) {
+  for (const t of ticks(0, maxStep, W < 600 ? 4 : 8)) {
     svgEl("line", { x1: x(t), x2: x(t), y1: m.t, y2: H - m.b }, grid);
     svgEl("text", { x: x(t), y: H - m.b + 16, "text-anchor": "middle" }, svg, t.toLocaleString("en-US"));
   }
@@ -320,7 +321,7 @@ function drawNext(pane) {
   const { at, next } = pane.next;
   const actual = pane.score.chars[at][0];
   const bars = next.slice(0, 27);
-  const W = 300, H = 160, m = { l: 4, r: 4, t: 30, b: 18 };
+  const W = 300, H = 160, m = { l: 10, r: 10, t: 30, b: 18 };
   const top = Math.max(...bars.map((b) => b[1]));
   const bw = (W - m.l - m.r) / bars.length;
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, box);
@@ -455,5 +456,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#download").addEventListener("click", downloadSamples);
   $("#inspect").addEventListener("submit", inspect);
   $("#inside").elements.run.addEventListener("change", showInside);
+  window.addEventListener("resize", debounce(drawLossChart, 200));
   loadRuns().catch((error) => { $("#status").textContent = `cannot load the runs: ${error.message}`; });
 });

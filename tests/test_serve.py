@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from makemore.data import Dataset
 from makemore.errors import MakemoreError
-from makemore.serve import MAX_BODY, load_runs, make_app
+from makemore.serve import MAX_BODY, WEB, load_runs, make_app
 
 from conftest import get_json, run_cli, serving
 
@@ -138,6 +138,11 @@ def test_the_page_and_its_files_are_served_by_the_package(client):
     for path in ("/static/app.js", "/static/style.css"):
         assert client.get(path).status_code == 200, path
     assert "http" not in page.text.replace("http://www.w3.org", "")  # nothing fetched from elsewhere
+    docs = client.get("/docs")  # the API reference is ours too: FastAPI's pages load from a CDN
+    assert docs.status_code == 200 and "http" not in docs.text and client.get("/redoc").status_code == 404
+    for name in ("app.js", "api.js"):
+        script = (WEB / name).read_text()
+        assert "http" not in script.replace("http://www.w3.org/2000/svg", ""), name
 
 
 @pytest.mark.parametrize(

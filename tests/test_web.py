@@ -4,6 +4,7 @@ inside three models, and reads the browser's console for errors. It saves a scre
 $MAKEMORE_SCREENSHOT_DIR when set). Where Chromium is missing the test is skipped, except under CI=true,
 where a missing browser fails the run (`.ci/run` installs it)."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -45,8 +46,16 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def page(browser, served_runs):
-    with serving(served_runs) as (url, server):
+def runs(served_runs, tmp_path_factory):
+    """A copy of the served runs: one test appends to a run's log as a training run would."""
+    copy = tmp_path_factory.mktemp("web") / "runs"
+    shutil.copytree(served_runs, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def page(browser, runs):
+    with serving(runs) as (url, server):
         browser.get(url)
         yield browser
     assert "Traceback" not in server.stderr_text, server.stderr_text
@@ -88,6 +97,15 @@ def test_the_page_shows_every_run_with_its_nll_and_loss_curves(page):
         assert 1.5 < float(cell.text) < 3.4, cell.text  # an NLL in nats per character
     wait(page, lambda: len(find(page, "#loss-chart svg path")) >= 2)  # the mlp's and the transformer's curves
     assert console_errors(page) == []
+
+
+def test_the_chart_follows_a_run_that_is_still_training(page, runs):
+    dots = lambda: len(find(page, "#loss-chart circle"))  # noqa: E731  (one per dev evaluation)
+    before = dots()
+    with open(runs / "mlp" / "metrics.jsonl", "a") as log:  # what train appends at its next evaluation
+        log.write(json.dumps({"step": 300, "loss": 2.3}) + "\n" + json.dumps({"step": 300, "dev": 2.35}) + "\n")
+    wait(page, lambda: dots() == before + 1, timeout=30)  # the page polls every 5 s
+    assert "300" in texts(page, "#loss-chart text")  # the step axis grew to step 300
 
 
 def test_generate_tags_each_item_and_the_temperature_slider_draws_again(page):
@@ -158,4 +176,14 @@ def test_a_bad_field_is_shown_next_to_it_and_the_page_goes_on(page, tmp_path):
     out = Path(os.environ.get("MAKEMORE_SCREENSHOT_DIR", tmp_path))
     height = page.execute_script("return document.documentElement.scrollHeight")
     page.set_window_size(1280, height)
+    page.execute_script("window.scrollTo(0, 0)")
     assert page.save_screenshot(str(out / "playground.png")) and (out / "playground.png").stat().st_size > 10_000
+
+
+def test_the_api_reference_is_drawn_from_the_servers_openapi(page):
+    page.get(page.current_url.rstrip("/") + "/docs")
+    wait(page, lambda: len(find(page, ".endpoint")) >= 9)
+    titles = texts(page, ".endpoint h2")
+    assert "POST /api/sample" in titles and "GET /api/runs/{run_id}/evaluation" in titles
+    assert "temperature" in texts(page, ".endpoint td code")
+    assert console_errors(page) == []

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from . import __version__
 from . import runs as commands
 from .checkpoint import BEST, Checkpoint
 from .data import BOUNDARY, SPLITS, Dataset
@@ -178,7 +179,14 @@ class ScoreRequest(BaseModel):
 
 def make_app(runs: dict[str, Run]) -> FastAPI:
     """The FastAPI application serving these runs."""
-    app = FastAPI(title="makemore", summary="Sample and score items with trained makemore runs.")
+    # FastAPI's own /docs and /redoc pages load their scripts from a CDN; ours are served from web/
+    app = FastAPI(
+        title="makemore",
+        summary="Sample, score and look inside trained makemore runs.",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+    )
 
     def run_of(run_id: str) -> Run:
         if run_id not in runs:
@@ -219,7 +227,7 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
 
     @app.post("/api/sample")
     def sample(req: SampleRequest) -> dict:
-        """req.n items, each with the split it appears in (train, dev, test) or new."""
+        """n items drawn from the run's model, each with the split it appears in (train, dev, test) or new."""
         run = run_of(req.run)
         how = Sampling(req.temperature, req.top_k, req.top_p, req.prefix)
         with COMPUTE, blame("prefix"):  # what draw() refuses is the prefix
@@ -288,6 +296,10 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
         return (WEB / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def api_docs() -> str:
+        return (WEB / "api.html").read_text(encoding="utf-8")
 
     app.mount("/static", StaticFiles(directory=str(WEB)), name="static")
 

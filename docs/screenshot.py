@@ -1,0 +1,78 @@
+"""The README's pictures of the playground, taken by headless Chromium from a running server:
+
+    makemore serve runs/transformer runs/mlp runs/bigram &
+    .venv/bin/python docs/screenshot.py http://127.0.0.1:8000 [--item emma] [--compare transformer mlp]
+
+Writes docs/img/playground.png (runs, loss curves, generate, inspect) and docs/img/playground-inside.png
+(the "look inside" card for the first run compared). Needs Debian's chromium and chromium-driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+IMG = Path(__file__).resolve().parent / "img"
+SETTLE = 1.5  # seconds for the last redraws (charts, percentiles) after the page reports ready
+
+
+def browser(width: int) -> webdriver.Chrome:
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--hide-scrollbars", f"--window-size={width},1000"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def ready(driver: webdriver.Chrome) -> bool:
+    """Every run's NLLs are in, and each inspected item shows its dev percentile."""
+    pending = driver.find_elements(By.CSS_SELECTOR, "#runs .pending")
+    numbers = [n.text for n in driver.find_elements(By.CSS_SELECTOR, "#panes .numbers")]
+    return not pending and numbers and all("% of dev items" in n for n in numbers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("url")
+    parser.add_argument("--item", default="emma")
+    parser.add_argument("--compare", nargs=2, default=["transformer", "mlp"], metavar="RUN")
+    parser.add_argument("--width", type=int, default=1280)
+    args = parser.parse_args()
+    driver = browser(args.width)
+    try:
+        driver.get(args.url)
+        WebDriverWait(driver, 300).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#runs tbody tr"))
+        inspect = driver.find_element(By.ID, "inspect")
+        text = inspect.find_element(By.NAME, "text")
+        text.clear()
+        text.send_keys(args.item)
+        Select(inspect.find_element(By.NAME, "run")).select_by_value(args.compare[0])
+        Select(inspect.find_element(By.NAME, "other")).select_by_value(args.compare[1])
+        Select(driver.find_element(By.CSS_SELECTOR, "#inside [name=run]")).select_by_value(args.compare[0])
+        inspect.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        WebDriverWait(driver, 300).until(ready)
+        time.sleep(SETTLE)
+        bottom = driver.execute_script("return document.querySelector('#inspect-card').getBoundingClientRect().bottom")
+        driver.set_window_size(args.width, int(bottom) + 24)
+        driver.execute_script("window.scrollTo(0, 0)")
+        time.sleep(SETTLE)
+        IMG.mkdir(exist_ok=True)
+        driver.save_screenshot(str(IMG / "playground.png"))
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(args.width, height)
+        time.sleep(SETTLE)
+        driver.find_element(By.ID, "inside-card").screenshot(str(IMG / "playground-inside.png"))
+    finally:
+        driver.quit()
+    print(f"wrote {IMG / 'playground.png'} and {IMG / 'playground-inside.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -10,10 +10,12 @@ Writes docs/img/playground.png (runs, loss curves, generate, inspect) and docs/i
 from __future__ import annotations
 
 import argparse
+import io
 import shutil
 import time
 from pathlib import Path
 
+from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -59,15 +61,13 @@ def main() -> None:
         inspect.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         WebDriverWait(driver, 300).until(ready)
         time.sleep(SETTLE)
-        bottom = driver.execute_script("return document.querySelector('#inspect-card').getBoundingClientRect().bottom")
-        driver.set_window_size(args.width, int(bottom) + 24)
-        driver.execute_script("window.scrollTo(0, 0)")
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(args.width, height + 200)  # the whole page in the viewport
         time.sleep(SETTLE)
         IMG.mkdir(exist_ok=True)
-        driver.save_screenshot(str(IMG / "playground.png"))
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(args.width, height)
-        time.sleep(SETTLE)
+        full = Image.open(io.BytesIO(driver.get_screenshot_as_png()))
+        bottom = driver.execute_script("return document.querySelector('#inspect-card').getBoundingClientRect().bottom")
+        full.crop((0, 0, full.width, int(bottom) + 16)).save(IMG / "playground.png", optimize=True)
         driver.find_element(By.ID, "inside-card").screenshot(str(IMG / "playground-inside.png"))
     finally:
         driver.quit()

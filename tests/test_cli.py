@@ -21,6 +21,8 @@ OWN_FLAG = {
     "diagnose": "--steps",
     "gradcheck": "--batch-size",
     "gradcode": "--out",
+    "compare": "--force",
+    "plot": "--item",
     "serve": "--host",
 }
 

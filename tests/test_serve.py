@@ -109,21 +109,6 @@ def test_the_embedding_is_projected_to_two_dimensions(client):
     assert e["explained"][0] >= e["explained"][1]  # the first direction spreads the most
 
 
-def test_project_2d_keeps_a_two_dimensional_table_and_finds_the_main_directions():
-    import torch
-
-    from makemore.serve import project_2d
-
-    table = torch.randn(27, 2, dtype=torch.float64)
-    points, explained = project_2d(table)
-    assert torch.equal(points, table) and sum(explained) == pytest.approx(1)
-    line = torch.arange(27, dtype=torch.float64)[:, None] * torch.tensor([[1.0, 2.0, 2.0]])  # a line in 3-D
-    points, explained = project_2d(line)
-    print("explained variance of a line", explained)
-    assert explained == pytest.approx([1, 0], abs=1e-9)
-    assert points[:, 0].abs().diff().abs().max() == pytest.approx(3)  # the line's own spacing, |(1, 2, 2)|
-
-
 def test_the_bigram_matrix_is_the_counts_and_their_probabilities(client, runs_dir):
     b = client.get("/api/runs/bigram/bigram").json()
     assert b["chars"][0] == "." and len(b["probs"]) == 27

@@ -408,6 +408,85 @@ def cmd_gradcode(argv: list[str]) -> int:
     return 0
 
 
+def cmd_compare(argv: list[str]) -> int:
+    from .compare import compare, markdown, outputs
+
+    p = _Parser(
+        prog="makemore compare",
+        description="Runs side by side: each evaluated on its whole train, dev and test splits, with its "
+        "parameters and training time, as a markdown table (best dev first) and a plot of dev NLL "
+        "against parameters and against training time.",
+        epilog=EPILOG_METRIC,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, or folders with runs anywhere below")
+    p.add_argument("--out", metavar="DIR", help="also write DIR/compare.md and DIR/compare.png")
+    p.add_argument("--force", action="store_true", help="replace compare.md and compare.png already in DIR")
+    args = p.parse_args(argv)
+    if args.out:  # checked before the (slow) evaluations
+        files = outputs(Path(args.out))
+        if not Path(args.out).is_dir():
+            raise MakemoreError(f"--out {args.out} is not a directory")
+        if not args.force and (taken := [str(f) for f in files if f.exists()]):
+            raise MakemoreError(f"{' and '.join(taken)} already exist; --force replaces them")
+    rows = compare(args.runs)
+    table = markdown(rows)
+    print(table, end="")
+    if args.out:
+        from .files import atomic_write_bytes
+        from .plots import plot_compare
+
+        atomic_write_bytes(files[0], table.encode())
+        plot_compare(rows, files[1])
+        print(f"wrote {files[0]} and {files[1]}", file=sys.stderr)
+    return 0
+
+
+PLOTS = {
+    "loss": "the train and dev loss curves (the run's loss.png, drawn again)",
+    "bigram": "Part 1: the bigram matrix, pair and count in each cell (bigram, bigram-nn)",
+    "embedding": "Part 2: the character embedding, in 2-D (every model with one)",
+    "attention": "Part 6: the attention of every layer and head over --item (transformer)",
+}
+
+
+def cmd_plot(argv: list[str]) -> int:
+    from . import views
+
+    p = _Parser(
+        prog="makemore plot",
+        description="Draw a figure of a trained run as a PNG: "
+        + "; ".join(f"{kind}: {what}" for kind, what in PLOTS.items())
+        + ".",
+    )
+    p.add_argument("kind", choices=list(PLOTS), help=" | ".join(PLOTS))
+    _data_args(p)
+    p.add_argument("--item", default="emma", help="the item attention is drawn over (default: emma)")
+    p.add_argument("--out", metavar="FILE", help="where to write the PNG (default: KIND.png here)")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    args = p.parse_args(argv)
+    out = Path(args.out or f"{args.kind}.png")
+    if out.exists() and not args.force:
+        raise MakemoreError(f"{out} already exists; --force replaces it")
+    if not out.parent.is_dir():
+        raise MakemoreError(f"{out.parent} is not a directory")
+    from . import plots
+    from .store import RunStore
+
+    store = RunStore.open(Path(args.work_dir))
+    if args.kind == "loss":
+        plots.plot_loss(store.metrics(), out)
+    else:
+        best = store.load_best()
+        if args.kind == "bigram":
+            plots.plot_bigram(views.bigram(best), out)
+        elif args.kind == "embedding":
+            plots.plot_embedding(views.embedding(best), out)
+        else:
+            plots.plot_attention(views.attention(best, args.item), out)
+    print(out)
+    return 0
+
+
 def cmd_serve(argv: list[str]) -> int:
     p = _Parser(
         prog="makemore serve",
@@ -437,6 +516,8 @@ COMMANDS = {
     "diagnose": cmd_diagnose,
     "gradcheck": cmd_gradcheck,
     "gradcode": cmd_gradcode,
+    "compare": cmd_compare,
+    "plot": cmd_plot,
     "serve": cmd_serve,
 }
 

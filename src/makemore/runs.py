@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .checkpoint import Checkpoint, RunInfo
+from .checkpoint import BEST, Checkpoint, RunInfo
 from .config import TrainConfig, flag
 from .data import DEFAULT_MAX_ITEM_LEN, SPLITS, Dataset, bundled_names
 from .errors import MakemoreError
@@ -178,12 +178,33 @@ def _follow(trainer: Trainer) -> str:
     return ""
 
 
+def find_runs(paths: list[str]) -> list[Path]:
+    """Run directories: each path that holds a checkpoint, or the runs anywhere below a folder."""
+    found = []
+    for path in map(Path, paths):
+        if (path / BEST).is_file():
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(p.parent for p in path.rglob(BEST))
+        else:
+            raise MakemoreError(f"{path} is not a run directory or a folder of runs")
+    if not found:
+        raise MakemoreError(f"no runs (directories with {BEST}) in {' '.join(paths)}")
+    return found
+
+
 def evaluate(run_dir: Path) -> dict:
     store = RunStore.open(run_dir)
     best = store.load_best()
     data = store.dataset()
     report = {split: split_nll(best.model, best.model.examples(data.split(split))) for split in SPLITS}
-    return {**report, "type": best.run.type, "step": best.step, "params": best.model.num_params()}
+    return {
+        **report,
+        "type": best.run.type,
+        "step": best.step,
+        "params": best.model.num_params(),
+        "train_seconds": best.train_seconds,
+    }
 
 
 def sample(run_dir: Path, n: int, seed: int, how: Sampling, new_only: bool) -> list[tuple[str, str]]:

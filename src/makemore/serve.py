@@ -24,9 +24,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from . import __version__
+from . import __version__, views
 from . import runs as commands
-from .checkpoint import BEST, Checkpoint
+from .checkpoint import Checkpoint
 from .data import BOUNDARY, SPLITS, Dataset
 from .errors import MakemoreError
 from .evaluate import item_nlls, split_nll
@@ -91,27 +91,12 @@ class Run:
         }
 
 
-def find_runs(paths: list[str]) -> list[Path]:
-    """Run directories: each path that holds a checkpoint, or the runs anywhere below a folder."""
-    found = []
-    for path in map(Path, paths):
-        if (path / BEST).is_file():
-            found.append(path)
-        elif path.is_dir():
-            found += sorted(p.parent for p in path.rglob(BEST))
-        else:
-            raise MakemoreError(f"{path} is not a run directory or a folder of runs")
-    if not found:
-        raise MakemoreError(f"no runs (directories with {BEST}) in {' '.join(paths)}")
-    return found
-
-
 def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]:
     """The runs to serve, by id (the directory's name, made unique), and those skipped with why.
     A folder of runs skips the ones that cannot be loaded; a run named on its own must load."""
     named, skipped = {Path(p) for p in paths}, []
     runs: dict[str, Run] = {}
-    for run_dir in find_runs(paths):
+    for run_dir in commands.find_runs(paths):
         try:
             store = RunStore.open(run_dir)
             best = store.load_best()
@@ -239,8 +224,8 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
         """The model's distribution of the character after `text` (the boundary '.' ends the item),
         most likely first."""
         best = run_of(req.run).best
-        with COMPUTE, torch.no_grad():
-            logits = best.model.eval().next_logits(row_of(best, req.text))
+        with COMPUTE, blame("text"), torch.no_grad():
+            logits = best.model.eval().next_logits(views.row_of(best, req.text))
         probs = logits.float().softmax(-1)[0].tolist()
         ranked = sorted(((best.vocab.show(i), p) for i, p in enumerate(probs)), key=lambda pair: -pair[1])
         return {"text": req.text, "next": ranked}
@@ -257,41 +242,26 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
     def embedding(run_id: str) -> dict:
         """The character embedding projected to its two principal directions (as it is, for 2-D
         embeddings), with the share of the variance each direction holds."""
-        best = run_of(run_id).best
-        table = best.model.char_embedding()
-        if table is None:
-            raise MakemoreError(f"a {best.run.type} model has no character embedding")
-        points, explained = project_2d(table.detach().double().cpu())
-        chars = [best.vocab.show(i) for i in range(len(table))]
-        return {"chars": chars, "dims": table.size(1), "points": points.tolist(), "explained": explained}
+        return views.embedding(run_of(run_id).best)
 
     @app.get("/api/runs/{run_id}/bigram")
     def bigram(run_id: str) -> dict:
         """P(next | previous) of a bigram model, row by previous character ('.' starts and ends
         items), and the counts behind it for the counting model."""
-        best = run_of(run_id).best
-        table = best.model.bigram_table()
-        if table is None:
-            raise MakemoreError(f"a {best.run.type} model reads more than the previous character: no bigram table")
-        probs, counts = table
-        return {
-            "chars": [best.vocab.show(i) for i in range(len(probs))],
-            "probs": probs.tolist(),
-            "counts": None if counts is None else counts.long().tolist(),
-        }
+        return views.bigram(run_of(run_id).best)
 
     @app.post("/api/attention")
     def attention(req: AttentionRequest) -> dict:
         """The attention weights of every layer and head over '.' and the text: layers[l][h][i][j] is
         how much position i takes from position j (j <= i)."""
         best = run_of(req.run).best
-        idx = row_of(best, req.text)
         with COMPUTE:
-            maps = best.model.eval().attention(idx)
-        if maps is None:
-            raise FieldError("run", f"a {best.run.type} model has no attention")
-        tokens = [best.vocab.show(i) for i in idx[0].tolist()]
-        return {"tokens": tokens, "layers": maps.float().cpu().tolist()}
+            try:
+                return views.attention(best, req.text)
+            except views.TextError as e:
+                raise FieldError("text", str(e)) from None
+            except MakemoreError as e:  # the run's model has no attention
+                raise FieldError("run", str(e)) from None
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -317,28 +287,6 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
         return {"items": results}
 
     return app
-
-
-def row_of(best: Checkpoint, text: str) -> torch.Tensor:
-    """The model's input row (1, T) for a text: the boundary, then its characters, checked."""
-    with blame("text"):
-        ids = best.vocab.encode(text)
-    limit = best.model.length_limit
-    if limit is not None and len(ids) > limit:
-        raise FieldError("text", f"this model reads at most {limit} characters")
-    return torch.tensor([[BOUNDARY, *ids]], device=best.model.device)
-
-
-def project_2d(table: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
-    """Rows (V, E) -> (V, 2) points, and the share of the rows' variance along each axis."""
-    if table.size(1) > 2:  # the two directions along which the rows spread the most
-        centred = table - table.mean(0)
-        points = centred @ torch.linalg.svd(centred, full_matrices=False).Vh[:2].T
-        total = centred.pow(2).sum()
-    else:  # already at most 2-D: shown as it is
-        points = torch.nn.functional.pad(table, (0, 2 - table.size(1)))
-        total = (points - points.mean(0)).pow(2).sum()
-    return points, ((points - points.mean(0)).pow(2).sum(0) / total).tolist()
 
 
 def serve(paths: list[str], host: str, port: int) -> None:

@@ -1,0 +1,41 @@
+"""`makemore compare`: runs side by side, the whole progression of models in one table and one plot.
+
+Each run is evaluated anew on its whole train, dev and test splits (the one metric), so the table
+holds the same numbers `makemore eval` prints, with the parameters and training time beside them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .runs import evaluate, find_runs
+
+
+def compare(paths: list[str]) -> list[dict]:
+    """One row per run (each path a run directory, or a folder of runs), best dev NLL first."""
+    run_dirs = find_runs(paths)
+    names = [d.name for d in run_dirs]
+    rows = []
+    for run_dir, name in zip(run_dirs, names):
+        label = name if names.count(name) == 1 else str(run_dir)  # two runs called alike: their paths
+        rows.append({"run": label, **evaluate(run_dir)})
+    return sorted(rows, key=lambda r: (r["dev"] != r["dev"], r["dev"]))  # an empty dev split (nan) last
+
+
+def markdown(rows: list[dict]) -> str:
+    """The rows as a markdown table: NLL in nats per character on each whole split."""
+    nll = lambda x: "–" if x != x else f"{x:.4f}"  # noqa: E731  (nan: an empty split)
+    lines = [
+        "| run | model | parameters | train | dev | test | best step | training time |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['run']} | `{r['type']}` | {r['params']:,} | {nll(r['train'])} | {nll(r['dev'])} | "
+            f"{nll(r['test'])} | {r['step']:,} | {r['train_seconds']:.1f} s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def outputs(out: Path) -> tuple[Path, Path]:
+    return out / "compare.md", out / "compare.png"

@@ -1,0 +1,76 @@
+"""What a trained model shows of its inside, as plain data: its bigram table, its character
+embedding in two dimensions, its attention over an item. `makemore serve` sends these to the page
+and `makemore plot` draws them; each comes from the model contract (Model.bigram_table,
+char_embedding, attention), so a model that has the part gets the view."""
+
+from __future__ import annotations
+
+import torch
+
+from .checkpoint import Checkpoint
+from .data import BOUNDARY
+from .errors import MakemoreError
+
+
+class TextError(MakemoreError):
+    """The text to look at is refused: characters outside the vocabulary, or too long."""
+
+
+def bigram(best: Checkpoint) -> dict:
+    """P(next | previous) (row: the previous character, '.' starting and ending items) and, for the
+    counting model, the counts behind it."""
+    table = best.model.bigram_table()
+    if table is None:
+        raise MakemoreError(f"a {best.run.type} model reads more than the previous character: no bigram table")
+    probs, counts = table
+    return {
+        "chars": [best.vocab.show(i) for i in range(len(probs))],
+        "probs": probs.tolist(),
+        "counts": None if counts is None else counts.long().tolist(),
+    }
+
+
+def embedding(best: Checkpoint) -> dict:
+    """The character embedding projected to its two principal directions (as it is when it has at
+    most two dimensions), with the share of the variance along each."""
+    table = best.model.char_embedding()
+    if table is None:
+        raise MakemoreError(f"a {best.run.type} model has no character embedding")
+    points, explained = project_2d(table.detach().double().cpu())
+    chars = [best.vocab.show(i) for i in range(len(table))]
+    return {"chars": chars, "dims": table.size(1), "points": points.tolist(), "explained": explained}
+
+
+@torch.no_grad()
+def attention(best: Checkpoint, text: str) -> dict:
+    """The attention weights of every layer and head over '.' and the text: layers[l][h][i][j] is how
+    much position i takes from position j (j <= i)."""
+    if best.model.attention(torch.tensor([[BOUNDARY]], device=best.model.device)) is None:
+        raise MakemoreError(f"a {best.run.type} model has no attention")
+    idx = row_of(best, text)
+    maps = best.model.eval().attention(idx)
+    return {"tokens": [best.vocab.show(i) for i in idx[0].tolist()], "layers": maps.float().cpu().tolist()}
+
+
+def row_of(best: Checkpoint, text: str) -> torch.Tensor:
+    """The model's input row (1, T) for a text: the boundary, then its characters, checked."""
+    try:
+        ids = best.vocab.encode(text)
+    except MakemoreError as e:
+        raise TextError(str(e)) from None
+    limit = best.model.length_limit
+    if limit is not None and len(ids) > limit:
+        raise TextError(f"this model reads at most {limit} characters")
+    return torch.tensor([[BOUNDARY, *ids]], device=best.model.device)
+
+
+def project_2d(table: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+    """Rows (V, E) -> (V, 2) points, and the share of the rows' variance along each axis."""
+    if table.size(1) > 2:  # the two directions along which the rows spread the most
+        centred = table - table.mean(0)
+        points = centred @ torch.linalg.svd(centred, full_matrices=False).Vh[:2].T
+        total = centred.pow(2).sum()
+    else:  # already at most 2-D: shown as it is
+        points = torch.nn.functional.pad(table, (0, 2 - table.size(1)))
+        total = (points - points.mean(0)).pow(2).sum()
+    return points, ((points - points.mean(0)).pow(2).sum(0) / total).tolist()

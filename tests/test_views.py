@@ -1,0 +1,37 @@
+"""Views of a model's inside (makemore.views): the data `serve` sends and `plot` draws."""
+
+import pytest
+import torch
+
+from makemore.errors import MakemoreError
+from makemore.store import RunStore
+from makemore.views import TextError, attention, bigram, embedding, project_2d
+
+
+def test_project_2d_keeps_a_two_dimensional_table_and_finds_the_main_directions():
+    table = torch.randn(27, 2, dtype=torch.float64)
+    points, explained = project_2d(table)
+    assert torch.equal(points, table) and sum(explained) == pytest.approx(1)
+    line = torch.arange(27, dtype=torch.float64)[:, None] * torch.tensor([[1.0, 2.0, 2.0]])  # a line in 3-D
+    points, explained = project_2d(line)
+    print("explained variance of a line", explained)
+    assert explained == pytest.approx([1, 0], abs=1e-9)
+    assert points[:, 0].abs().diff().abs().max() == pytest.approx(3)  # the line's own spacing, |(1, 2, 2)|
+
+
+def test_each_view_refuses_a_model_without_that_part(served_runs):
+    mlp = RunStore.open(served_runs / "mlp").load_best()
+    with pytest.raises(MakemoreError, match="a mlp model has no attention"):
+        attention(mlp, "emma")
+    with pytest.raises(MakemoreError, match="reads more than the previous character"):
+        bigram(mlp)
+    with pytest.raises(MakemoreError, match="a bigram model has no character embedding"):
+        embedding(RunStore.open(served_runs / "bigram").load_best())
+
+
+def test_attention_refuses_text_it_cannot_read(served_runs):
+    transformer = RunStore.open(served_runs / "transformer").load_best()
+    with pytest.raises(TextError, match="not in the vocabulary"):
+        attention(transformer, "Emma")
+    with pytest.raises(TextError, match="at most 15 characters"):
+        attention(transformer, "a" * 16)

@@ -139,11 +139,11 @@ def blame(field: str):
 class SampleRequest(BaseModel):
     run: str = Field(description="a run id from GET /api/runs")
     n: int = Field(20, ge=1, le=MAX_ITEMS, description="how many items")
-    temperature: float = Field(1.0, gt=0)
+    temperature: float = Field(1.0, gt=0, description="divides the logits: below 1 safer items, above 1 more varied")
     top_k: int | None = Field(None, ge=1, description="draw only from the k most likely characters")
     top_p: float | None = Field(None, gt=0, le=1, description="draw only from the smallest set holding this mass")
     prefix: str = Field("", max_length=MAX_ITEM_CHARS, description="every item starts with it")
-    seed: int = Field(0, ge=0, lt=2**63)
+    seed: int = Field(0, ge=0, lt=2**63, description="the same seed gives the same items")
     new_only: bool = Field(False, description="only items that are in none of the splits")
 
 

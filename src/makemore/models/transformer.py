@@ -7,7 +7,7 @@ max_len = the longest item) so the numbers compare; the training recipe is ours.
 `--head tied` ties the output layer to the token embedding and `--emb-dropout` sets the
 embedding dropout apart from the residual one; at 20k steps neither beat the defaults. The
 default recipe evaluates and saves an average of the weights (the engine's `ema`), which did
-(docs/part6-transformer.md, experiment log).
+(docs/appendix-transformer-tuning.md).
 
 Training batches may be packed: several whole items back to back in one row, with `pos` giving
 each token's position inside its item; a token then attends only to the earlier tokens of its
@@ -152,8 +152,8 @@ class Transformer(SequenceModel):
     Config = TransformerConfig
     incremental = True
     packs = True
-    # Tuned on 2 CPU cores to fit 10 minutes of training; see docs/part6-transformer.md. The average
-    # of the weights (ema) is what gets evaluated and saved. Batch 128: the fixed cost of a step
+    # Tuned on 2 CPU cores to fit 10 minutes of training (docs/appendix-transformer-tuning.md).
+    # The average of the weights (ema) is what gets evaluated and saved. Batch 128: the fixed cost of a step
     # (~3.5 ms of Python and dispatch) is shared by twice the items. beta2 0.99: Adam's scale of
     # each weight's steps follows the gradients of the last ~100 steps, not ~1000 (fifth pass:
     # dev 0.0034 lower, mean of 3 seeds). Measured: test 1.9186 in 562 s; seeds 1, 2: 1.9238, 1.9226.
@@ -170,7 +170,7 @@ class Transformer(SequenceModel):
     )
     presets = {
         # batch 64 learns more per item than 128; 64k steps of it with a longer average
-        # (docs/part6-transformer.md, fourth pass). beta2 0.99 tied on dev here (fifth pass).
+        # (docs/appendix-transformer-tuning.md, fourth pass). beta2 0.99 tied on dev here (fifth pass).
         "best": dict(max_steps=64000, batch_size=64, learning_rate=3e-3, ema=0.9995, beta2=0.999),
     }
 

@@ -42,6 +42,9 @@ def test_schedules():
     assert all(a >= b for a, b in zip(steps, steps[1:]))  # cosine only decays
     lecture = TrainConfig(max_steps=200000, learning_rate=0.1, schedule="step", warmup_steps=0)
     assert lr_at(lecture, 99999) == 0.1 and lr_at(lecture, 100000) == pytest.approx(0.01)
+    later = TrainConfig(max_steps=200000, learning_rate=0.1, schedule="step", step_at=0.75, warmup_steps=0)
+    assert lr_at(later, 149999) == 0.1 and lr_at(later, 150000) == pytest.approx(0.01)  # Parts 3 and 5
+    assert "--step-at must be in (0, 1]" in TrainConfig(step_at=0).problems()
     assert lr_at(TrainConfig(schedule="constant", warmup_steps=0, learning_rate=0.3), 5000) == 0.3
 
 

@@ -43,7 +43,11 @@ class TrainConfig(Checked):
     optimizer: str = option("adamw", "adamw or sgd")
     weight_decay: float = option(0.01, "decoupled weight decay, applied to matrices only")
     beta2: float = option(0.999, "AdamW's decay of the squared-gradient average (lower adapts faster)")
-    schedule: str = option("cosine", "constant | step (the lectures: /10 halfway) | cosine (to min-lr-ratio)")
+    schedule: str = option("cosine", "constant | step (/10 after --step-at of the steps) | cosine (to min-lr-ratio)")
+    step_at: float = option(
+        0.5,
+        "with --schedule step: the share of max-steps after which lr is /10 (Part 2's lecture: 0.5; Parts 3, 5: 0.75)",
+    )
     warmup_steps: int = option(100, "linear warmup steps at the start")
     min_lr_ratio: float = option(0.01, "cosine schedule ends at learning-rate x this")
     eval_interval: int = option(1000, "steps between evaluations of the whole dev split")
@@ -78,6 +82,7 @@ class TrainConfig(Checked):
             (self.weight_decay >= 0, "--weight-decay must be >= 0"),
             (0 <= self.beta2 < 1, "--beta2 must be in [0, 1)"),
             (self.schedule in ("constant", "step", "cosine"), "--schedule must be constant, step or cosine"),
+            (0 < self.step_at <= 1, "--step-at must be in (0, 1]"),
             (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
             (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
             (self.eval_interval >= 1, "--eval-interval must be >= 1"),

@@ -38,8 +38,8 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return cfg.learning_rate
-    if cfg.schedule == "step":  # the lectures: 0.1 for the first half, then 0.01
-        return cfg.learning_rate * (1.0 if step < cfg.max_steps // 2 else 0.1)
+    if cfg.schedule == "step":  # the lectures: 0.1, then 0.01 (Part 2 from 100k of 200k steps, Parts 3, 5 from 150k)
+        return cfg.learning_rate * (1.0 if step < int(cfg.max_steps * cfg.step_at) else 0.1)
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     floor = cfg.learning_rate * cfg.min_lr_ratio
     return floor + 0.5 * (cfg.learning_rate - floor) * (1 + math.cos(math.pi * progress))

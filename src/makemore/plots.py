@@ -40,22 +40,24 @@ def plot_loss(rows: list[dict], out: Path) -> None:
 
 
 def plot_compare(rows: list[dict], out: Path) -> None:
-    """Dev NLL against parameters and against training time, one labelled point per run
-    (compare.compare's rows). Both axes are logarithmic past a small linear stretch at zero:
-    the counted bigram has no parameters and no training time."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), dpi=110, sharey=True)
-    colours = plt.get_cmap("tab10")
+    """Dev NLL against parameters and against training time, one point per run (compare.compare's
+    rows, best dev first), named in the legend: labels beside points collide where runs are close.
+    Both axes are logarithmic past a small linear stretch at zero: the counted bigram has no
+    parameters and no training time."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110, sharey=True)
+    colours, markers = plt.get_cmap("tab10"), "os^Dv<>PX*ph"
     for ax, key, label, linear in (
         (axes[0], "params", "parameters", 100),
         (axes[1], "train_seconds", "training time (s)", 1),
     ):
         for i, r in enumerate(rows):
-            ax.scatter(r[key], r["dev"], s=36, color=colours(i % 10), zorder=3)
-            ax.annotate(r["run"], (r[key], r["dev"]), xytext=(5, 4), textcoords="offset points", fontsize=8)
+            style = dict(color=colours(i % 10), marker=markers[i % len(markers)], s=48, zorder=3)
+            ax.scatter(r[key], r["dev"], label=f"{r['run']}  {r['dev']:.4f}", **style)
         ax.set_xscale("symlog", linthresh=linear)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("dev NLL (nats per character)")
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, title="run, dev NLL", frameon=False)
     fig.suptitle("dev NLL of each run (whole split)")
     fig.tight_layout()
     _save(fig, out)

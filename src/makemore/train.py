@@ -302,7 +302,7 @@ class Trainer:
 
 # --- the hooks of a training run -----------------------------------------------------------------
 class MetricsLog(Hook):
-    """Train loss and learning rate every `every` steps (and at the last), skipped steps, to the run store."""
+    """Train loss and learning rate every `every` steps (and at the first and last), skipped steps, to the run store."""
 
     def __init__(self, store, every: int = 100):
         self.store, self.every = store, every
@@ -310,7 +310,7 @@ class MetricsLog(Hook):
     def on_step(self, t: Trainer) -> None:
         if t.skipped is not None:
             self.store.log({"step": t.step - 1, "skipped": t.skipped})
-        if t.step % self.every == 0 or t.step == t.cfg.max_steps:
+        if t.step % self.every == 0 or t.step in (1, t.cfg.max_steps):  # step 1: the loss at initialisation
             self.store.log({"step": t.step, "loss": t.loss, "lr": t.lr})
 
 

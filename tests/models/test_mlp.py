@@ -1,6 +1,12 @@
-import torch
+import math
 
+import pytest
+import torch
+import torch.nn.functional as F
+
+from makemore.data import Dataset, Windows, bundled_names
 from makemore.models import REGISTRY
+from makemore.models.mlp import INITS
 
 
 def test_lecture_configuration_has_11897_parameters():
@@ -52,3 +58,25 @@ def test_default_recipe_reaches_the_target_and_samples_look_like_names():
     assert 4 <= lengths[100] <= 8  # names.txt's median length is 6
     vowels = sum(any(v in n for v in "aeiouy") for n in names)
     assert vowels >= 190  # noise from a context-blind model would often have none
+
+
+@pytest.mark.parametrize("model_type", ["mlp", "mlp-bn"])
+def test_part_3s_initialisations_give_the_lectures_first_losses(model_type):
+    """naive: every weight N(0, 1), confidently wrong (the lecture's first loss: 27); each fix after it
+    starts near ln 27 = 3.30, the loss of a uniform guess."""
+    cls = REGISTRY[model_type]
+    X, Y = Windows(Dataset.read(bundled_names()).split("train"), 3)[:4096]
+    first = {}
+    for init in INITS:
+        torch.manual_seed(0)
+        model = cls(cls.Config(vocab_size=27, init=init))
+        with torch.no_grad():
+            first[init] = F.cross_entropy(model(X), Y).item()
+    print(model_type, {k: round(v, 2) for k, v in first.items()})
+    assert first["naive"] > 15
+    for init in ("small-output", "scaled", "kaiming"):
+        assert abs(first[init] - math.log(27)) < 0.1, init
+
+
+def test_an_unknown_init_is_refused():
+    assert "--init must be one of naive, small-output, scaled, kaiming" in REGISTRY["mlp"].Config(init="x").problems()

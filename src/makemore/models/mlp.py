@@ -15,12 +15,30 @@ from torch import nn
 from ..config import option
 from .base import WindowConfig, WindowModel
 
+# Part 3's initialisations in the lecture's order: (W1, b1, W2, b2) scales of N(0, 1) draws, given
+# W1's fan-in. naive: all N(0, 1), confidently wrong at the start (loss ~27 on names); small-output:
+# the output layer near zero (loss ln V); scaled: W1 x 0.2 as well, so tanh is not saturated;
+# kaiming: W1 x gain / sqrt(fan_in) (5/3 for tanh) and zero biases, the default.
+INITS = {
+    "naive": lambda fan_in: (1.0, 1.0, 1.0, 1.0),
+    "small-output": lambda fan_in: (1.0, 1.0, 0.01, 0.0),
+    "scaled": lambda fan_in: (0.2, 0.01, 0.01, 0.0),
+    "kaiming": lambda fan_in: ((5 / 3) / fan_in**0.5, 0.0, 0.01, 0.0),
+}
+
 
 @dataclass
 class MLPConfig(WindowConfig):
     context_size: int = option(3, "previous characters the model sees")
     n_embd: int = option(10, "embedding dimension per character")
     n_hidden: int = option(200, "width of the tanh hidden layer")
+    init: str = option("kaiming", "naive | small-output | scaled | kaiming: Part 3's initialisations, in order")
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if self.init not in INITS:
+            problems.append(f"--init must be one of {', '.join(INITS)}")
+        return problems
 
 
 class MLP(WindowModel):
@@ -33,12 +51,15 @@ class MLP(WindowModel):
         self.C = nn.Parameter(torch.randn(V, E))
         # W1 keeps the (position, embedding) axes separate: the concatenation of the
         # lecture's emb.view(B, S*E) @ W1 is then the single contraction 'bse,seh->bh'.
-        # Init scaled by tanh's gain / sqrt(fan_in) so the hidden layer starts unsaturated.
-        self.W1 = nn.Parameter(torch.randn(S, E, H) * (5 / 3) / (S * E) ** 0.5)
-        self.b1 = nn.Parameter(torch.zeros(H))
-        # small output weights: the initial loss is ln(V), not confidently wrong
-        self.W2 = nn.Parameter(torch.randn(H, V) * 0.01)
-        self.b2 = nn.Parameter(torch.zeros(V))
+        W1, W2 = torch.randn(S, E, H), torch.randn(H, V)
+        # the biases are drawn only where an init scales them (kaiming's draws stay those of before)
+        drawn = config.init != "kaiming"
+        b1, b2 = (torch.randn(H), torch.randn(V)) if drawn else (torch.zeros(H), torch.zeros(V))
+        w1, c1, w2, c2 = INITS[config.init](S * E)
+        self.W1 = nn.Parameter(W1 * w1)
+        self.b1 = nn.Parameter(b1 * c1)
+        self.W2 = nn.Parameter(W2 * w2)
+        self.b2 = nn.Parameter(b2 * c2)
 
     def char_embedding(self):
         return self.C

@@ -23,7 +23,7 @@ from .. import backprop
 from ..config import option
 from .base import WindowConfig, WindowModel
 from .batchnorm import BatchNorm
-from .mlp import MLP, MLPConfig
+from .mlp import INITS, MLP, MLPConfig
 
 
 @dataclass
@@ -33,11 +33,14 @@ class MLPBNConfig(WindowConfig):
     n_hidden: int = option(200, "width of the BatchNorm + tanh hidden layer")
     bn_momentum: float = option(0.001, "weight of each batch in the running mean/var (the lecture: 0.001)")
     bn_eps: float = option(1e-5, "added to the variance before the square root")
+    init: str = option("kaiming", "naive | small-output | scaled | kaiming: Part 3's initialisations (as mlp's)")
 
     def problems(self) -> list[str]:
         problems = super().problems()
         if not 0 < self.bn_momentum <= 1:
             problems.append("--bn-momentum must be in (0, 1]")
+        if self.init not in INITS:
+            problems.append(f"--init must be one of {', '.join(INITS)}")
         return problems
 
 
@@ -52,12 +55,15 @@ class MLPBN(WindowModel):
         super().__init__(config)
         V, S, E, H = config.vocab_size, config.context_size, config.n_embd, config.n_hidden
         self.C = nn.Parameter(torch.randn(V, E))
-        # Kaiming: tanh's gain 5/3 over sqrt(fan_in); no bias, BatchNorm's beta takes its place
-        self.W1 = nn.Parameter(torch.randn(S * E, H) * (5 / 3) / (S * E) ** 0.5)
+        # no b1: BatchNorm's beta takes its place. BatchNorm also undoes W1's scale, so of the
+        # initialisations only the output layer's (small-output onwards) changes the first loss.
+        w1, _, w2, c2 = INITS[config.init](S * E)
+        self.W1 = nn.Parameter(torch.randn(S * E, H) * w1)
         self.bn = BatchNorm(H, config.bn_momentum, config.bn_eps, shape=(1, H))
-        # small output weights: the initial loss is ln(V), not confidently wrong
-        self.W2 = nn.Parameter(torch.randn(H, V) * 0.01)
-        self.b2 = nn.Parameter(torch.zeros(V))
+        W2 = torch.randn(H, V)
+        b2 = torch.randn(V) if config.init != "kaiming" else torch.zeros(V)  # kaiming: the draws of before
+        self.W2 = nn.Parameter(W2 * w2)
+        self.b2 = nn.Parameter(b2 * c2)
         self.tanh = nn.Tanh()  # a module only so that diagnostics can hook its output
 
     def _hprebn(self, idx):

@@ -99,6 +99,21 @@ def test_diagnose_writes_plots_and_json_for_the_deep_net(capsys, tmp_path):
     assert abs(report["expected_init_loss"] - math.log(27)) < 1e-9
 
 
+def test_the_plain_mlp_replays_part_3s_initialisations(capsys, mlp_run, tmp_path):
+    """The first half of Part 3, on the plain mlp: naive init is confidently wrong (the hockey
+    stick's first loss, ~27 in the lecture), the small output layer fixes the loss but leaves tanh
+    saturated, scaling W1 fixes that."""
+    code, out, err = run_cli(capsys, "diagnose", "-o", mlp_run, "--out", tmp_path, "--steps", "50")
+    assert code == 0, err
+    print(out)
+    report = json.loads((tmp_path / "diagnostics.json").read_text())
+    variants = {name: r for name, r in report["variants"].items()}
+    first = {name.split("init ")[-1]: r["init_loss"] for name, r in variants.items()}
+    sat = {name.split("init ")[-1]: r["layers"][0]["saturated_pct"] for name, r in variants.items()}
+    assert first["naive"] > 15 and all(abs(first[i] - math.log(27)) < 0.1 for i in ("small-output", "scaled"))
+    assert sat["small-output"] > 2 * sat["scaled"]
+
+
 def test_diagnose_refuses_a_model_without_tanh(capsys, tmp_path):
     run = tmp_path / "bigram"
     assert main(["train", "--type", "bigram", "-o", str(run), "-q"]) == 0

@@ -327,7 +327,7 @@ def cmd_diagnose(argv: list[str]) -> int:
 
     p = _Parser(
         prog="makemore diagnose",
-        description="Part 3's diagnostics for a run of a tanh network (mlp-bn, mlp-bn-deep): init loss, "
+        description="Part 3's diagnostics for a run of a tanh network (mlp, mlp-bn, mlp-bn-deep): init loss, "
         "activation and gradient statistics, update:data ratios; PNGs and diagnostics.json in DIR/diagnostics.",
     )
     _data_args(p)

@@ -317,7 +317,9 @@ def _diagnose(
     best = store.load_best()
     model, cls = best.model, type(best.model)
     if not any(isinstance(m, nn.Tanh) for m in model.modules()):
-        raise MakemoreError(f"model type {best.run.type!r} has no tanh layers to diagnose (try mlp-bn or mlp-bn-deep)")
+        raise MakemoreError(
+            f"model type {best.run.type!r} has no tanh layers to diagnose (try mlp, mlp-bn or mlp-bn-deep)"
+        )
     out_dir = Path(out_dir) if out_dir else Path(run_dir) / "diagnostics"
     out_dir.mkdir(parents=True, exist_ok=True)
     set_threads(0)

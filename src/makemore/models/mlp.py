@@ -7,7 +7,7 @@ then logits. Defaults are the lecture's: embedding 10, context_size 3, hidden 20
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -60,11 +60,18 @@ class MLP(WindowModel):
         self.b1 = nn.Parameter(b1 * c1)
         self.W2 = nn.Parameter(W2 * w2)
         self.b2 = nn.Parameter(b2 * c2)
+        self.tanh = nn.Tanh()  # a module only so that `makemore diagnose` can hook its output
+
+    def diagnostic_variants(self):
+        """The run's config, then each of Part 3's initialisations: the first loss (the hockey stick)
+        and the saturation of the tanh layer under each."""
+        c = self.config
+        return [(f"run: init {c.init}", c)] + [(f"init {i}", replace(c, init=i)) for i in INITS if i != c.init]
 
     def char_embedding(self):
         return self.C
 
     def forward(self, idx):
         emb = self.C[idx]  # (B, S, E)
-        h = torch.tanh(torch.einsum("bse,seh->bh", emb, self.W1) + self.b1)
+        h = self.tanh(torch.einsum("bse,seh->bh", emb, self.W1) + self.b1)
         return h @ self.W2 + self.b2

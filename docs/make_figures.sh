@@ -23,10 +23,18 @@ for type in bigram bigram-nn mlp mlp-bn mlp-bn-deep wavenet wavenet-conv transfo
   train "$type" --type "$type"
 done
 train mlp-2d --type mlp --n-embd 2  # Part 2's scatter: an embedding of two dimensions, drawn as it is
+# Part 3's first half: the lecture's own recipe (SGD, batch 32, 200k steps, /10 at 100k) from the naive init
+train mlp-naive-lecture --type mlp --init naive --optimizer sgd --batch-size 32 --learning-rate 0.1 \
+  --schedule step --max-steps 200000 --warmup-steps 0 --weight-decay 0 --eval-interval 10000
 
 "$makemore" plot bigram -o "$runs/bigram" --out "$img/bigram-counts.png" --force
 "$makemore" plot embedding -o "$runs/mlp-2d" --out "$img/mlp-embedding-2d.png" --force
 "$makemore" plot loss -o "$runs/mlp" --out "$img/mlp-loss.png" --force
+"$makemore" plot loss -o "$runs/mlp-naive-lecture" --out "$img/mlp-naive-loss.png" --force
 "$makemore" plot attention -o "$runs/transformer" --item emma --out "$img/transformer-attention.png" --force
-# every model but the 2-D one: the whole progression
-"$makemore" compare $(for d in "$runs"/*/; do [ "$(basename "$d")" = mlp-2d ] || echo "$d"; done) --out "$img" --force
+"$makemore" diagnose -o "$runs/mlp" --out "$runs/mlp-diagnostics" >/dev/null  # Part 3 on the plain mlp
+cp "$runs/mlp-diagnostics/init_loss.png" "$img/mlp-init-loss.png"
+# every model at its defaults: the whole progression
+"$makemore" compare $(for t in bigram bigram-nn mlp mlp-bn mlp-bn-deep wavenet wavenet-conv transformer rnn gru lstm bow; do
+  echo "$runs/$t"
+done) --out "$img" --force

@@ -14,6 +14,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -52,8 +53,9 @@ class Run:
     data: Dataset
     _evaluation: dict | None = field(default=None, repr=False)
 
+    @cached_property
     def views(self) -> list[str]:
-        """What the page can show of this model's inside."""
+        """What the page can show of this model's inside (asked once, when the run is loaded)."""
         model, row = self.best.model, torch.tensor([[BOUNDARY]], device=self.best.model.device)
         shown = {"embedding": model.char_embedding(), "bigram": model.bigram_table(), "attention": model.attention(row)}
         return [name for name, value in shown.items() if value is not None]
@@ -87,7 +89,7 @@ class Run:
             "vocab": "".join(b.vocab.chars),
             "max_sample_len": b.model.max_sample_len(b.run.max_len),
             "length_limit": b.model.length_limit,
-            "views": self.views(),
+            "views": self.views,
         }
 
 
@@ -112,6 +114,7 @@ def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]
             k += 1
             run_id = f"{base}-{k}"
         runs[run_id] = Run(run_id, store, best, data)
+        runs[run_id].views  # noqa: B018  (computed now, before requests share the model)
     if not runs:
         raise MakemoreError("none of the runs could be loaded: " + "; ".join(f"{p}: {why}" for p, why in skipped))
     return runs, skipped

@@ -34,6 +34,11 @@ train mlp-naive-lecture --type mlp --init naive --optimizer sgd --batch-size 32 
 "$makemore" plot attention -o "$runs/transformer" --item emma --out "$img/transformer-attention.png" --force
 "$makemore" diagnose -o "$runs/mlp" --out "$runs/mlp-diagnostics" >/dev/null  # Part 3 on the plain mlp
 cp "$runs/mlp-diagnostics/init_loss.png" "$img/mlp-init-loss.png"
+"$makemore" diagnose -o "$runs/mlp-bn-deep" --out "$runs/mlp-bn-deep-diagnostics" >/dev/null
+for plot in activations update_ratio variants_saturation; do
+  name=${plot/variants_/}
+  cp "$runs/mlp-bn-deep-diagnostics/$plot.png" "$img/mlp-bn-deep-${name//_/-}.png"
+done
 # every model at its defaults: the whole progression
 "$makemore" compare $(for t in bigram bigram-nn mlp mlp-bn mlp-bn-deep wavenet wavenet-conv transformer rnn gru lstm bow; do
   echo "$runs/$t"

@@ -32,6 +32,7 @@ train mlp-naive-lecture --type mlp --init naive --optimizer sgd --batch-size 32 
 "$makemore" plot loss -o "$runs/mlp" --out "$img/mlp-loss.png" --force
 "$makemore" plot loss -o "$runs/mlp-naive-lecture" --out "$img/mlp-naive-loss.png" --force
 "$makemore" plot attention -o "$runs/transformer" --item emma --out "$img/transformer-attention.png" --force
+"$makemore" plot dlogits -o "$runs/mlp-bn" --out "$img/mlp-bn-dlogits.png" --force
 "$makemore" diagnose -o "$runs/mlp" --out "$runs/mlp-diagnostics" >/dev/null  # Part 3 on the plain mlp
 cp "$runs/mlp-diagnostics/init_loss.png" "$img/mlp-init-loss.png"
 "$makemore" diagnose -o "$runs/mlp-bn-deep" --out "$runs/mlp-bn-deep-diagnostics" >/dev/null

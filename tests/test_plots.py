@@ -8,7 +8,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(
-    "kind, run", [("loss", "mlp"), ("bigram", "bigram"), ("embedding", "mlp"), ("attention", "transformer")]
+    "kind, run",
+    [("loss", "mlp"), ("bigram", "bigram"), ("embedding", "mlp"), ("attention", "transformer"), ("dlogits", "mlp")],
 )
 def test_each_kind_draws_a_png(capsys, served_runs, tmp_path, kind, run):
     out = tmp_path / f"{kind}.png"

@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from makemore.errors import MakemoreError
 from makemore.store import RunStore
-from makemore.views import TextError, attention, bigram, embedding, project_2d
+from makemore.views import TextError, attention, bigram, dlogits, embedding, project_2d
 
 
 def test_project_2d_keeps_a_two_dimensional_table_and_finds_the_main_directions():
@@ -35,3 +36,21 @@ def test_attention_refuses_text_it_cannot_read(served_runs):
         attention(transformer, "Emma")
     with pytest.raises(TextError, match="at most 15 characters"):
         attention(transformer, "a" * 16)
+
+
+@pytest.mark.parametrize("run", ["mlp", "transformer"])
+def test_dlogits_is_softmax_minus_one_hot_over_n(served_runs, run):
+    """The lecture derives dlogits = (softmax(logits) - one_hot(y)) / n; the view takes autograd's."""
+    store = RunStore.open(served_runs / run)
+    best, data = store.load_best(), store.dataset()
+    view = dlogits(best, data, n=32)
+    grads = torch.tensor(view["dlogits"], dtype=torch.float64)
+    assert grads.shape == (32, 27) and len(view["targets"]) == 32
+    X, Y = best.model.examples(data.split("train"))[:32]
+    logits = best.model.eval()(X).reshape(-1, 27)[Y.reshape(-1) != -1][:32].double()
+    targets = [view["chars"].index(t) for t in view["targets"]]
+    by_hand = (logits.softmax(1) - F.one_hot(torch.tensor(targets), 27)) / 32
+    diff = (grads - by_hand).abs().max().item()
+    print(run, "max |autograd - (softmax - one_hot) / n|", diff)
+    assert diff < 1e-6 and grads.sum(1).abs().max() < 1e-6
+    assert all(grads[i, t] < 0 for i, t in enumerate(targets))  # the right character is pulled down

@@ -445,6 +445,7 @@ PLOTS = {
     "loss": "the train and dev loss curves (the run's loss.png, drawn again)",
     "bigram": "Part 1: the bigram matrix, pair and count in each cell (bigram, bigram-nn)",
     "embedding": "Part 2: the character embedding, in 2-D (every model with one)",
+    "dlogits": "Part 4: the gradient of the loss on the logits of 32 training examples",
     "attention": "Part 6: the attention of every layer and head over --item (transformer)",
 }
 
@@ -481,6 +482,8 @@ def cmd_plot(argv: list[str]) -> int:
             plots.plot_bigram(views.bigram(best), out)
         elif args.kind == "embedding":
             plots.plot_embedding(views.embedding(best), out)
+        elif args.kind == "dlogits":
+            plots.plot_dlogits(views.dlogits(best, store.dataset()), out)
         else:
             plots.plot_attention(views.attention(best, args.item), out)
     print(out)

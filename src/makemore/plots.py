@@ -119,3 +119,19 @@ def plot_attention(view: dict, out: Path) -> None:
     fig.suptitle(f"attention over {''.join(tokens)!r}")
     fig.tight_layout()
     _save(fig, out)
+
+
+def plot_dlogits(view: dict, out: Path) -> None:
+    """Part 4's image of dlogits for one batch: one row per target (named on the left), one column
+    per character; dark where the loss pulls a logit down (the right character), light where it
+    pushes one up."""
+    grads, chars, targets = view["dlogits"], view["chars"], view["targets"]
+    fig, ax = plt.subplots(figsize=(0.32 * len(chars) + 1.5, 0.24 * len(targets) + 1.2), dpi=100)
+    ax.imshow(grads, cmap="gray")
+    ax.set_xticks(range(len(chars)), chars, fontsize=8)
+    ax.set_yticks(range(len(targets)), targets, fontsize=7)
+    ax.set_xlabel("logit of this character")
+    ax.set_ylabel("target character of each example")
+    ax.set_title(f"dlogits = (softmax - one-hot) / {len(targets)}: each row sums to 0")
+    fig.tight_layout()
+    _save(fig, out)

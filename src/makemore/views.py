@@ -1,14 +1,15 @@
 """What a trained model shows of its inside, as plain data: its bigram table, its character
-embedding in two dimensions, its attention over an item. `makemore serve` sends these to the page
-and `makemore plot` draws them; each comes from the model contract (Model.bigram_table,
-char_embedding, attention), so a model that has the part gets the view."""
+embedding in two dimensions, its attention over an item, the gradient on its logits. `makemore
+serve` sends these to the page and `makemore plot` draws them; each comes from the model contract
+(Model.bigram_table, char_embedding, attention), so a model that has the part gets the view."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .checkpoint import Checkpoint
-from .data import BOUNDARY
+from .data import BOUNDARY, IGNORE, Dataset
 from .errors import MakemoreError
 
 
@@ -74,3 +75,23 @@ def project_2d(table: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
         points = torch.nn.functional.pad(table, (0, 2 - table.size(1)))
         total = (points - points.mean(0)).pow(2).sum()
     return points, ((points - points.mean(0)).pow(2).sum(0) / total).tolist()
+
+
+def dlogits(best: Checkpoint, data: Dataset, n: int = 32) -> dict:
+    """Part 4's picture: the gradient of the mean loss over n training targets with respect to their
+    logits, softmax(logits) - one_hot(target), divided by n. Each row sums to zero: the right
+    character is pulled down by what the model failed to give it, the others pushed up by what
+    they took."""
+    model = best.model.eval()
+    examples = model.examples(data.split("train"))
+    X, Y = examples[: max(1, n)]
+    logits = model(X.to(model.device)).reshape(-1, model.config.vocab_size)
+    targets = Y.reshape(-1).to(model.device)
+    keep = targets != IGNORE
+    logits, targets = logits[keep][:n].detach().requires_grad_(), targets[keep][:n]
+    F.cross_entropy(logits.float(), targets).backward()  # autograd computes what the lecture derives
+    return {
+        "chars": [best.vocab.show(i) for i in range(model.config.vocab_size)],
+        "targets": [best.vocab.show(t) for t in targets.tolist()],
+        "dlogits": logits.grad.float().cpu().tolist(),
+    }

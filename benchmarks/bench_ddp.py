@@ -12,23 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from machine import cpu_model  # benchmarks/machine.py: scripts run from benchmarks/
+
 from makemore.runs import evaluate
 
 OUT = Path(__file__).resolve().parent / "results"
-
-
-def cpu_model() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def train(model_type: str, nproc: int, run_dir: Path, max_steps: int | None) -> dict:

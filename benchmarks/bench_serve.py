@@ -38,6 +38,7 @@ from typing import IO
 
 import numpy as np
 import torch
+from machine import cpu_model  # benchmarks/machine.py: scripts run from benchmarks/
 
 OUT = Path(__file__).resolve().parent / "results"
 HOST = "127.0.0.1"
@@ -50,14 +51,6 @@ NAMES = (
 ).split()
 # Small models trained here when no run is given: (type, steps).
 RECIPES = (("transformer", 300), ("mlp", 2000))
-
-
-def cpu_model() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 @dataclass(frozen=True)

@@ -493,8 +493,9 @@ def cmd_plot(argv: list[str]) -> int:
 def cmd_serve(argv: list[str]) -> int:
     p = _Parser(
         prog="makemore serve",
-        description="Serve trained runs on a local JSON API: sample, score and read their logs "
-        "(OpenAPI docs at /docs). Runs are loaded once, at start.",
+        description="Serve trained runs on a local web page (at /): their loss curves, generated items, "
+        "the probability of each character of an item, and views of the inside (attention, embedding, "
+        "bigram matrix); and the JSON API behind it (reference at /docs). Runs are loaded once, at start.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, or folders with runs anywhere below")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")

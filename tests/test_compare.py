@@ -52,3 +52,23 @@ def test_bad_arguments_are_one_line(capsys, served_runs, tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "compare", *[str(served_runs) if a == "RUNS" else a for a in argv])
     assert code == 1 and message in err and len(err.splitlines()) == 1
+
+
+def test_a_sweep_plots_nll_against_the_one_option_each_types_runs_differ_in(capsys, tmp_path):
+    from makemore.compare import sweep
+
+    for alpha in ("1", "1000", "0.1"):
+        assert (
+            run_cli(capsys, "train", "--type", "bigram", "--alpha", alpha, "-o", tmp_path / f"a{alpha}", "-q")[0] == 0
+        )
+    (panel,) = sweep([str(tmp_path)])
+    assert (panel["type"], panel["option"], panel["values"]) == ("bigram", "alpha", [0.1, 1.0, 1000.0])
+    for i, alpha in enumerate(panel["values"]):  # each point is that run's own evaluation
+        report = evaluate(tmp_path / f"a{alpha:g}")
+        assert (panel["train"][i], panel["dev"][i]) == (report["train"], report["dev"])
+    assert panel["dev"][0] < panel["dev"][2] < panel["uniform"]  # heavy smoothing: toward ln V, the uniform guess
+    out = tmp_path / "sweep.png"
+    assert run_cli(capsys, "plot", "sweep", "-o", tmp_path, "--out", out)[0] == 0 and out.stat().st_size > 0
+    # a folder whose runs differ in no option (or in two) is no sweep: one line, nothing written
+    code, _, err = run_cli(capsys, "plot", "sweep", "-o", tmp_path / "a1", "--out", tmp_path / "x.png")
+    assert code == 1 and "do not differ in any model option" in err and not (tmp_path / "x.png").exists()

@@ -9,7 +9,14 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.mark.parametrize(
     "kind, run",
-    [("loss", "mlp"), ("bigram", "bigram"), ("embedding", "mlp"), ("attention", "transformer"), ("dlogits", "mlp")],
+    [
+        ("loss", "mlp"),
+        ("bigram", "bigram"),
+        ("embedding", "mlp"),
+        ("attention", "transformer"),
+        ("dlogits", "mlp"),
+        ("tanh", "mlp"),
+    ],
 )
 def test_each_kind_draws_a_png(capsys, served_runs, tmp_path, kind, run):
     out = tmp_path / f"{kind}.png"
@@ -36,6 +43,10 @@ def test_an_existing_file_is_kept_unless_forced(capsys, served_runs, tmp_path, m
         (["attention", "-o", "RUNS/transformer", "--item", "Emma"], "not in the vocabulary"),
         (["embedding", "-o", "RUNS/mlp", "--out", "nowhere/e.png"], "nowhere is not a directory"),
         (["embedding", "-o", "RUNS/missing"], "run directory not found"),
+        (["lr", "-o", "RUNS/mlp"], "was not trained with --schedule sweep"),
+        (["tanh", "-o", "RUNS/transformer"], "a transformer model has no tanh layer"),
+        (["embedding", "-o", "RUNS/mlp", "--with", "RUNS/transformer"], "--with draws other runs beside"),
+        (["loss", "-o", "RUNS/mlp", "--smooth", "-5"], "--smooth must be >= 0"),
     ],
 )
 def test_bad_requests_are_one_line(capsys, served_runs, tmp_path, monkeypatch, argv, message):
@@ -43,3 +54,34 @@ def test_bad_requests_are_one_line(capsys, served_runs, tmp_path, monkeypatch, a
     code, _, err = run_cli(capsys, "plot", *[a.replace("RUNS", str(served_runs)) for a in argv])
     assert code == 1 and message in err and len(err.splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_runs_drawn_beside_each_other(capsys, served_runs, tmp_path):
+    """loss --with --smooth: several runs' curves; bigram --with: two bigram models side by side."""
+    mlp = served_runs / "mlp"
+    for argv in (["loss", "-o", mlp, "--with", served_runs / "transformer", "--smooth", "50"], ["bigram", "-o", mlp]):
+        out = tmp_path / "x.png"
+        code, _, err = run_cli(capsys, "plot", *argv, "--out", out, "--force")
+        assert (code == 0) == (argv[0] == "loss"), err  # an mlp has no bigram table
+    bigram = served_runs / "bigram"
+    assert run_cli(capsys, "plot", "bigram", "-o", bigram, "--with", bigram, "--out", tmp_path / "b.png")[0] == 0
+    assert (tmp_path / "b.png").read_bytes()[:8] == PNG
+
+
+def test_the_learning_rate_sweep_is_drawn_from_its_own_run(capsys, tmp_path):
+    flags = ["--schedule", "sweep", "--learning-rate", "1", "--min-lr-ratio", "0.001", "--log-interval", "1"]
+    run = tmp_path / "sweep"
+    assert run_cli(capsys, "train", "--type", "mlp", "--max-steps", "40", *flags, "-o", run, "-q")[0] == 0
+    from makemore.store import RunStore
+
+    rates = [r["lr"] for r in RunStore.open(run).metrics() if "lr" in r]
+    assert len(rates) == 40 and rates[0] == pytest.approx(0.001) and rates[-1] == pytest.approx(1.0)
+    assert run_cli(capsys, "plot", "lr", "-o", run, "--out", tmp_path / "lr.png")[0] == 0
+    assert (tmp_path / "lr.png").read_bytes()[:8] == PNG
+
+
+def test_smoothing_averages_the_logged_losses_of_each_stretch():
+    from makemore.plots import _smoothed
+
+    points = [(1, 4.0), (50, 2.0), (100, 3.0), (101, 1.0), (200, 1.0)]
+    assert _smoothed(points, 100) == [(50.0, 3.0), (150.0, 1.0)]

@@ -48,6 +48,23 @@ def test_schedules():
     assert lr_at(TrainConfig(schedule="constant", warmup_steps=0, learning_rate=0.3), 5000) == 0.3
 
 
+def test_the_sweep_schedule_takes_one_step_at_each_of_a_geometric_series_of_rates():
+    cfg = TrainConfig(schedule="sweep", max_steps=1000, learning_rate=1.0, min_lr_ratio=0.001, warmup_steps=100)
+    rates = [lr_at(cfg, s) for s in range(1000)]
+    assert rates[0] == pytest.approx(0.001) and rates[-1] == pytest.approx(1.0)  # no warmup: it would bend the sweep
+    ratios = [b / a for a, b in zip(rates, rates[1:])]
+    assert max(ratios) == pytest.approx(min(ratios)) and ratios[0] == pytest.approx(1000 ** (1 / 999))
+
+
+def test_the_log_interval_sets_which_train_losses_the_metrics_keep(tmp_path):
+    data = Dataset.from_items(["emma", "olivia", "ava", "isabella", "sophia"] * 20)
+    cls = REGISTRY["mlp"]
+    cfg = TrainConfig(max_steps=25, batch_size=8, log_interval=10, eval_interval=100, warmup_steps=0)
+    _into(tmp_path, Trainer(cls(cls.Config(vocab_size=len(data.vocab))), data, cfg), "mlp").run()
+    logged = [r["step"] for r in RunStore.open(tmp_path).metrics() if "loss" in r]
+    assert logged == [1, 10, 20, 25]  # the first step, every 10th, the last
+
+
 @pytest.mark.parametrize(
     "field, value",
     [
@@ -57,6 +74,7 @@ def test_schedules():
         ("optimizer", "adam"),
         ("schedule", "linear"),
         ("beta2", 1.0),
+        ("log_interval", 0),
     ],
 )
 def test_nonsense_config_is_rejected(field, value):

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from makemore.errors import MakemoreError
 from makemore.store import RunStore
-from makemore.views import TextError, attention, bigram, dlogits, embedding, project_2d
+from makemore.views import TextError, attention, bigram, dlogits, embedding, project_2d, tanh_at_init
 
 
 def test_project_2d_keeps_a_two_dimensional_table_and_finds_the_main_directions():
@@ -54,3 +54,18 @@ def test_dlogits_is_softmax_minus_one_hot_over_n(served_runs, run):
     print(run, "max |autograd - (softmax - one_hot) / n|", diff)
     assert diff < 1e-6 and grads.sum(1).abs().max() < 1e-6
     assert all(grads[i, t] < 0 for i, t in enumerate(targets))  # the right character is pulled down
+
+
+def test_tanh_at_init_shows_how_much_each_initialisation_saturates(served_runs):
+    store = RunStore.open(served_runs / "mlp")
+    view = tanh_at_init(store.load_best(), store.dataset(), n=32)
+    shares = {}
+    for v in view["variants"]:
+        assert len(v["saturated"]) == 32 and len(v["saturated"][0]) == 200 and len(v["preact"]) == 32 * 200
+        assert v["saturated"] == [[abs(h) > 0.99 for h in v["h"][i * 200 : (i + 1) * 200]] for i in range(32)]
+        shares[v["label"].split()[-1]] = sum(map(sum, v["saturated"])) / (32 * 200)
+    print("share of |h| > 0.99 at initialisation", shares)
+    assert set(shares) == {"naive", "small-output", "scaled", "kaiming"}
+    assert shares["naive"] > 0.5 > 0.1 > shares["scaled"]  # the lecture's white picture, then its fix
+    again = tanh_at_init(store.load_best(), store.dataset(), n=32)
+    assert again == view  # seeded: the same batch and the same fresh weights

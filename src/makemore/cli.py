@@ -442,9 +442,15 @@ def cmd_compare(argv: list[str]) -> int:
 
 
 PLOTS = {
-    "loss": "the train and dev loss curves (the run's loss.png, drawn again)",
-    "bigram": "Part 1: the bigram matrix, pair and count in each cell (bigram, bigram-nn)",
+    "loss": "the train and dev loss curves (the run's loss.png, drawn again; --with adds runs, --smooth averages)",
+    "bigram": "Part 1: the bigram matrix, pair and count in each cell (bigram, bigram-nn); with --with RUN, "
+    "the two models' probabilities side by side",
+    "sweep": "Part 1: train and dev NLL against the one option the runs under -o FOLDER differ in, "
+    "per model type (e.g. bigram --alpha, bigram-nn --regularization)",
+    "lr": "Part 2: the learning-rate finder, loss against learning rate (a run trained with --schedule sweep)",
     "embedding": "Part 2: the character embedding, in 2-D (every model with one)",
+    "tanh": "Part 3: the tanh layer at initialisation under each --init: pre-activation and output "
+    "histograms, saturation map (mlp, mlp-bn)",
     "dlogits": "Part 4: the gradient of the loss on the logits of 32 training examples",
     "attention": "Part 6: the attention of every layer and head over --item (transformer)",
 }
@@ -462,6 +468,17 @@ def cmd_plot(argv: list[str]) -> int:
     p.add_argument("kind", choices=list(PLOTS), help=" | ".join(PLOTS))
     _data_args(p)
     p.add_argument("--item", default="emma", help="the item attention is drawn over (default: emma)")
+    p.add_argument(
+        "--with",
+        dest="others",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="loss, bigram: another run, drawn beside",
+    )
+    p.add_argument(
+        "--smooth", type=int, default=0, metavar="STEPS", help="loss: mean train loss per STEPS steps (0: each logged)"
+    )
     p.add_argument("--out", metavar="FILE", help="where to write the PNG (default: KIND.png here)")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     args = p.parse_args(argv)
@@ -473,13 +490,34 @@ def cmd_plot(argv: list[str]) -> int:
     from . import plots
     from .store import RunStore
 
-    store = RunStore.open(Path(args.work_dir))
+    if args.others and args.kind not in ("loss", "bigram"):
+        raise MakemoreError(f"--with draws other runs beside this one in loss and bigram plots, not in {args.kind}")
+    if args.smooth < 0:
+        raise MakemoreError("--smooth must be >= 0")
+    if args.kind == "sweep":
+        from .compare import sweep
+
+        plots.plot_sweep(sweep([args.work_dir]), out)
+        print(out)
+        return 0
+    stores = [RunStore.open(Path(d)) for d in [args.work_dir, *args.others]]
+    store = stores[0]
     if args.kind == "loss":
-        plots.plot_loss(store.metrics(), out)
+        plots.plot_losses([(s.dir.name, s.metrics()) for s in stores], out, args.smooth)
+    elif args.kind == "lr":
+        recipe = store.load_best().train_config
+        if recipe is None or recipe.schedule != "sweep":
+            raise MakemoreError(f"{args.work_dir} was not trained with --schedule sweep: it swept no learning rates")
+        plots.plot_lr(store.metrics(), out)
     else:
         best = store.load_best()
-        if args.kind == "bigram":
+        if args.kind == "bigram" and args.others:
+            named = [(s.dir.name, views.bigram(s.load_best())) for s in stores]
+            plots.plot_bigrams(named, out)
+        elif args.kind == "bigram":
             plots.plot_bigram(views.bigram(best), out)
+        elif args.kind == "tanh":
+            plots.plot_tanh(views.tanh_at_init(best, store.dataset()), out)
         elif args.kind == "embedding":
             plots.plot_embedding(views.embedding(best), out)
         elif args.kind == "dlogits":

@@ -6,8 +6,10 @@ holds the same numbers `makemore eval` prints, with the parameters and training 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+from .errors import MakemoreError
 from .runs import evaluate, find_runs
 
 
@@ -20,6 +22,34 @@ def compare(paths: list[str]) -> list[dict]:
         label = name if names.count(name) == 1 else str(run_dir)  # two runs called alike: their paths
         rows.append({"run": label, **evaluate(run_dir)})
     return sorted(rows, key=lambda r: (r["dev"] != r["dev"], r["dev"]))  # an empty dev split (nan) last
+
+
+def sweep(paths: list[str]) -> list[dict]:
+    """Per model type, its runs' train and dev NLL against the one model option they differ in (the
+    strength of bigram's --alpha or bigram-nn's --regularization, say), in increasing order."""
+    by_type: dict[str, list[dict]] = {}
+    for run_dir in find_runs(paths):
+        row = evaluate(run_dir)
+        by_type.setdefault(row["type"], []).append(row)
+    panels = []
+    for model_type, rows in by_type.items():
+        options = rows[0]["options"]
+        varying = [k for k in options if k != "vocab_size" and len({str(r["options"][k]) for r in rows}) > 1]
+        if len(varying) != 1:
+            differ = f"differ in {', '.join(varying)}" if varying else "do not differ in any model option"
+            raise MakemoreError(f"the {len(rows)} {model_type} runs {differ}: a sweep varies exactly one")
+        rows.sort(key=lambda r: r["options"][varying[0]])
+        panels.append(
+            {
+                "type": model_type,
+                "option": varying[0],
+                "values": [r["options"][varying[0]] for r in rows],
+                "train": [r["train"] for r in rows],
+                "dev": [r["dev"] for r in rows],
+                "uniform": math.log(options["vocab_size"]),
+            }
+        )
+    return panels
 
 
 def markdown(rows: list[dict]) -> str:

@@ -35,6 +35,9 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+SCHEDULES = ("constant", "step", "cosine", "sweep")
+
+
 @dataclass
 class TrainConfig(Checked):
     max_steps: int = option(10000, "optimizer steps (0 for closed-form models)")
@@ -43,7 +46,11 @@ class TrainConfig(Checked):
     optimizer: str = option("adamw", "adamw or sgd")
     weight_decay: float = option(0.01, "decoupled weight decay, applied to matrices only")
     beta2: float = option(0.999, "AdamW's decay of the squared-gradient average (lower adapts faster)")
-    schedule: str = option("cosine", "constant | step (/10 after --step-at of the steps) | cosine (to min-lr-ratio)")
+    schedule: str = option(
+        "cosine",
+        "constant | step (/10 after --step-at of the steps) | cosine (to min-lr-ratio) | sweep (the learning-rate "
+        "finder: rises exponentially from learning-rate x min-lr-ratio to learning-rate, no warmup)",
+    )
     step_at: float = option(
         0.5,
         "with --schedule step: the share of max-steps after which lr is /10 (Part 2's lecture: 0.5; Parts 3, 5: 0.75)",
@@ -51,6 +58,7 @@ class TrainConfig(Checked):
     warmup_steps: int = option(100, "linear warmup steps at the start")
     min_lr_ratio: float = option(0.01, "cosine schedule ends at learning-rate x this")
     eval_interval: int = option(1000, "steps between evaluations of the whole dev split")
+    log_interval: int = option(100, "steps between train losses written to the run's metrics")
     seed: int = option(42, "seed for initialisation, batch order and dropout")
     device: str = option("auto", "cpu | cuda | mps | auto")
     threads: int = option(0, "torch intra-op threads (0: all cores)")
@@ -81,11 +89,12 @@ class TrainConfig(Checked):
             (self.optimizer in ("adamw", "sgd"), "--optimizer must be adamw or sgd"),
             (self.weight_decay >= 0, "--weight-decay must be >= 0"),
             (0 <= self.beta2 < 1, "--beta2 must be in [0, 1)"),
-            (self.schedule in ("constant", "step", "cosine"), "--schedule must be constant, step or cosine"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
             (0 < self.step_at <= 1, "--step-at must be in (0, 1]"),
             (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
             (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
             (self.eval_interval >= 1, "--eval-interval must be >= 1"),
+            (self.log_interval >= 1, "--log-interval must be >= 1"),
             (self.device in ("cpu", "cuda", "mps", "auto"), "--device must be cpu, cuda, mps or auto"),
             (self.threads >= 0, "--threads must be >= 0"),
             (0 <= self.seed < 2**63, "--seed must be in [0, 2**63)"),

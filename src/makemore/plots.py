@@ -23,20 +23,7 @@ def _save(fig, out: Path) -> None:
 
 def plot_loss(rows: list[dict], out: Path) -> None:
     """The train and dev loss of a run's metrics rows (store.RunStore.metrics)."""
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    dev = [(r["step"], r["dev"]) for r in rows if "dev" in r]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    if train:
-        ax.plot(*zip(*train), lw=1, alpha=0.7, label="train (one batch)")
-    if dev:
-        ax.plot(*zip(*dev), "o-", ms=3, label="dev (whole split)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("NLL (nats per character)")
-    ax.set_title("loss curve")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    _save(fig, out)
+    plot_losses([("", rows)], out)
 
 
 def plot_compare(rows: list[dict], out: Path) -> None:
@@ -133,5 +120,128 @@ def plot_dlogits(view: dict, out: Path) -> None:
     ax.set_xlabel("logit of this character")
     ax.set_ylabel("target character of each example")
     ax.set_title(f"dlogits = (softmax - one-hot) / {len(targets)}: each row sums to 0")
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def plot_tanh(view: dict, out: Path) -> None:
+    """Part 3's three pictures of a tanh layer at initialisation, one row per initialisation: the
+    pre-activation histogram, the output histogram, and the saturation map (white: |h| > 0.99)."""
+    variants = view["variants"]
+    fig, axes = plt.subplots(len(variants), 3, figsize=(13, 2.6 * len(variants)), dpi=90, squeeze=False)
+    for row, v in zip(axes, variants):
+        row[0].hist(v["preact"], bins=50)
+        row[0].set_ylabel(v["label"], fontsize=10)
+        row[1].hist(v["h"], bins=50, range=(-1, 1))
+        share = sum(map(sum, v["saturated"])) / (len(v["saturated"]) * len(v["saturated"][0]))
+        row[2].imshow(v["saturated"], cmap="gray", interpolation="nearest", vmin=0, vmax=1, aspect="auto")
+        row[2].set_title(f"|h| > 0.99: {100 * share:.1f}% white", fontsize=9)
+        row[2].set_yticks([])
+    axes[0][0].set_title("pre-activations (hpreact)", fontsize=10)
+    axes[0][1].set_title("tanh outputs h", fontsize=10)
+    axes[-1][2].set_xlabel(f"neuron; one row per example ({view['examples']})")
+    fig.suptitle("the tanh layer at initialisation, on one batch")
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def _smoothed(points: list[tuple[int, float]], every: int) -> list[tuple[float, float]]:
+    """The mean of the logged losses in each stretch of `every` steps (the lecture's view(-1, 1000).mean(1))."""
+    bins: dict[int, list[float]] = {}
+    for step, loss in points:
+        bins.setdefault((step - 1) // every, []).append(loss)
+    return [((b + 0.5) * every, sum(v) / len(v)) for b, v in sorted(bins.items())]
+
+
+def plot_losses(runs: list[tuple[str, list[dict]]], out: Path, smooth: int = 0) -> None:
+    """The train and dev loss of one or more runs (name, metrics rows); `smooth` > 0 draws each train
+    curve as the mean over stretches of that many steps."""
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    colours = plt.get_cmap("tab10")
+    for i, (name, rows) in enumerate(runs):
+        train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+        dev = [(r["step"], r["dev"]) for r in rows if "dev" in r]
+        prefix = f"{name}: " if len(runs) > 1 else ""
+        if train:
+            shown = _smoothed(train, smooth) if smooth else train
+            what = f"train (mean per {smooth:,} steps)" if smooth else "train (one batch)"
+            ax.plot(*zip(*shown), lw=1 + bool(smooth), alpha=0.8, color=colours(2 * i), label=prefix + what)
+        if dev:
+            ax.plot(*zip(*dev), "o-", ms=3, color=colours(2 * i + 1), label=prefix + "dev (whole split)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("NLL (nats per character)")
+    ax.set_title("loss curve" if len(runs) == 1 else "loss curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def plot_lr(rows: list[dict], out: Path) -> None:
+    """Part 2's learning-rate finder: each step's train loss against the learning rate it was taken
+    at (a run trained with --schedule sweep), and the running mean that shows the valley."""
+    points = sorted((r["lr"], r["loss"]) for r in rows if "loss" in r and "lr" in r)
+    lrs, losses = [p[0] for p in points], [p[1] for p in points]
+    k = max(1, len(points) // 40)
+    mean = [sum(losses[max(0, i - k) : i + k + 1]) / len(losses[max(0, i - k) : i + k + 1]) for i in range(len(losses))]
+    best = min(range(len(mean)), key=mean.__getitem__)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ax.plot(lrs, losses, lw=0.6, alpha=0.5, label="train loss of each step (one batch)")
+    ax.plot(lrs, mean, lw=2, label="running mean")
+    ax.axvline(lrs[best], color="gray", ls="--", lw=1, label=f"lowest running mean: lr {lrs[best]:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("NLL (nats per character)")
+    ax.set_title("learning-rate sweep")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def plot_bigrams(named: list[tuple[str, dict]], out: Path) -> None:
+    """Bigram models side by side: each one's P(next | this) as an image, and every cell of the second
+    against the first (the counts' probabilities and the neural net's softmax(W) land on the diagonal)."""
+    fig, axes = plt.subplots(1, len(named) + 1, figsize=(5.2 * (len(named) + 1), 5.2), dpi=90)
+    for ax, (name, view) in zip(axes, named):
+        ax.imshow(view["probs"], cmap="Blues", vmin=0)
+        chars = view["chars"]
+        ax.set_xticks(range(len(chars)), chars, fontsize=7)
+        ax.set_yticks(range(len(chars)), chars, fontsize=7)
+        ax.set_title(f"{name}: P(next | this)", fontsize=10)
+    first, second = (v["probs"] for _, v in named[:2])
+    xs = [p for row in first for p in row]
+    ys = [p for row in second for p in row]
+    top = max(xs + ys)
+    axes[-1].plot([0, top], [0, top], color="gray", lw=1)
+    axes[-1].scatter(xs, ys, s=8)
+    gap = max(abs(x - y) for x, y in zip(xs, ys))
+    axes[-1].set_title(f"each of the {len(xs)} cells (largest difference {gap:.4f})", fontsize=10)
+    axes[-1].set_xlabel(named[0][0])
+    axes[-1].set_ylabel(named[1][0])
+    axes[-1].set_aspect("equal")
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def plot_sweep(panels: list[dict], out: Path) -> None:
+    """Train and dev NLL against the one option a model type's runs differ in, a panel per type; the
+    dashed line is a uniform guess, ln V, where every strength of smoothing ends."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), dpi=100, sharey=True, squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        xs = panel["values"]
+        for split, style in (("train", "o-"), ("dev", "s--")):
+            ax.plot(xs, panel[split], style, ms=4, label=split)
+        ax.axhline(panel["uniform"], color="gray", ls=":", lw=1, label="uniform guess, ln V")
+        if min(xs) > 0:
+            ax.set_xscale("log")
+        else:  # a strength of 0 too: linear up to the smallest other value
+            ax.set_xscale("symlog", linthresh=min((x for x in xs if x > 0), default=1))
+            ax.set_xlim(left=0)
+        ax.set_xlabel(f"--{panel['option'].replace('_', '-')}")
+        ax.set_title(panel["type"])
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("NLL (nats per character)")
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     _save(fig, out)

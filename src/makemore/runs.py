@@ -204,6 +204,7 @@ def evaluate(run_dir: Path) -> dict:
         "step": best.step,
         "params": best.model.num_params(),
         "train_seconds": best.train_seconds,
+        "options": asdict(best.model.config),
     }
 
 

@@ -34,11 +34,13 @@ from .models import Model
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
+    if cfg.schedule == "sweep":  # Part 2's learning-rate finder: one step at each of a geometric series of rates
+        return cfg.learning_rate * cfg.min_lr_ratio ** (1 - step / max(1, cfg.max_steps - 1))
     if step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return cfg.learning_rate
-    if cfg.schedule == "step":  # the lectures: 0.1, then 0.01 (Part 2 from 100k of 200k steps, Parts 3, 5 from 150k)
+    if cfg.schedule == "step":  # the lectures: 0.1, then 0.01 (Parts 2, 3 from 100k of 200k steps, Part 5 from 150k)
         return cfg.learning_rate * (1.0 if step < int(cfg.max_steps * cfg.step_at) else 0.1)
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     floor = cfg.learning_rate * cfg.min_lr_ratio
@@ -268,6 +270,12 @@ class Trainer:
         random_chars = torch.randint(1, len(self.data.vocab), X.shape, device=X.device)
         return torch.where(swap, random_chars, X)
 
+    def _objective(self, nll: torch.Tensor) -> torch.Tensor:
+        """What the gradient is taken of: the NLL, plus the model's penalty when it has one (the NLL
+        alone is what the run logs, so that every loss in the metrics is the one metric)."""
+        penalty = self.model.penalty()
+        return nll if penalty is None else nll + penalty
+
     def _train_step(self, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None, targets: int | None) -> float:
         """One optimizer step on a batch; a non-finite loss or gradient never reaches the weights.
         `targets`: the predicted characters of the global batch, when this rank has a slice of it."""
@@ -277,10 +285,10 @@ class Trainer:
             loss = self.model.manual_grad(X, Y)  # fills p.grad by hand, no autograd (Part 4)
         elif targets is None:
             loss = batch_loss(self.model, X, Y, pos)
-            loss.backward()
+            self._objective(loss).backward()
         else:  # scaled so that DDP's average over the ranks is the global batch's mean gradient
             loss = batch_loss(self.net, X, Y, pos, reduction="sum") * (self.world.size / targets)
-            loss.backward()
+            self._objective(loss).backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
         max_norm = self.cfg.grad_clip or math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True).item()
@@ -302,15 +310,16 @@ class Trainer:
 
 # --- the hooks of a training run -----------------------------------------------------------------
 class MetricsLog(Hook):
-    """Train loss and learning rate every `every` steps (and at the first and last), skipped steps, to the run store."""
+    """Train loss and learning rate every `log_interval` steps (and at the first and last), and skipped
+    steps, to the run store."""
 
-    def __init__(self, store, every: int = 100):
-        self.store, self.every = store, every
+    def __init__(self, store):
+        self.store = store
 
     def on_step(self, t: Trainer) -> None:
         if t.skipped is not None:
             self.store.log({"step": t.step - 1, "skipped": t.skipped})
-        if t.step % self.every == 0 or t.step in (1, t.cfg.max_steps):  # step 1: the loss at initialisation
+        if t.step % t.cfg.log_interval == 0 or t.step in (1, t.cfg.max_steps):  # step 1: the loss at initialisation
             self.store.log({"step": t.step, "loss": t.loss, "lr": t.lr})
 
 

@@ -95,3 +95,36 @@ def dlogits(best: Checkpoint, data: Dataset, n: int = 32) -> dict:
         "targets": [best.vocab.show(t) for t in targets.tolist()],
         "dlogits": logits.grad.float().cpu().tolist(),
     }
+
+
+SATURATED = 0.99  # the lecture's white pixels: |tanh| above this passes under 2% of the gradient
+
+
+@torch.no_grad()
+def tanh_at_init(best: Checkpoint, data: Dataset, n: int = 32, seed: int = 42) -> dict:
+    """Part 3's look at a freshly initialised network's first tanh layer on n training examples,
+    under each of the model's initialisations (Model.diagnostic_variants): its pre-activations, its
+    outputs, and which of them saturate (|h| > 0.99), one row per example, one column per neuron."""
+    if not any(isinstance(m, torch.nn.Tanh) for m in best.model.modules()):
+        raise MakemoreError(f"a {best.run.type} model has no tanh layer")
+    examples = best.model.examples(data.split("train"))
+    X = examples[torch.randint(0, len(examples), (n,), generator=torch.Generator().manual_seed(seed))][0]
+    variants = []
+    for label, config in best.model.diagnostic_variants():
+        torch.manual_seed(seed)
+        model = type(best.model)(config).train()  # training mode: BatchNorm normalises this batch
+        tanh = next(m for m in model.modules() if isinstance(m, torch.nn.Tanh))
+        seen: list[tuple] = []  # (the tanh's input, its output)
+        handle = tanh.register_forward_hook(lambda m, inputs, out, seen=seen: seen.append((inputs[0], out)))
+        model(X)
+        handle.remove()
+        pre, h = seen[0][0], seen[0][1].reshape(n, -1)
+        variants.append(
+            {
+                "label": label,
+                "preact": pre.reshape(-1).tolist(),
+                "saturated": (h.abs() > SATURATED).tolist(),
+                "h": h.reshape(-1).tolist(),
+            }
+        )
+    return {"examples": n, "variants": variants}

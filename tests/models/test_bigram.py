@@ -67,3 +67,22 @@ def test_bigram_tables_are_the_models_own_probabilities():
         prev = torch.arange(V).unsqueeze(1)
         assert torch.allclose(probs, model(prev).softmax(1), atol=1e-6)
     assert torch.equal(counts.bigram_table()[1], counts.counts) and neural.bigram_table()[1] is None
+
+
+def test_regularization_adds_the_mean_of_w_squared_and_pulls_toward_uniform():
+    """bigram-nn --regularization R: the objective is NLL + R * mean(W**2); the logged loss is the NLL."""
+    data = Dataset.from_items(["ab", "abb", "ba", "aab"] * 50)
+    V, cls = len(data.vocab), REGISTRY["bigram-nn"]
+    assert cls(cls.Config(vocab_size=V)).penalty() is None
+    model = cls(cls.Config(vocab_size=V, regularization=0.5))
+    with torch.no_grad():
+        model.W.copy_(torch.randn(V, V))
+    assert torch.allclose(model.penalty(), 0.5 * (model.W**2).mean())
+    dev = {}
+    for strength in (0.0, 10.0):
+        model = cls(cls.Config(vocab_size=V, regularization=strength))
+        cfg = TrainConfig(max_steps=200, batch_size=64, learning_rate=0.3, weight_decay=0.0, warmup_steps=0)
+        Trainer(model, data, cfg).run()
+        dev[strength] = split_nll(model, Windows(data.split("train"), 1))
+    print("train NLL without and with regularization", dev)
+    assert dev[0.0] < dev[10.0] < math.log(V)  # smoothed: further from the data, short of uniform

@@ -241,3 +241,31 @@ def test_gated_level_is_the_papers_gate_with_a_residual_connection():
     assert diff < 1e-12 and all(lv.residual for lv in model.levels)
     wider = WaveNet(WaveNet.Config(vocab_size=27, level="gated", n_embd=24, n_hidden=128))
     assert [lv.residual for lv in wider.levels] == [False, True, True]  # level 1 changes the width
+
+
+def test_bn_per_position_is_the_lectures_batchnorm1d_on_3d_input():
+    """--bn-per-position: each position of a level has its own statistics, taken over the batch only,
+    as the lecture's x.mean(0, keepdim=True) / x.var(0, keepdim=True) on (B, T, C) gave before its fix."""
+    torch.manual_seed(0)
+    model = WaveNet(WaveNet.Config(vocab_size=27, n_embd=10, n_hidden=68, bn_per_position=True)).double()
+    assert model.num_params() == 22397  # the lecture's hierarchical net: the statistics are buffers
+    assert [tuple(level.bn.running_mean.shape) for level in model.levels] == [(4, 68), (2, 68), (1, 68)]
+    idx = torch.randint(0, 27, (32, 8))
+    x = model.wte(idx).view(32, 4, 20) @ model.levels[0].weight
+    reference = (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, keepdim=True) + 1e-5)  # gamma 1, beta 0
+    level1 = model.levels[0].bn(x)
+    diff = (level1 - reference).abs().max().item()
+    print(f"per-position BatchNorm vs the lecture's arithmetic: max diff {diff:.2e}")
+    assert diff < 1e-12
+    pooled = WaveNet(WaveNet.Config(vocab_size=27, n_embd=10, n_hidden=68)).double()
+    assert not torch.allclose(pooled.levels[0].bn(x), reference)  # the fix pools batch and positions
+    model.eval()
+    assert model(idx).shape == (32, 27)  # eval mode reads each position's running statistics
+
+
+def test_preset_lecture_is_the_lectures_loop():
+    for model_type, step_at in (("mlp", 0.5), ("mlp-bn", 0.5), ("wavenet", 0.75)):
+        lecture = REGISTRY[model_type].presets["lecture"]
+        loop = dict(optimizer="sgd", batch_size=32, learning_rate=0.1, schedule="step", max_steps=200000)
+        assert lecture.items() >= (loop | dict(step_at=step_at, warmup_steps=0, weight_decay=0.0)).items()
+    assert REGISTRY["mlp"].presets["lecture"]["init"] == "naive"  # Part 2's N(0, 1) weights

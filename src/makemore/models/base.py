@@ -16,6 +16,7 @@ model is. Optional abilities are declared here with their defaults and switched 
     incremental   decode(idx, state) continues from cached state (KV cache, hidden state)
     packs         forward(idx, pos) takes rows packed with several items (data.pack)
     manual_grad   a hand-written backward pass (Part 4), used by `train --manual-grad`
+    penalty       a term added to the NLL while training (a regulariser)
     fit           closed-form training (the bigram counts) instead of gradient descent
     batchnorms    BatchNorm layers whose statistics are measured again under averaged weights
 """
@@ -35,6 +36,13 @@ from ..errors import MakemoreError
 from .batchnorm import BatchNorm
 
 PACK_WIDTH = 16  # tokens per packed row (or the model's positions, if fewer): what names use
+
+
+def lecture_recipe(step_at: float, **model) -> dict:
+    """The lectures' own training loop as a preset: plain SGD on batches of 32 for 200,000 steps, lr 0.1
+    then 0.01 after `step_at` of them (Part 2: 0.5; Part 5: 0.75), no warmup, no weight decay."""
+    recipe = dict(optimizer="sgd", batch_size=32, learning_rate=0.1, schedule="step", step_at=step_at)
+    return recipe | dict(max_steps=200000, warmup_steps=0, weight_decay=0.0, eval_interval=10000) | model
 
 
 @dataclass
@@ -85,6 +93,10 @@ class Model(nn.Module):
     def manual_grad(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """Fill every p.grad by hand and return the loss, when `hand_written_backward`."""
         raise NotImplementedError
+
+    def penalty(self) -> torch.Tensor | None:
+        """A regularisation term the training objective adds to the NLL (bigram-nn's mean of W**2)."""
+        return None
 
     @property
     def min_batch_size(self) -> int:
@@ -189,6 +201,10 @@ class WindowModel(Model):
     @property
     def context_size(self) -> int:
         return self.config.context_size
+
+    def penalty(self) -> torch.Tensor | None:
+        """A regularisation term the training objective adds to the NLL (bigram-nn's mean of W**2)."""
+        return None
 
     @property
     def min_batch_size(self) -> int:

@@ -19,22 +19,34 @@ from torch import nn
 
 class BatchNorm(nn.Module):
     """`shape`: of the gain, bias and running statistics; (dim,) by default, (1, dim) for mlp-bn,
-    whose (1, H) gain and bias are matrices to the optimizer and so weight-decayed."""
+    whose (1, H) gain and bias are matrices to the optimizer and so weight-decayed.
 
-    def __init__(self, dim: int, momentum: float = 0.001, eps: float = 1e-5, shape: tuple[int, ...] | None = None):
+    `positions` > 0 keeps statistics per position and channel of a (B, positions, dim) input, over
+    the batch axis only: the lecture's BatchNorm1d on 3-D input before its fix (Part 5), kept so
+    that its dev NLL can be measured."""
+
+    def __init__(
+        self,
+        dim: int,
+        momentum: float = 0.001,
+        eps: float = 1e-5,
+        shape: tuple[int, ...] | None = None,
+        positions: int = 0,
+    ):
         super().__init__()
         shape = shape or (dim,)
-        self.momentum, self.eps = momentum, eps
+        stats_shape = (positions, dim) if positions else shape
+        self.momentum, self.eps, self.positions = momentum, eps, positions
         self.gamma = nn.Parameter(torch.ones(shape))
         self.beta = nn.Parameter(torch.zeros(shape))
-        self.register_buffer("running_mean", torch.zeros(shape))
-        self.register_buffer("running_var", torch.ones(shape))
+        self.register_buffer("running_mean", torch.zeros(stats_shape))
+        self.register_buffer("running_var", torch.ones(stats_shape))
 
     def batch_stats(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and unbiased variance per channel. `weight` (x's shape without the channel axis)
         counts how often each row is used downstream: the statistics are then those of the rows
         repeated that many times (wavenet-conv)."""
-        axes = tuple(range(x.dim() - 1))
+        axes = (0,) if self.positions else tuple(range(x.dim() - 1))
         if weight is None:
             return x.mean(axes), x.var(axes)
         w = weight.unsqueeze(-1)

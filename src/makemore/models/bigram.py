@@ -60,15 +60,29 @@ class BigramCounts(_Bigram):
         return self.log_probs[idx[:, -1]]
 
 
+@dataclass
+class BigramNNConfig(ModelConfig):
+    regularization: float = option(
+        0.0,
+        "add this x mean(W**2) to the training loss (the lecture: 0.01): pulls W to 0, i.e. the probabilities "
+        "toward uniform, as the counts' --alpha does",
+    )
+
+
 class BigramNN(_Bigram):
     """logits = one_hot(prev) @ W, written as the row lookup W[prev] that it equals."""
 
-    Config = ModelConfig
+    Config = BigramNNConfig
     train_defaults = dict(max_steps=1500, batch_size=8192, learning_rate=0.3, weight_decay=0.0, warmup_steps=0)
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: BigramNNConfig):
         super().__init__(config)
         self.W = nn.Parameter(torch.zeros(config.vocab_size, config.vocab_size))
+
+    def penalty(self):
+        # W = 0 is the uniform distribution; a pair seen k times must pay this to move its logit
+        # away from the others, as add-alpha smoothing pulls toward uniform with alpha pseudo-counts
+        return self.config.regularization * self.W.pow(2).mean() if self.config.regularization else None
 
     def bigram_table(self):
         return self.W.detach().softmax(1), None

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..config import option
-from .base import WindowConfig, WindowModel
+from .base import WindowConfig, WindowModel, lecture_recipe
 
 # Part 3's initialisations in the lecture's order: (W1, b1, W2, b2) scales of N(0, 1) draws, given
 # W1's fan-in. naive: all N(0, 1), confidently wrong at the start (loss ~27 on names); small-output:
@@ -44,6 +44,8 @@ class MLPConfig(WindowConfig):
 class MLP(WindowModel):
     Config = MLPConfig
     train_defaults = dict(max_steps=20000, batch_size=128, learning_rate=0.01, weight_decay=0.01, warmup_steps=200)
+    # Part 2's network and loop as the lecture wrote them: N(0, 1) weights, lr /10 after 100,000 steps
+    presets = {"lecture": lecture_recipe(0.5, init="naive")}
 
     def __init__(self, config: MLPConfig):
         super().__init__(config)

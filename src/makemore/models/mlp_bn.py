@@ -21,7 +21,7 @@ from torch import nn
 
 from .. import backprop
 from ..config import option
-from .base import WindowConfig, WindowModel
+from .base import WindowConfig, WindowModel, lecture_recipe
 from .batchnorm import BatchNorm
 from .mlp import INITS, MLP, MLPConfig
 
@@ -50,6 +50,7 @@ class MLPBN(WindowModel):
     # lr 0.003, not the plain MLP's 0.01: BatchNorm makes W1's scale free, and at 0.01 Adam's
     # steps stay too large for it (dev 2.156 after 30k steps; 2.104 at 0.003; 2.095 at 60k steps)
     train_defaults = dict(max_steps=60000, batch_size=128, learning_rate=0.003, weight_decay=0.01, warmup_steps=200)
+    presets = {"lecture": lecture_recipe(0.5)}  # Part 3's loop around its BatchNorm network
 
     def __init__(self, config: MLPBNConfig):
         super().__init__(config)

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..config import option
 from ..data import BOUNDARY
-from .base import ModelConfig, SequenceConfig, SequenceModel, WindowConfig, WindowModel
+from .base import ModelConfig, SequenceConfig, SequenceModel, WindowConfig, WindowModel, lecture_recipe
 from .batchnorm import BatchNorm
 
 
@@ -68,9 +68,19 @@ class LevelsConfig(ModelConfig):
 @dataclass
 class WaveNetConfig(LevelsConfig, WindowConfig):
     context_size: int = option(8, "characters of context: a power of 2, one level of the tree per doubling")
+    bn_per_position: bool = option(
+        False,
+        "BatchNorm statistics per position, over the batch only: the lecture's bug before its fix (Part 5)",
+    )
 
     def span(self) -> int:
         return self.context_size
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if self.bn_per_position and self.level != "tanh":
+            problems.append("--bn-per-position is the lecture's tanh level only (--level tanh)")
+        return problems
 
     def _span_flag(self) -> str:
         return "context-size"
@@ -92,10 +102,10 @@ class WaveNetConvConfig(LevelsConfig, SequenceConfig):
 class Level(nn.Module):
     """One level of the tree: Linear (no bias) -> BatchNorm -> tanh."""
 
-    def __init__(self, fan_in: int, fan_out: int, momentum: float = 0.001):
+    def __init__(self, fan_in: int, fan_out: int, momentum: float = 0.001, positions: int = 0):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(fan_in, fan_out) / fan_in**0.5)  # unit-variance outputs
-        self.bn = BatchNorm(fan_out, momentum)
+        self.bn = BatchNorm(fan_out, momentum, positions=positions)
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         return torch.tanh(self.bn(x @ self.weight, weight))
@@ -130,8 +140,14 @@ class _Layers:
         # Momentum 0.001 averages the last ~1000 steps: for wider or deeper trees trained with weight
         # decay, the running statistics then lag the batch statistics and eval-mode loss suffers.
         M = config.bn_momentum
-        level = GatedLevel if config.level == "gated" else Level
-        self.levels = nn.ModuleList(level(2 * (E if i == 0 else H), H, M) for i in range(self.n_levels))
+        if config.level == "gated":
+            self.levels = nn.ModuleList(GatedLevel(2 * (E if i == 0 else H), H, M) for i in range(self.n_levels))
+        else:  # level i has span / 2**(i+1) positions, each with its own statistics under the lecture's bug
+            per_position = getattr(config, "bn_per_position", False)
+            self.levels = nn.ModuleList(
+                Level(2 * (E if i == 0 else H), H, M, config.span() >> (i + 1) if per_position else 0)
+                for i in range(self.n_levels)
+            )
         # Dropout only where no BatchNorm follows: dropped-and-rescaled inputs to a level would
         # give its BatchNorm a larger variance in training than it meets in eval mode.
         self.drop = nn.Dropout(config.dropout)
@@ -165,6 +181,7 @@ class WaveNet(_Layers, WindowModel):
             max_steps=10000,
             ema=0.999,
         ),
+        "lecture": lecture_recipe(0.75),  # Part 5's loop: lr /10 after 150,000 of 200,000 steps
     }
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:

@@ -35,8 +35,8 @@ train mlp-lr-sweep --type mlp --optimizer sgd --batch-size 32 --schedule sweep -
   --min-lr-ratio 0.001 --max-steps 1000 --log-interval 1 --weight-decay 0 --eval-interval 1000
 # Part 2's network and loop as the lecture wrote them (SGD, batch 32, 200k steps, /10 at 100k, N(0, 1) init)
 train mlp-naive-lecture --type mlp --preset lecture
-# Part 5's steps, each with the lecture's loop (/10 at 150k of 200k)
-train part5-flat --type mlp-bn --preset lecture --context-size 8 --log-interval 10
+# Part 5's steps, each with the lecture's loop (/10 at 150k of 200k) and its BatchNorm momentum 0.1
+train part5-flat --type mlp-bn --preset lecture --context-size 8 --step-at 0.75 --bn-momentum 0.1 --log-interval 10
 train part5-hierarchical-bug --type wavenet --preset lecture --n-embd 10 --n-hidden 68 --bn-per-position \
   --log-interval 10
 train part5-hierarchical --type wavenet --preset lecture --n-embd 10 --n-hidden 68 --log-interval 10

@@ -450,7 +450,7 @@ PLOTS = {
     "lr": "Part 2: the learning-rate finder, loss against learning rate (a run trained with --schedule sweep)",
     "embedding": "Part 2: the character embedding, in 2-D (every model with one)",
     "tanh": "Part 3: the tanh layer at initialisation under each --init: pre-activation and output "
-    "histograms, saturation map (mlp, mlp-bn)",
+    "histograms, saturation map (models with a tanh layer)",
     "dlogits": "Part 4: the gradient of the loss on the logits of 32 training examples",
     "attention": "Part 6: the attention of every layer and head over --item (transformer)",
 }

@@ -53,7 +53,7 @@ class TrainConfig(Checked):
     )
     step_at: float = option(
         0.5,
-        "with --schedule step: the share of max-steps after which lr is /10 (Part 2's lecture: 0.5; Parts 3, 5: 0.75)",
+        "with --schedule step: the share of max-steps after which lr is /10 (Parts 2, 3: 0.5; Part 5: 0.75)",
     )
     warmup_steps: int = option(100, "linear warmup steps at the start")
     min_lr_ratio: float = option(0.01, "cosine schedule ends at learning-rate x this")

@@ -269,3 +269,4 @@ def test_preset_lecture_is_the_lectures_loop():
         loop = dict(optimizer="sgd", batch_size=32, learning_rate=0.1, schedule="step", max_steps=200000)
         assert lecture.items() >= (loop | dict(step_at=step_at, warmup_steps=0, weight_decay=0.0)).items()
     assert REGISTRY["mlp"].presets["lecture"]["init"] == "naive"  # Part 2's N(0, 1) weights
+    assert REGISTRY["wavenet"].presets["lecture"]["bn_momentum"] == 0.1  # Part 5's BatchNorm1d layer

@@ -202,10 +202,6 @@ class WindowModel(Model):
     def context_size(self) -> int:
         return self.config.context_size
 
-    def penalty(self) -> torch.Tensor | None:
-        """A regularisation term the training objective adds to the NLL (bigram-nn's mean of W**2)."""
-        return None
-
     @property
     def min_batch_size(self) -> int:
         return 2 if self.batchnorms() else 1  # a batch variance needs two windows

@@ -40,7 +40,9 @@ class LevelsConfig(ModelConfig):
     n_embd: int = option(24, "embedding dimension per character")
     n_hidden: int = option(128, "width of each level")
     dropout: float = option(0.0, "dropout on the last level's output while training")
-    bn_momentum: float = option(0.001, "BatchNorm running-statistics momentum (the lecture's 0.001)")
+    bn_momentum: float = option(
+        0.001, "BatchNorm running-statistics momentum (0.001 as in Part 3; Part 5's BatchNorm1d layer used 0.1)"
+    )
     level: str = option(
         "tanh",
         "tanh: Linear -> BatchNorm -> tanh (the lecture) | gated: the WaveNet paper's "
@@ -181,7 +183,8 @@ class WaveNet(_Layers, WindowModel):
             max_steps=10000,
             ema=0.999,
         ),
-        "lecture": lecture_recipe(0.75),  # Part 5's loop: lr /10 after 150,000 of 200,000 steps
+        # Part 5's loop (lr /10 after 150,000 of 200,000 steps) and its BatchNorm1d layer's momentum 0.1
+        "lecture": lecture_recipe(0.75, bn_momentum=0.1),
     }
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:

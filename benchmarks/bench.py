@@ -392,22 +392,26 @@ def run_results(run_dir: Path, sizes: Sizes) -> dict | None:
 
 
 # --- peak memory of `makemore train` -------------------------------------------------------------------
+# The child reports its own high-water mark: ru_maxrss (os.wait4) would include the pages of this large
+# parent that the child held between fork and exec, and VmHWM belongs to the exec'd process alone.
+TRAIN_AND_REPORT_PEAK = (
+    "import sys; from makemore.cli import main; code = main(sys.argv[1:]); "
+    "print('peak', next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]); sys.exit(code)"
+)
+
+
 def peak_rss_mib(model_type: str, steps: int, threads: int, tmp: Path) -> float | None:
     """Peak resident memory of `makemore train --type T`, shortened to `steps` steps, in a child process."""
     steps = min(steps, TrainConfig(**REGISTRY[model_type].train_defaults).max_steps)
-    cmd = [sys.executable, "-m", "makemore", "train", "--type", model_type, "-o", str(tmp / model_type), "-q"]
-    cmd += ["--device", "cpu", "--threads", str(threads), "--max-steps", str(steps)]
+    cmd = [sys.executable, "-c", TRAIN_AND_REPORT_PEAK, "train", "--type", model_type, "-o", str(tmp / model_type)]
+    cmd += ["-q", "--device", "cpu", "--threads", str(threads), "--max-steps", str(steps)]
     cmd += ["--eval-interval", str(max(1, steps))]
-    with open(tmp / f"{model_type}.log", "w+b") as log:
-        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        # this child's own peak: RUSAGE_CHILDREN would give the largest of all children reaped so far
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it
-        if child.returncode:
-            log.seek(0)
-            print(f"{' '.join(cmd)} failed:\n{log.read().decode(errors='replace')}", file=sys.stderr)
-            return None
-    return usage.ru_maxrss / 1024  # KiB on Linux
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    peak = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("peak ")]
+    if done.returncode or not peak:
+        print(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}", file=sys.stderr)
+        return None
+    return int(peak[-1]) / 1024  # VmHWM is in KiB
 
 
 def peak_rss_all(types: list[str], steps: int) -> dict[str, float | None]:
@@ -562,7 +566,7 @@ def method(result: dict) -> list[str]:
         f"`generate` at batch 1, 100 and 1,000 ({calls} items per repeat), median of {z['sample_repeats']}; "
         f"scoring: dev items/s through `makemore score`'s code, {z['score_batch']} items a call, median of "
         f"{z['score_repeats']}.",
-        f"- peak RSS: ru_maxrss of the child process `makemore train --type T --max-steps {z['rss_steps']} "
+        f"- peak RSS: VmHWM of the child process `makemore train --type T --max-steps {z['rss_steps']} "
         f"--eval-interval {z['rss_steps']}` (a shortened default run, its evaluations included).",
     ]
 

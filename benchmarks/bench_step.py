@@ -18,19 +18,19 @@ from pathlib import Path
 
 import torch
 
-from makemore.data import Dataset, bundled_names, read_items
+from makemore.data import Dataset, bundled_names
 from makemore.models.transformer import Dropout, Transformer
 from makemore.train import batch_loss
 
 OUT = Path(__file__).resolve().parent / "results"
 
 
-def step_times(model, optimizer, X, Y, batch_size: int, packed: bool, steps: int, gen) -> list[float]:
+def step_times(model, optimizer, examples, batch_size: int, packed: bool, steps: int, gen) -> list[float]:
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        ix = torch.randint(0, len(X), (batch_size,), generator=gen)
-        xb, yb, pos = model.shape_batch(X[ix], Y[ix], packed)  # as the Trainer shapes a batch
+        ix = torch.randint(0, len(examples), (batch_size,), generator=gen)
+        xb, yb, pos = model.shape_batch(*examples[ix], packed)  # as the Trainer shapes a batch
         optimizer.zero_grad(set_to_none=True)
         batch_loss(model, xb, yb, pos).backward()
         optimizer.step()
@@ -51,8 +51,7 @@ def dropout_times(drop, rounds: int = 200) -> list[float]:
 
 def main() -> None:
     torch.set_num_threads(2)
-    data = Dataset(read_items(bundled_names())[0])
-    X, Y = data.sequences("train")
+    data = Dataset.read(bundled_names())
     gen = torch.Generator().manual_seed(0)
     settings = [(b, packed) for b in (64, 128) for packed in (False, True)]
     times = {s: [] for s in settings}
@@ -63,7 +62,8 @@ def main() -> None:
         models[s] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True))
     for round_ in range(4):  # interleaved rounds: drift in machine speed hits every setting alike
         for s in settings:
-            t = step_times(*models[s], X, Y, s[0], s[1], 60, gen)
+            model = models[s][0]
+            t = step_times(*models[s], model.examples(data.split("train")), s[0], s[1], 60, gen)
             times[s] += t[10:] if round_ == 0 else t
     drop_times = {"nn.Dropout": [], "transformer Dropout": []}
     for _ in range(3):

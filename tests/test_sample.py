@@ -1,10 +1,13 @@
-"""Sampling filters: which characters survive temperature, top-k and top-p."""
+"""Sampling: which characters survive temperature, top-k and top-p, and what generate() draws."""
 
 import math
 
+import pytest
 import torch
 
-from makemore.sample import filter_logits
+from makemore.data import BOUNDARY, Vocab
+from makemore.models import REGISTRY, SequenceModel
+from makemore.sample import filter_logits, generate
 
 PROBS = torch.tensor([[0.5, 0.2, 0.15, 0.1, 0.05]])
 LOGITS = PROBS.log()
@@ -51,3 +54,34 @@ def test_extreme_temperatures_have_their_limits_and_keep_the_filters():
     assert torch.allclose(uniform, torch.full((1, 5), 0.2))
     assert survivors(filter_logits(LOGITS, float("inf"), 1, None)) == [0]  # top-k still holds
     assert survivors(filter_logits(LOGITS, float("inf"), 2, None)) == [0, 1]
+
+
+def reference_samples(model, vocab, n: int, max_len: int, generator: torch.Generator) -> list[str]:
+    """The plain sampler: every row recomputed from its whole prefix at every step, one
+    torch.multinomial over the whole batch, until every row has drawn the boundary."""
+    tokens = torch.full((n, 1), BOUNDARY)
+    done = torch.zeros(n, dtype=torch.bool)
+    for _ in range(max_len):
+        probs = model.next_logits(tokens).float().softmax(-1)
+        nxt = torch.multinomial(probs, 1, generator=generator).masked_fill(done[:, None], BOUNDARY)
+        tokens, done = torch.cat([tokens, nxt], dim=1), done | (nxt[:, 0] == BOUNDARY)
+        if done.all():
+            break
+    return [vocab.decode(row.tolist()[1:]) for row in tokens]
+
+
+@pytest.mark.parametrize("model_type", sorted(REGISTRY))
+def test_generate_draws_what_the_plain_sampler_draws(model_type):
+    """generate() decodes incrementally and stops computing the rows that have ended; the items and
+    the generator's stream must not change (a second call continues the same stream)."""
+    torch.manual_seed(0)
+    cls = REGISTRY[model_type]
+    sizes = {"max_len": 12} if issubclass(cls, SequenceModel) else {}
+    model = cls(cls.Config(vocab_size=27, **sizes)).double().eval()
+    vocab = Vocab(tuple("abcdefghijklmnopqrstuvwxyz"))
+    expected_gen, gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    expected = [reference_samples(model, vocab, n, 12, expected_gen) for n in (300, 5)]
+    got = [generate(model, vocab, n, 12, gen) for n in (300, 5)]
+    ended = [len(item) for item in got[0]]
+    print(model_type, "item lengths", min(ended), "to", max(ended))
+    assert got == expected and min(ended) < max(ended)

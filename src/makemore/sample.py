@@ -67,24 +67,39 @@ def generate(
 def _generate_batch(model, vocab, n, max_len, generator, how, cache) -> list[str]:
     model.eval()
     start = [BOUNDARY] + vocab.encode(how.prefix)
-    tokens = torch.tensor([start] * n, dtype=torch.long, device=model.device)
-    done = torch.zeros(n, dtype=torch.bool, device=model.device)
     steps = max(0, max_len - len(how.prefix))
+    tokens = torch.full((n, len(start) + steps), BOUNDARY, dtype=torch.long, device=model.device)
+    tokens[:, : len(start)] = torch.tensor(start)
     # Incremental decoding (a KV cache, a carried hidden state) when the model offers it and
     # the whole item fits, so it sees exactly what full recomputation would.
     incremental = cache and model.decodes(len(start) + steps - 1)
-    state, fresh = None, tokens
-    for _ in range(steps):
+    rows = torch.arange(n, device=model.device)  # the batch's rows still computed, as rows of tokens
+    drawing = torch.ones(n, dtype=torch.bool, device=model.device)  # which of them have not ended
+    state, fresh = None, tokens[:, : len(start)]
+    for t in range(len(start), len(start) + steps):
         if incremental:
             logits, state = model.decode(fresh, state)
             logits = logits[:, -1]
         else:
-            logits = model.next_logits(tokens)
+            logits = model.next_logits(tokens[rows, :t])
         probs = F.softmax(filter_logits(logits.float(), how.temperature, how.top_k, how.top_p), dim=-1)
-        nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(model.device)
-        nxt = nxt.masked_fill(done[:, None], BOUNDARY)
-        tokens, fresh = torch.cat([tokens, nxt], dim=1), nxt
-        done |= nxt[:, 0] == BOUNDARY
-        if done.all():
+        nxt = draw(probs.cpu(), rows.cpu(), n, generator).to(model.device)
+        tokens[rows[drawing], t] = nxt[drawing]
+        drawing &= nxt != BOUNDARY
+        live = int(drawing.sum())  # the one host sync of a step: has any row ended?
+        if live == 0:
             break
+        if live <= 3 * len(rows) // 4:  # drop the ended rows once they are a quarter of the batch
+            keep = drawing.nonzero()[:, 0]
+            rows, drawing, nxt = rows[keep], drawing[keep], nxt[keep]
+            state = model.select_rows(state, keep) if incremental else None
+        fresh = nxt[:, None]
     return [how.prefix + vocab.decode(row.tolist()[len(start) :]) for row in tokens]
+
+
+def draw(probs: torch.Tensor, rows: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """One character per row of probs, the batch's rows `rows` of n: what torch.multinomial(all n rows'
+    probabilities, 1) draws for them -- its one-draw path is argmax(p / q) with q ~ Exp(1) -- so a
+    row's characters and the generator's stream do not depend on which rows are still computed."""
+    q = torch.empty(n, probs.size(-1)).exponential_(1, generator=generator)
+    return (probs / q[rows]).argmax(-1)

@@ -90,6 +90,15 @@ class Model(nn.Module):
         """(logits (B, T, V) of the new tokens idx, the state after them), when `incremental`."""
         raise NotImplementedError
 
+    def select_rows(self, state, rows: torch.Tensor):
+        """The decode() state of the batch's rows `rows` only (sampling drops the items that have
+        ended). Every tensor of a state has the batch as its first dimension."""
+        if isinstance(state, torch.Tensor):
+            return state.index_select(0, rows)
+        if isinstance(state, (tuple, list)):
+            return type(state)(self.select_rows(s, rows) for s in state)
+        return state  # a number: the tokens seen so far
+
     def manual_grad(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """Fill every p.grad by hand and return the loss, when `hand_written_backward`."""
         raise NotImplementedError

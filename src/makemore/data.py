@@ -202,12 +202,12 @@ class Vocab:
         return len(self.chars) + 1
 
     def encode(self, item: str) -> list[int]:
-        unknown = sorted(set(item) - self._stoi.keys())
-        if unknown:
-            shown = ", ".join(repr(c) for c in unknown)
+        try:
+            return [self._stoi[c] for c in item]
+        except KeyError:
+            shown = ", ".join(repr(c) for c in sorted(set(item) - self._stoi.keys()))
             shown_item = repr(item) if len(item) <= 40 else repr(item[:40])[:-1] + "...'"
-            raise MakemoreError(f"{shown_item} contains characters not in the vocabulary: {shown}")
-        return [self._stoi[c] for c in item]
+            raise MakemoreError(f"{shown_item} contains characters not in the vocabulary: {shown}") from None
 
     def decode(self, ids) -> str:
         return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)

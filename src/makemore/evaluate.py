@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .data import IGNORE, ITEM_LEN_LIMIT, Rows, Split, Vocab, Windows
+from .data import BOUNDARY, IGNORE, ITEM_LEN_LIMIT, Rows, Split, Vocab, Windows
 from .errors import MakemoreError
 from .models import Model
 
@@ -70,20 +70,19 @@ def score_items(model: Model, vocab: Vocab, items: list[str]) -> list[dict]:
     limit = model.length_limit if model.length_limit is not None else ITEM_LEN_LIMIT
     if max(len(s) for s in items) > limit:
         raise MakemoreError(f"items longer than {limit:,} characters cannot be scored by this model")
-    nll, targets = [], []
+    nll = []
     for logits, y in _chunks(model, model.examples(Split.of(items, vocab))):
         real = y != IGNORE  # every item's characters and end token, item after item
         nll.append(F.cross_entropy(logits.float()[real], y[real], reduction="none").cpu())
-        targets.append(y[real].cpu())
     # one conversion to Python for all items: slicing tensors item by item costs more than the model
-    nll, targets = torch.cat(nll).tolist(), torch.cat(targets).tolist()
-    shown = [vocab.show(i) for i in range(len(vocab))]
+    nll = torch.cat(nll).tolist()
+    end = vocab.show(BOUNDARY)
     results, start = [], 0
     for item in items:
         n = len(item) + 1
         values = nll[start : start + n]
         total = sum(values)
-        chars = list(zip([shown[t] for t in targets[start : start + n]], values))
+        chars = [*zip(item, values), (end, values[-1])]  # the characters predicted, then the end token
         results.append({"item": item, "nll": total, "nll_per_char": total / n, "chars": chars})
         start += n
     return results

@@ -242,10 +242,8 @@ def score(run_dir: Path, items: list[str]) -> list[dict]:
 
 
 def score_checked(best: Checkpoint, items: list[str]) -> list[dict]:
-    """score() with the checkpoint loaded: items stripped and checked against its vocabulary first."""
+    """score() with the checkpoint loaded: items stripped; score_items checks them against its vocabulary."""
     items = [s.strip() for s in items]
     if any(not s for s in items):
         raise MakemoreError("cannot score an empty item")
-    for item in items:
-        best.vocab.encode(item)
     return score_items(best.model, best.vocab, items)

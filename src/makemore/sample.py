@@ -29,6 +29,8 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, t
 
     The most likely character is shifted to 0 before dividing by the temperature, so no temperature
     overflows: a tiny one tends to the argmax, an infinite one to uniform over what the filters keep."""
+    if temperature == 1.0 and top_k is None and top_p is None:
+        return logits  # softmax shifts the maximum to 0 itself
     if top_k is not None and top_k < logits.size(-1):  # ranks: before the temperature, which can tie them all
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -65,7 +67,8 @@ def generate(
 
 @torch.no_grad()
 def _generate_batch(model, vocab, n, max_len, generator, how, cache) -> list[str]:
-    model.eval()
+    if model.training:  # (eval() walks every module: a cost per call when items are drawn one at a time)
+        model.eval()
     start = [BOUNDARY] + vocab.encode(how.prefix)
     steps = max(0, max_len - len(how.prefix))
     tokens = torch.full((n, len(start) + steps), BOUNDARY, dtype=torch.long, device=model.device)

@@ -24,12 +24,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import option
 from .base import SequenceConfig, SequenceModel
+from .row_decoder import RowDecoder, RowWeights
 
 
 @dataclass
@@ -190,6 +192,7 @@ class Transformer(SequenceModel):
         else:
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
         self.apply(self._init_weights)
+        self._row_weights = None  # (the parameters, their versions, RowWeights folded from them)
         # GPT-2: each residual branch adds to the stream, so scale its output projection by
         # 1/sqrt(2 n_layer) to keep the stream's variance from growing with depth
         for block in self.blocks:
@@ -239,11 +242,35 @@ class Transformer(SequenceModel):
         """Incremental decoding: logits (B, T, V) for the new tokens idx (B, T) given the state
         (None at the start): per block the buffers of keys and values (B, nh, positions, hs),
         allocated once for the longest row and filled in place, and how many tokens they hold.
-        Returns (logits, the state after idx), which reuses the buffers of the state passed in."""
+        Returns (logits, the state after idx), which reuses the buffers of the state passed in.
+        One row sampled on the CPU goes through NumPy instead (row_decoder.py): at batch 1 the
+        cost is the calls, not the arithmetic."""
+        B, T = idx.shape
         if state is None:
-            c = self.config
-            shape = (idx.size(0), c.n_head, c.positions, c.n_embd // c.n_head)
-            new = lambda: self.wte.weight.new_empty(shape)  # noqa: E731
-            state = ([(new(), new()) for _ in self.blocks], 0)
-        caches, past = state
-        return self._run(idx, caches, past), (caches, past + idx.size(1))
+            state = (RowDecoder(self.row_weights()) if self._one_row(idx) else self._new_caches(B), 0)
+        held, past = state
+        self.check_length(past + T)
+        if isinstance(held, RowDecoder):
+            logits = torch.from_numpy(np.stack([held.step(token) for token in idx[0].tolist()]))[None]
+        else:
+            logits = self._run(idx, held, past)
+        return logits, (held, past + T)
+
+    def _new_caches(self, rows: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        c = self.config
+        shape = (rows, c.n_head, c.positions, c.n_embd // c.n_head)
+        return [(self.wte.weight.new_empty(shape), self.wte.weight.new_empty(shape)) for _ in self.blocks]
+
+    def _one_row(self, idx) -> bool:
+        weight = self.wte.weight
+        cpu_float = weight.device.type == "cpu" and weight.dtype == torch.float32
+        return idx.size(0) == 1 and cpu_float and not self.training and not torch.is_grad_enabled()
+
+    def row_weights(self) -> RowWeights:
+        """The weights folded for one-row decoding; folded again whenever a weight has changed in
+        place (an optimizer step, a load, a move to another device: its version or storage changes)."""
+        params = self._row_weights[0] if self._row_weights is not None else list(self.parameters())
+        key = [(p.data_ptr(), p._version) for p in params]
+        if self._row_weights is None or self._row_weights[1] != key:
+            self._row_weights = (params, key, RowWeights(self))
+        return self._row_weights[2]

@@ -314,6 +314,17 @@ def test_pack_holds_every_item_once_with_its_positions():
     assert fill > 0.85 > padded
 
 
+def test_pack_in_order_reads_the_targets_item_after_item():
+    """Evaluation packs in order: the targets read row after row are those of the items, in order."""
+    data = Dataset.read(bundled_names())
+    X, Y = Rows(data.split("dev"))[:500]
+    Xp, Yp, pos = pack(X, Y, 16, in_order=True)
+    assert torch.equal(Yp[Yp != IGNORE], Y[Y != IGNORE]) and torch.equal(Xp[Yp != IGNORE], X[Y != IGNORE])
+    fill, padded = float((Yp != IGNORE).float().mean()), float((Y != IGNORE).float().mean())
+    print(f"real tokens per slot: packed in order {fill:.3f}, padded {padded:.3f}")
+    assert fill > padded + 0.2
+
+
 def test_pack_refuses_an_item_longer_than_a_row():
     X, Y = Rows(Split.of(["abcdefghij", "ab"], Vocab.from_items(["abcdefghij"])))[:]
     with pytest.raises(MakemoreError, match="an item of 11 tokens does not fit a packed row of 8"):

@@ -374,21 +374,26 @@ class Windows:
             yield start, min(b, start + tokens)
 
 
-def pack(X: torch.Tensor, Y: torch.Tensor, width: int):
+def pack(X: torch.Tensor, Y: torch.Tensor, width: int, in_order: bool = False):
     """Padded items (B, T) -> rows (R, width) that hold several whole items back to back, and
     pos (R, width), each token's position inside its item. A random batch of names is padded to
     ~11 tokens for ~7 real ones; packed rows are ~90% real tokens, and compute is per token.
 
-    Rows are filled first-fit, longest item first. The slots left over at the end of a row hold
-    the boundary with position 0 and target IGNORE, so each is an empty item of its own."""
+    Rows are filled first-fit, longest item first; `in_order` keeps the items' order instead (the
+    next row starts when an item does not fit), so that the targets read row after row are the
+    items' targets one item after the other. The slots left over at the end of a row hold the
+    boundary with position 0 and target IGNORE, so each is an empty item of its own."""
     lengths = (Y != IGNORE).sum(1).cpu()
     free, start = [], [0] * len(lengths)  # room left in each row; first slot of each item
     n_of = lengths.tolist()
     if max(n_of) > width:
         raise MakemoreError(f"an item of {max(n_of)} tokens does not fit a packed row of {width}")
-    for i in sorted(range(len(n_of)), key=lambda i: -n_of[i]):
+    for i in range(len(n_of)) if in_order else sorted(range(len(n_of)), key=lambda i: -n_of[i]):
         n = n_of[i]
-        row = next((r for r, room in enumerate(free) if room >= n), len(free))
+        if in_order:
+            row = len(free) - 1 if free and free[-1] >= n else len(free)
+        else:
+            row = next((r for r, room in enumerate(free) if room >= n), len(free))
         if row == len(free):
             free.append(width)
         start[i] = row * width + width - free[row]

@@ -270,8 +270,11 @@ class SequenceModel(Model):
         if packed and self.packs:  # rows of several items each: less padding still
             # as wide as the model's positions, but attention grows with the row's width: a data set
             # with one long item packs its short ones into rows of PACK_WIDTH (wider only for that item)
-            return pack(X, Y, max(X.size(1), min(self.config.positions, PACK_WIDTH)))
+            return pack(X, Y, self.pack_width(X.size(1)))
         return X, Y, None
+
+    def pack_width(self, longest: int) -> int:
+        return max(longest, min(self.config.positions, PACK_WIDTH))
 
     def next_logits(self, tokens):
         return self(tokens[:, -self.config.positions :])[:, -1]

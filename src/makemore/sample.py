@@ -71,13 +71,14 @@ def _generate_batch(model, vocab, n, max_len, generator, how, cache) -> list[str
         model.eval()
     start = [BOUNDARY] + vocab.encode(how.prefix)
     steps = max(0, max_len - len(how.prefix))
-    tokens = torch.full((n, len(start) + steps), BOUNDARY, dtype=torch.long, device=model.device)
+    device = model.device
+    tokens = torch.full((n, len(start) + steps), BOUNDARY, dtype=torch.long, device=device)
     tokens[:, : len(start)] = torch.tensor(start)
     # Incremental decoding (a KV cache, a carried hidden state) when the model offers it and
     # the whole item fits, so it sees exactly what full recomputation would.
     incremental = cache and model.decodes(len(start) + steps - 1)
-    rows = torch.arange(n, device=model.device)  # the batch's rows still computed, as rows of tokens
-    drawing = torch.ones(n, dtype=torch.bool, device=model.device)  # which of them have not ended
+    rows = torch.arange(n, device=device)  # the batch's rows still computed, as rows of tokens
+    drawing = torch.ones(n, dtype=torch.bool, device=device)  # which of them have not ended
     state, fresh = None, tokens[:, : len(start)]
     for t in range(len(start), len(start) + steps):
         if incremental:
@@ -86,8 +87,8 @@ def _generate_batch(model, vocab, n, max_len, generator, how, cache) -> list[str
         else:
             logits = model.next_logits(tokens[rows, :t])
         probs = F.softmax(filter_logits(logits.float(), how.temperature, how.top_k, how.top_p), dim=-1)
-        nxt = draw(probs.cpu(), rows.cpu(), n, generator).to(model.device)
-        tokens[rows[drawing], t] = nxt[drawing]
+        nxt = draw(probs.cpu(), rows.cpu(), n, generator).to(device)
+        tokens[rows, t] = nxt  # a row that has ended writes on past its end, which is cut off below
         drawing &= nxt != BOUNDARY
         live = int(drawing.sum())  # the one host sync of a step: has any row ended?
         if live == 0:
@@ -97,7 +98,8 @@ def _generate_batch(model, vocab, n, max_len, generator, how, cache) -> list[str
             rows, drawing, nxt = rows[keep], drawing[keep], nxt[keep]
             state = model.select_rows(state, keep) if incremental else None
         fresh = nxt[:, None]
-    return [how.prefix + vocab.decode(row.tolist()[len(start) :]) for row in tokens]
+    drawn = tokens[:, len(start) :].tolist()
+    return [how.prefix + vocab.decode(row[: row.index(BOUNDARY)] if BOUNDARY in row else row) for row in drawn]
 
 
 def draw(probs: torch.Tensor, rows: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -1,6 +1,8 @@
 import json
 import pickle
 import resource
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -267,3 +269,18 @@ def test_any_damage_loads_a_consistent_model_or_fails_in_one_line(tmp_path, vali
         X, _ = ckpt.model.examples(Split(torch.zeros(4, dtype=torch.uint8), torch.tensor([0, 2, 4])))[:]
         logits = ckpt.model(X)
         assert logits.shape[-1] == V and not logits.isnan().any()
+
+
+def test_loading_a_checkpoint_does_not_import_the_compiler(tmp_path):
+    """The shapes check builds the model on the meta device without its random init: torch's meta
+    kernel for normal_ imports torch._dynamo, seconds added to every command that loads a run."""
+    cls = REGISTRY["transformer"]
+    model = cls(cls.Config(vocab_size=27, max_len=15, n_layer=1, n_embd=16))
+    run = checkpoint.RunInfo(
+        type="transformer", source="names.txt", max_item_len=15, max_len=15, params=model.num_params(), skipped_items=0
+    )
+    path = tmp_path / "model.safetensors"
+    checkpoint.save(path, checkpoint.Checkpoint(model=model, vocab=Vocab(tuple("abcdefghijklmnopqrstuvwxyz")), run=run))
+    code = f"import sys; from makemore import checkpoint; checkpoint.load({str(path)!r}); print(*sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "makemore.models.transformer" in out.split() and "torch._dynamo" not in out.split()

@@ -25,7 +25,6 @@ from .checkpoint import Checkpoint, RunInfo
 from .data import CacheError, Dataset, Vocab
 from .errors import MakemoreError
 from .files import atomic_copy, atomic_write_bytes, check_owner, open_append
-from .plots import plot_loss
 
 
 def _checked_name(run_dir: Path) -> Path:
@@ -277,6 +276,8 @@ class RunStore:
         )
 
     def plot(self) -> None:
+        from .plots import plot_loss  # matplotlib takes ~0.8 s to import: only for the commands that draw
+
         plot_loss(self.metrics(), self.dir / PLOT)
 
 

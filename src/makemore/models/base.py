@@ -13,7 +13,8 @@ and scoring, and its length limit; nothing outside models/ and the data layer as
 model is. Optional abilities are declared here with their defaults and switched on by a model:
 
     presets       named recipes (training and model options), e.g. {"best": {...}}
-    incremental   decode(idx, state) continues from cached state (KV cache, hidden state)
+    incremental   decode(idx, state) continues from cached state (KV cache, hidden state);
+                  select_rows(state, rows) keeps some rows of it (the batch first, by default)
     packs         forward(idx, pos) takes rows packed with several items (data.pack)
     manual_grad   a hand-written backward pass (Part 4), used by `train --manual-grad`
     penalty       a term added to the NLL while training (a regulariser)

@@ -43,7 +43,10 @@ class TrainConfig(Checked):
     max_steps: int = option(10000, "optimizer steps (0 for closed-form models)")
     batch_size: int = option(64, "examples (windows, or whole items for sequence models) per step")
     learning_rate: float = option(1e-3, "peak learning rate")
-    optimizer: str = option("adamw", "adamw or sgd")
+    optimizer: str = option(
+        "adamw",
+        "adamw | sgd | muon (Muon on the model's hidden weight matrices, AdamW on the rest, one learning rate)",
+    )
     weight_decay: float = option(0.01, "decoupled weight decay, applied to matrices only")
     beta2: float = option(0.999, "AdamW's decay of the squared-gradient average (lower adapts faster)")
     schedule: str = option(
@@ -86,7 +89,7 @@ class TrainConfig(Checked):
             (self.max_steps >= 0, "--max-steps must be >= 0"),
             (self.batch_size >= 1, "--batch-size must be >= 1"),
             (self.learning_rate > 0 and math.isfinite(self.learning_rate), "--learning-rate must be a positive number"),
-            (self.optimizer in ("adamw", "sgd"), "--optimizer must be adamw or sgd"),
+            (self.optimizer in ("adamw", "sgd", "muon"), "--optimizer must be adamw, sgd or muon"),
             (self.weight_decay >= 0, "--weight-decay must be >= 0"),
             (0 <= self.beta2 < 1, "--beta2 must be in [0, 1)"),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),

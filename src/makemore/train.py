@@ -31,6 +31,7 @@ from .data import BOUNDARY, IGNORE, Dataset
 from .errors import MakemoreError
 from .evaluate import split_nll, split_totals
 from .models import Model
+from .optim import make_optimizer
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -71,17 +72,6 @@ def set_threads(threads: int, ranks: int = 1) -> None:
     torch.set_num_threads(min(threads, cores) or cores)
 
 
-def make_optimizer(model: Model, cfg: TrainConfig, device: torch.device):
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    # decay matrices only; biases, gains and 1-D parameters are left alone
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, cfg.beta2), fused=device.type in ("cpu", "cuda"))
-
-
 def batch_loss(
     model: Model, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None = None, reduction: str = "mean"
 ) -> torch.Tensor:
@@ -105,7 +95,7 @@ def available_memory(device: torch.device) -> int:
 def memory_needed(model: Model, cfg: TrainConfig) -> int:
     """A lower bound on the bytes training needs: float32 weights, gradients, optimizer moments and
     average; per example of a batch its index, input and target, and its logits with their gradient."""
-    copies = 2 + 2 * (cfg.optimizer == "adamw") + bool(cfg.ema)
+    copies = 2 + {"adamw": 2, "muon": 1}.get(cfg.optimizer, 0) + bool(cfg.ema)
     return 4 * copies * model.num_params() + cfg.batch_size * (3 * 8 + 2 * 4 * model.config.vocab_size)
 
 

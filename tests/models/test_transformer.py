@@ -292,3 +292,21 @@ def test_attention_weights_are_the_ones_forward_averages_with():
 def test_attention_refuses_a_row_longer_than_the_positions():
     with pytest.raises(MakemoreError):
         small_model().attention(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_preset_quick_trains_with_muon_and_little_dropout(tmp_path, capsys):
+    from makemore import checkpoint
+
+    from conftest import run_cli
+
+    out = tmp_path / "r"
+    code, _, err = run_cli(
+        capsys, "train", "--type", "transformer", "--preset", "quick", "-o", out, "-q", "--max-steps", "3"
+    )
+    assert code == 0, err
+    meta, _ = checkpoint._read(out / checkpoint.BEST)
+    assert (meta["config"]["dropout"], meta["config"]["emb_dropout"]) == (0.1, 0.1)
+    assert (meta["train_config"]["optimizer"], meta["train_config"]["ema"]) == ("muon", 0.995)
+    _, last = checkpoint._read(out / checkpoint.LAST)
+    momenta = [k for k in last if k.startswith("optim.") and k.endswith(".momentum_buffer")]
+    assert len(momenta) == 4 * 4  # Muon's state, saved for --resume: one per hidden matrix

@@ -104,6 +104,11 @@ class Model(nn.Module):
         """Fill every p.grad by hand and return the loss, when `hand_written_backward`."""
         raise NotImplementedError
 
+    def hidden_matrices(self) -> list[nn.Parameter]:
+        """The weight matrices between the input lookup and the output layer, which `--optimizer
+        muon` orthogonalises; none by default (the model then trains with adamw or sgd only)."""
+        return []
+
     def penalty(self) -> torch.Tensor | None:
         """A regularisation term the training objective adds to the NLL (bigram-nn's mean of W**2)."""
         return None

@@ -38,6 +38,9 @@ class BoW(SequenceModel):
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
 
+    def hidden_matrices(self):
+        return [m.weight for m in self.mlp if isinstance(m, nn.Linear)]
+
     def _head(self, x, bag):
         x = x + bag  # residual: the token's own embedding plus the average of its context
         x = x + self.mlp(x)

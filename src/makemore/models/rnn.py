@@ -108,6 +108,9 @@ class RNN(SequenceModel):
     def char_embedding(self):
         return self.wte.weight
 
+    def hidden_matrices(self):
+        return [m.weight for m in self.cell.modules() if isinstance(m, nn.Linear)]
+
     def decode(self, idx, state=None):
         """Logits (B, T, V) for tokens idx (B, T) continuing from `state` (None: the start);
         returns (logits, the state after the last token)."""

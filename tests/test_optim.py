@@ -7,6 +7,7 @@ from makemore.config import TrainConfig
 from makemore.errors import MakemoreError
 from makemore.models import REGISTRY
 from makemore.optim import Muon, Optimizers, make_optimizer, orthogonalise
+from makemore.train import check_recipe
 
 
 def _tiny_transformer():
@@ -70,7 +71,7 @@ def test_muon_needs_a_model_that_names_its_hidden_matrices():
     cls = REGISTRY["bigram-nn"]
     model = cls(cls.Config(vocab_size=27))
     with pytest.raises(MakemoreError, match="no hidden matrices"):
-        make_optimizer(model, TrainConfig(optimizer="muon"), torch.device("cpu"))
+        check_recipe(model, TrainConfig(optimizer="muon"))
 
 
 def _steps(model, opt, n, seed):

@@ -20,7 +20,6 @@ import math
 import torch
 
 from .config import TrainConfig
-from .errors import MakemoreError
 
 # The quintic Newton-Schulz coefficients of Muon's reference implementation: five iterations take
 # every singular value of a normalised matrix into roughly [0.7, 1.2], which is all Muon needs.
@@ -133,9 +132,8 @@ def make_optimizer(model, cfg: TrainConfig, device: torch.device):
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    # (train.check_recipe has refused muon for a model without hidden matrices)
     hidden = [p for p in model.hidden_matrices() if p.requires_grad] if cfg.optimizer == "muon" else []
-    if cfg.optimizer == "muon" and not hidden:
-        raise MakemoreError(f"--optimizer muon: {type(model).__name__} names no hidden matrices for Muon; use adamw")
     ids = {id(p) for p in hidden}
     rest = [p for p in params if id(p) not in ids]
     # decay matrices only; biases, gains and 1-D parameters are left alone

@@ -114,6 +114,8 @@ def check_recipe(model: Model, cfg: TrainConfig) -> None:
             f"{type(model).__name__} with {model.num_params():,} parameters and --batch-size {cfg.batch_size:,} "
             f"needs at least {need / 2**30:,.1f} GiB to train; {have / 2**30:,.1f} GiB are available on {device}"
         )
+    if cfg.optimizer == "muon" and not model.hidden_matrices():
+        raise MakemoreError(f"--optimizer muon: {type(model).__name__} names no hidden matrices for Muon; use adamw")
     if cfg.manual_grad and not model.hand_written_backward:
         raise MakemoreError(f"--manual-grad: model {type(model).__name__} has no hand-written backward pass")
     if cfg.batch_size < model.min_batch_size:

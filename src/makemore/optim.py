@@ -98,12 +98,6 @@ class Optimizers:
         for opt in self.optimizers:
             opt.step()
 
-    def register_step_pre_hook(self, hook) -> None:
-        self.optimizers[0].register_step_pre_hook(hook)
-
-    def register_step_post_hook(self, hook) -> None:
-        self.optimizers[-1].register_step_post_hook(hook)
-
     def state_dict(self) -> dict:
         state, groups, offset = {}, [], 0
         for opt in self.optimizers:

@@ -13,7 +13,7 @@ import pytest
 
 from makemore import checkpoint, files
 
-from conftest import run_cli, wait_for
+from conftest import run_cli, snapshot, wait_for
 
 QUICK = ["--max-steps", "30", "--eval-interval", "30", "-q"]
 SLOW = [
@@ -152,3 +152,61 @@ def test_a_disk_too_small_for_the_input_and_its_cache_is_one_line_before_writing
     code, _, err = run_cli(capsys, "train", "-o", run_dir, *QUICK)
     assert code == 1 and "not enough disk space" in err and "MB are free" in err, err
     assert not run_dir.exists()
+
+
+NAMES = "\n".join(["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail"] * 5)
+TINY = ["--type", "mlp", "--max-steps", "20", "--eval-interval", "10", "--threads", "1", "-q"]
+
+
+def test_a_refused_train_never_deletes_the_users_files(capsys, tmp_path, monkeypatch):
+    """`train -i input.txt -o .` in the user's own folder: refused, and input.txt is still there."""
+    for name in ("input.txt", "metrics.jsonl", "loss.png", "data.safetensors"):
+        (tmp_path / name).write_text(NAMES if name == "input.txt" else f"the user's {name}")
+    before = snapshot(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "train", "-i", "input.txt", "-o", ".", *TINY)
+    assert code == 1 and "holds files a run would write" in err and "Traceback" not in err, err
+    assert {k: v for k, v in snapshot(tmp_path).items() if k != ".lock"} == before
+
+
+@pytest.mark.parametrize("name", ["loss.png", "data.safetensors", "input.txt", "metrics.jsonl"])
+def test_train_replaces_no_file_it_did_not_write(capsys, tmp_path, name):
+    data, run_dir = tmp_path / "names.txt", tmp_path / "mine"
+    data.write_text(NAMES)
+    run_dir.mkdir()
+    (run_dir / name).write_text("the user's own")
+    code, _, err = run_cli(capsys, "train", "-i", data, "-o", run_dir, *TINY)
+    assert code == 1 and name in err and "choose another -o" in err, err
+    assert (run_dir / name).read_text() == "the user's own"
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted([name, ".lock"])
+
+
+def test_a_run_whose_first_resumable_save_failed_names_its_way_forward(capsys, tmp_path, monkeypatch):
+    """Disk full at the first checkpoint: model.safetensors written, last.safetensors not. Neither
+    `train -o` nor `--resume` may send the user to the other; eval still works."""
+    data, run_dir = tmp_path / "names.txt", tmp_path / "run"
+    data.write_text(NAMES)
+    write = checkpoint.atomic_write_bytes
+
+    def disk_full_for_last(path, payload):
+        if path.name == checkpoint.LAST:
+            raise files.MakemoreError(f"cannot write {path}: No space left on device")
+        write(path, payload)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", disk_full_for_last)
+    code, _, err = run_cli(capsys, "train", "-i", data, "-o", run_dir, *TINY)
+    assert code == 1 and "No space left" in err
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", write)
+    assert (run_dir / checkpoint.BEST).exists() and not (run_dir / checkpoint.LAST).exists()
+    for argv in (["train", "-i", data, "-o", run_dir, *TINY], ["train", "-o", run_dir, "--resume", "-q"]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 1 and "start a new run with another -o" in err and "use --resume" not in err, err
+    assert run_cli(capsys, "eval", "-o", run_dir)[0] == 0
+
+
+def test_resuming_a_run_that_never_saved_says_what_to_do(capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "input.txt").write_text(NAMES)  # killed before its first checkpoint
+    code, _, err = run_cli(capsys, "train", "-o", run_dir, "--resume", "-q")
+    assert code == 1 and "before its first checkpoint" in err and "another -o" in err, err

@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import checkpoint
@@ -49,7 +49,9 @@ DATA = "data.safetensors"
 METRICS = "metrics.jsonl"
 PLOT = "loss.png"
 LOCK = ".lock"  # holds the writer's PID
-RUN_FILES = (checkpoint.BEST, checkpoint.LAST, METRICS, INPUT)
+# every name a run writes: a new run goes only into a folder that holds none of them, so that
+# nothing of the user's is ever replaced
+RUN_FILES = (checkpoint.BEST, checkpoint.LAST, METRICS, INPUT, DATA, PLOT)
 
 
 @dataclass
@@ -62,6 +64,7 @@ class RunStore:
     vocab: Vocab | None = None
     run: RunInfo | None = None
     created: bool = False  # this process made the directory (a failed start removes it again)
+    written: set[str] = field(default_factory=set)  # the files this process wrote: all a failed start removes
     _lock: int | None = None
 
     @classmethod
@@ -83,10 +86,17 @@ class RunStore:
         """Take the lock, check that the directory holds no run yet, and write the input (a copy
         of the file the data was read from) and the data cache into it."""
         self.lock()
-        existing = [name for name in RUN_FILES if (self.dir / name).exists()]
+        existing = [name for name in RUN_FILES if os.path.lexists(self.dir / name)]
+        if (self.dir / checkpoint.LAST).exists():
+            raise MakemoreError(
+                f"{self.dir} already holds a run ({checkpoint.LAST}); use --resume to continue it or choose another -o"
+            )
+        if (self.dir / checkpoint.BEST).exists():
+            raise MakemoreError(f"{self.dir} already holds a run; {self.no_last_state()}")
         if existing:
             raise MakemoreError(
-                f"{self.dir} already holds a run ({existing[0]}); use --resume to continue it or choose another -o"
+                f"{self.dir} holds files a run would write ({', '.join(existing)}); makemore replaces nothing it did "
+                "not write: choose another -o (a new or empty folder)"
             )
         need = os.stat(source).st_size + data.tokens.nbytes + data.offsets.nbytes
         free = shutil.disk_usage(self.dir).free
@@ -95,6 +105,7 @@ class RunStore:
                 f"not enough disk space in {self.dir}: the copy of the input and its encoded items need "
                 f"{need / 2**20:,.0f} MB, {free / 2**20:,.0f} MB are free"
             )
+        self.written.add(INPUT)
         self.run.input_sha256 = atomic_copy(source, self.dir / INPUT)
         if self.run.input_sha256 != data.sha256:
             raise MakemoreError(f"input file {source} changed while it was read; run the command again")
@@ -106,17 +117,29 @@ class RunStore:
         return any((self.dir / name).exists() for name in names)
 
     def discard(self) -> None:
-        """Undo a start that failed before its first checkpoint: the run's files, and the directory if
-        this process made it, so the same command can simply be run again."""
+        """Undo a start that failed before its first checkpoint: the files this process wrote (never
+        one it found there), and the directory if this process made it, so the same command can
+        simply be run again."""
         if self.has_checkpoint():
             return
-        for name in (INPUT, DATA, METRICS, PLOT, LOCK):
+        for name in self.written - {checkpoint.BEST, checkpoint.LAST}:
             (self.dir / name).unlink(missing_ok=True)
+        self.written.clear()
         if self.created:
+            (self.dir / LOCK).unlink(missing_ok=True)  # the lock file too: the folder is ours
             try:
                 self.dir.rmdir()
             except OSError:  # not empty: something else is in it, leave it
                 pass
+
+    def no_last_state(self) -> str:
+        """What to do with a run whose best checkpoint was written but whose resumable state was not
+        (its first save of last.safetensors failed: a full disk, say)."""
+        return (
+            f"it has its best checkpoint ({checkpoint.BEST}) but no {checkpoint.LAST} to resume from "
+            f"(its save failed). eval, sample and score use the best checkpoint; to train further, "
+            f"start a new run with another -o"
+        )
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunStore:
@@ -156,6 +179,8 @@ class RunStore:
         return self._adopt(checkpoint.load(self.dir / checkpoint.BEST))
 
     def load_last(self) -> Checkpoint:
+        if not (self.dir / checkpoint.LAST).exists():
+            raise MakemoreError(f"{self.dir} cannot be resumed: {self._why_no_last()}")
         ckpt = self._adopt(checkpoint.load(self.dir / checkpoint.LAST))
         if ckpt.optimizer is None and ckpt.model.num_params():
             raise MakemoreError("checkpoint has no optimizer state; it cannot be resumed")
@@ -163,6 +188,17 @@ class RunStore:
             stale.unlink()
         self.truncate_metrics(ckpt.step)
         return ckpt
+
+    def _why_no_last(self) -> str:
+        if (self.dir / checkpoint.BEST).exists():
+            return self.no_last_state()
+        started = [name for name in (INPUT, DATA, METRICS) if (self.dir / name).exists()]
+        if started:
+            return (
+                f"it holds the start of a run ({', '.join(started)}) that ended before its first checkpoint; "
+                f"train it again with another -o, or delete {self.dir} and run the same command"
+            )
+        return f"it holds no run ({checkpoint.LAST} is missing); start one with makemore train -o {self.dir}"
 
     def _adopt(self, ckpt: Checkpoint) -> Checkpoint:
         self.vocab, self.run = ckpt.vocab, ckpt.run
@@ -217,6 +253,7 @@ class RunStore:
     def _save_data(self, data: Dataset) -> None:
         """Write the data cache, stamped with input.txt's size and time (so a later change shows)."""
         facts = {"max_item_len": str(self.run.max_item_len), "input": _size_and_time(self.dir / INPUT)}
+        self.written.add(DATA)
         atomic_write_bytes(self.dir / DATA, data.to_bytes(**facts))
 
     def metrics(self) -> list[dict]:
@@ -240,6 +277,7 @@ class RunStore:
 
     # --- writing ------------------------------------------------------------------------------
     def log(self, row: dict) -> None:
+        self.written.add(METRICS)
         with open_append(self.dir / METRICS) as f:
             try:
                 f.write(json.dumps(row) + "\n")
@@ -278,6 +316,7 @@ class RunStore:
     def plot(self) -> None:
         from .plots import plot_loss  # matplotlib takes ~0.8 s to import: only for the commands that draw
 
+        self.written.add(PLOT)
         plot_loss(self.metrics(), self.dir / PLOT)
 
 

@@ -1,42 +1,25 @@
-"""One benchmark of makemore on the machine it runs on, in one process: the machine (CPU, vector
-units, measured matmul peak), then every model type at its default recipe on the bundled names
-(training step time, tokens/s, FLOPs and the share of the peak they reach; time to a dev NLL,
-sampling and scoring items/s from its trained run; peak memory of `makemore train`), and
-makemore's transformer against a plain PyTorch transformer loop written here. Writes
-benchmarks/results/bench.{json,md} (--quick: bench-quick.{json,md}, a check that the script
-works, whose numbers mean nothing). Not part of the test suite. Run it alone (timings mean
-nothing while something else uses the CPU):
-
-    flock /tmp/makemore-cpu.lock .venv/bin/python benchmarks/bench.py [--threads N] [--types T ...]
-
-Trained runs come from --runs (runs/bench/TYPE, which benchmarks/bench_models.py trains); a type
-without one gets dashes in its run-based cells: this script trains nothing to completion, only
-short `makemore train` runs whose peak memory it reads. Training is timed on the CPU (--device
-cpu), whose matmul peak the FLOPs are compared with.
+"""`speed`: every model type at its default recipe on the bundled names, in one process: the machine
+(vector units, measured matmul peak), each type's training step through makemore's own Trainer
+(step time, tokens/s, matmul FLOPs and the share of the peak they reach), from its trained run
+(--runs DIR/TYPE) the training seconds to a dev NLL and sampling and scoring items/s, the peak memory
+of `makemore train`, and makemore's transformer against a plain PyTorch loop written here. Also
+writes the report as Markdown beside the JSON. Trains nothing to completion: a type without a run
+gets dashes in its run-based cells (`python -m benchmarks models` trains runs/bench/TYPE).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
 import math
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_models import RUNS  # benchmarks/: scripts run from benchmarks/
-from bench_serve import command_line
-from machine import VECTOR_FLAGS, cpu_model, vector_extensions
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader
@@ -50,9 +33,12 @@ from makemore.models import REGISTRY
 from makemore.runs import score_checked
 from makemore.sample import generate
 from makemore.store import RunStore
-from makemore.train import Hook, Trainer, batch_loss, set_threads
+from makemore.train import Hook, Trainer, batch_loss
 
-OUT = Path(__file__).resolve().parent / "results"
+from .common import PEAK_RSS, ROOT, VECTOR_FLAGS, median_rate, say, tiny_names, vector_extensions
+from .common import python as run_python
+
+RUNS = ROOT / "runs" / "bench"  # where `python -m benchmarks models` trains
 DEV_TARGETS = (2.20, 2.10, 2.00, 1.97)  # dev NLLs whose training time is reported
 SAMPLE_BATCHES = (1, 100, 1000)
 BASELINE, AT_32 = "plain PyTorch loop", "transformer (batch 32)"
@@ -74,14 +60,12 @@ class Sizes:
     score_batch: int  # items per score call
     score_repeats: int
     rss_steps: int  # training steps of each `makemore train` whose peak memory is read
+    rss_types: int | None  # types whose peak memory is read (None: all), on the bundled names or a tiny file
+    quick_types: tuple[str, ...] = ()  # the types measured when none are named (empty: all)
 
 
-FULL = Sizes((1024, 2048), 10, 20, 10, 50, 3, (50, 5, 1), 5, None, 1000, 5, 300)
-QUICK = Sizes((128, 256), 3, 2, 2, 3, 1, (3, 1, 1), 2, 300, 100, 2, 5)
-
-
-def median_rate(work: float, seconds: list[float]) -> float:
-    return work / statistics.median(seconds)
+FULL = Sizes((1024, 2048), 10, 20, 10, 50, 3, (50, 5, 1), 5, None, 1000, 5, 300, None)
+QUICK = Sizes((128, 256), 2, 1, 1, 2, 1, (2, 1, 1), 1, 100, 50, 1, 2, 1, ("bigram", "mlp", "transformer"))
 
 
 # --- the machine ---------------------------------------------------------------------------------
@@ -104,16 +88,10 @@ def matmul_peak(dtype: torch.dtype, sizes: Sizes) -> dict:
     return {"gflops": by_size[best], "n": best, "by_size": {str(n): g for n, g in by_size.items()}}
 
 
-def machine(sizes: Sizes) -> dict:
-    units = vector_extensions()
-    has_bf16 = {"avx512_bf16", "amx_bf16"} & set(units)
+def matmul_peaks(sizes: Sizes, extensions: list[str]) -> dict:
+    """The measured matmul peaks, fp32 always, bf16 where the CPU has bf16 units."""
+    has_bf16 = {"avx512_bf16", "amx_bf16"} & set(extensions)
     return {
-        "cpu": cpu_model(),
-        "extensions": units,
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
         "fp32": matmul_peak(torch.float32, sizes),
         "bf16": matmul_peak(torch.bfloat16, sizes) if has_bf16 else "not measured: no bf16 units",
     }
@@ -395,32 +373,30 @@ def run_results(run_dir: Path, sizes: Sizes) -> dict | None:
 # The child reports its own high-water mark: ru_maxrss (os.wait4) would include the pages of this large
 # parent that the child held between fork and exec, and VmHWM belongs to the exec'd process alone.
 TRAIN_AND_REPORT_PEAK = (
-    "import sys; from makemore.cli import main; code = main(sys.argv[1:]); "
-    "print('peak', next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]); sys.exit(code)"
+    f"import sys; from makemore.cli import main; code = main(sys.argv[1:]); print('peak', {PEAK_RSS}); sys.exit(code)"
 )
 
 
-def peak_rss_mib(model_type: str, steps: int, threads: int, tmp: Path) -> float | None:
+def peak_rss_mib(model_type: str, steps: int, threads: int, tmp: Path, data: Path | None) -> float | None:
     """Peak resident memory of `makemore train --type T`, shortened to `steps` steps, in a child process."""
     steps = min(steps, TrainConfig(**REGISTRY[model_type].train_defaults).max_steps)
-    cmd = [sys.executable, "-c", TRAIN_AND_REPORT_PEAK, "train", "--type", model_type, "-o", str(tmp / model_type)]
-    cmd += ["-q", "--device", "cpu", "--threads", str(threads), "--max-steps", str(steps)]
-    cmd += ["--eval-interval", str(max(1, steps))]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    args = ["train", "--type", model_type, "-o", str(tmp / model_type), *(["-i", str(data)] if data else [])]
+    args += ["-q", "--device", "cpu", "--threads", str(threads), "--max-steps", str(steps)]
+    args += ["--eval-interval", str(max(1, steps))]
+    done = run_python(["-c", TRAIN_AND_REPORT_PEAK, *args])
     peak = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("peak ")]
-    if done.returncode or not peak:
-        print(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}", file=sys.stderr)
-        return None
-    return int(peak[-1]) / 1024  # VmHWM is in KiB
+    return int(peak[-1]) / 2**20 if peak else None
 
 
-def peak_rss_all(types: list[str], steps: int) -> dict[str, float | None]:
+def peak_rss_all(types: list[str], sizes: Sizes) -> dict[str, float | None]:
     """Children run as many at a time as the cores hold their threads: each one's peak is its own,
-    and no timing runs meanwhile."""
+    and no timing runs meanwhile. Quick: the first type only, on a tiny file."""
     threads = torch.get_num_threads()
+    measured = types[: sizes.rss_types]
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max(1, (os.cpu_count() or 1) // threads)) as pool:
-        peaks = pool.map(lambda t: peak_rss_mib(t, steps, threads, Path(tmp)), types)
-        return dict(zip(types, peaks))
+        data = tiny_names(Path(tmp)) if sizes.rss_types else None
+        peaks = pool.map(lambda t: peak_rss_mib(t, sizes.rss_steps, threads, Path(tmp), data), measured)
+        return {t: None for t in types} | dict(zip(measured, peaks))
 
 
 # --- the whole benchmark -----------------------------------------------------------------------------
@@ -433,14 +409,10 @@ def train_subjects(types: list[str], data: Dataset) -> list:
     return subjects
 
 
-def say(what: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
-
-
-def measure(args, sizes: Sizes) -> dict:
+def measure(args, sizes: Sizes) -> tuple[list[dict], dict]:
     say("the machine: matmul peak")
-    result = {"machine": machine(sizes)}
-    peak = result["machine"]["fp32"]["gflops"]
+    extra = {"extensions": vector_extensions(), **matmul_peaks(sizes, vector_extensions())}
+    peak = extra["fp32"]["gflops"]
     data = Dataset.read(bundled_names(), DEFAULT_MAX_ITEM_LEN)  # as `makemore train` reads it
     subjects = train_subjects(args.types, data)
     say(f"training steps of {len(subjects)} loops, interleaved")
@@ -456,18 +428,30 @@ def measure(args, sizes: Sizes) -> dict:
     say(f"trained runs in {args.runs}: sampling and scoring")
     runs = {t: run_results(args.runs / t, sizes) for t in args.types}
     say("peak memory of `makemore train`")
-    rss = peak_rss_all(args.types, sizes.rss_steps)
-    result["models"] = [
-        {"type": t, "params": params(t, data, steps), "training": steps.get(t), "run": runs[t], "peak_rss_mib": rss[t]}
+    rss = peak_rss_all(args.types, sizes)
+    rows = [
+        {
+            "kind": "model",
+            "type": t,
+            "params": params(t, data, steps),
+            "training": steps.get(t),
+            "run": runs[t],
+            "peak_rss_mib": rss[t],
+        }
         for t in args.types
     ]
     if BASELINE in steps:
         base = steps[BASELINE]["tokens_per_s"]
-        result["baseline"] = [
-            {"loop": name, **steps[name], "tokens_per_s_vs_baseline": steps[name]["tokens_per_s"] / base}
+        rows += [
+            {
+                "kind": "baseline",
+                "loop": name,
+                **steps[name],
+                "tokens_per_s_vs_baseline": steps[name]["tokens_per_s"] / base,
+            }
             for name in (BASELINE, AT_32, "transformer")
         ]
-    return result
+    return rows, extra
 
 
 def params(model_type: str, data: Dataset, steps: dict) -> int:
@@ -547,98 +531,67 @@ def baseline_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def method(result: dict) -> list[str]:
+def method(sizes: Sizes, runs: str) -> list[str]:
     """How each number was measured, with its repeat counts."""
-    z, timed = result["sizes"], result["sizes"]["rounds"] * result["sizes"]["round_steps"]
-    calls = ", ".join(f"{c} x {b}" for c, b in zip(z["sample_calls"], SAMPLE_BATCHES))
+    z, timed = sizes, sizes.rounds * sizes.round_steps
+    calls = ", ".join(f"{c} x {b}" for c, b in zip(z.sample_calls, SAMPLE_BATCHES))
     return [
-        f"- matmul peak: square products, median of {z['matmul_repeats']} per size, the best size reported.",
+        f"- matmul peak: square products, median of {z.matmul_repeats} per size, the best size reported.",
         "- training: each model at its default recipe on the bundled names, through makemore's own Trainer "
-        f"(CPU). Step ms: median of {timed} timed steps ({z['rounds']} rounds of {z['round_steps']}, every "
-        f"loop in turn, after {z['warmup_steps']} warm-up steps), on the Trainer's clock: drawing the batch to "
+        f"(CPU). Step ms: median of {timed} timed steps ({z.rounds} rounds of {z.round_steps}, every "
+        f"loop in turn, after {z.warmup_steps} warm-up steps), on the Trainer's clock: drawing the batch to "
         "the optimizer and weight-average update. Tokens/s: median of each step's predicted characters "
         "(padding excluded) per second. `bigram` counts instead of training: no steps.",
-        f"- FLOPs: matrix products of one forward + backward pass (FlopCounterMode, {z['flop_batches']} "
+        f"- FLOPs: matrix products of one forward + backward pass (FlopCounterMode, {z.flop_batches} "
         "batch(es)), not the optimizer or elementwise work; GFLOP/s = FLOPs per predicted character x "
         "tokens/s, and its share of the fp32 matmul peak.",
-        f"- from the trained runs in `{result['runs']}`: training seconds at the first dev evaluation at or "
+        f"- from the trained runs in `{runs}`: training seconds at the first dev evaluation at or "
         "below each NLL (blank: never reached; a dash: no run), the best dev NLL; sampling items/s of "
-        f"`generate` at batch 1, 100 and 1,000 ({calls} items per repeat), median of {z['sample_repeats']}; "
-        f"scoring: dev items/s through `makemore score`'s code, {z['score_batch']} items a call, median of "
-        f"{z['score_repeats']}.",
-        f"- peak RSS: VmHWM of the child process `makemore train --type T --max-steps {z['rss_steps']} "
-        f"--eval-interval {z['rss_steps']}` (a shortened default run, its evaluations included).",
+        f"`generate` at batch 1, 100 and 1,000 ({calls} items per repeat), median of {z.sample_repeats}; "
+        f"scoring: dev items/s through `makemore score`'s code, {z.score_batch} items a call, median of "
+        f"{z.score_repeats}.",
+        f"- peak RSS: VmHWM of the child process `makemore train --type T --max-steps {z.rss_steps} "
+        f"--eval-interval {z.rss_steps}` (a shortened default run, its evaluations included).",
     ]
 
 
-def markdown(result: dict) -> str:
-    m = result["machine"]
+def markdown(res: dict, args) -> str:
+    m, quick = res["machine"], args.quick
     threads = f"{m['threads']} thread" + ("s" if m["threads"] != 1 else "")
-    quick = ["**Quick mode: a check that the script runs; these numbers are not results.**", ""]
+    models = [r for r in res["rows"] if r["kind"] == "model"]
+    baseline = [r for r in res["rows"] if r["kind"] == "baseline"]
     lines = [
-        *(quick if result["quick"] else []),
-        f"{m['cpu']} ({m['cores']} cores), {threads}, torch {m['torch']}, {result['date']}:",
+        *(["**Quick mode: a check that the benchmark runs; these numbers are not results.**", ""] if quick else []),
+        f"{m['cpu']} ({m['cores']} cores), {threads}, torch {m['torch']}, {res['date']}:",
         "",
-        f"    {result['command']}",
+        f"    {res['command']}",
         "",
         *machine_table(m),
         "",
         *MODEL_HEADER,
-        *map(model_line, result["models"]),
+        *map(model_line, models),
     ]
-    if "baseline" in result:
+    if baseline:
         lines += ["", "makemore's transformer against the textbook loop, timed in the same rounds:", ""]
-        lines += baseline_table(result["baseline"])
-    return "\n".join([*lines, "", *method(result)]) + "\n"
+        lines += baseline_table(baseline)
+    return "\n".join([*lines, "", *method(QUICK if quick else FULL, str(args.runs))]) + "\n"
 
 
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="makemore on this machine: one run, benchmarks/results/bench.{json,md}")
+def add_arguments(p) -> None:
     p.add_argument(
-        "--quick",
-        action="store_true",
-        help="tiny sizes (under a minute) to check the script; writes bench-quick.{json,md}",
+        "--types", nargs="+", choices=list(REGISTRY), metavar="T", help="model types (default: all; --quick: a few)"
     )
-    p.add_argument("--threads", type=int, default=0, metavar="N", help="torch threads (default: 0, every core)")
-    p.add_argument(
-        "--types",
-        nargs="+",
-        choices=list(REGISTRY),
-        default=list(REGISTRY),
-        metavar="T",
-        help="model types (default: all)",
-    )
-    default_runs = RUNS.relative_to(Path.cwd()) if RUNS.is_relative_to(Path.cwd()) else RUNS
+    default_runs = RUNS.relative_to(ROOT)
     p.add_argument(
         "--runs",
         type=Path,
         default=default_runs,
         metavar="DIR",
-        help=f"trained default runs, DIR/TYPE (default: {default_runs})",
+        help=f"trained runs, DIR/TYPE (default: {default_runs})",
     )
-    args = p.parse_args()
-    args.types = list(dict.fromkeys(args.types))
-    return args
 
 
-def main() -> None:
-    args = parse_args()
-    set_threads(args.threads)
+def run(args) -> tuple[list[dict], dict]:
     sizes = QUICK if args.quick else FULL
-    result = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": command_line(),
-        "quick": args.quick,
-        "sizes": asdict(sizes),
-        "runs": str(args.runs),
-        **measure(args, sizes),
-    }
-    name = "bench-quick" if args.quick else "bench"
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (OUT / f"{name}.md").write_text(markdown(result))
-    print(markdown(result))
-
-
-if __name__ == "__main__":
-    main()
+    args.types = list(dict.fromkeys(args.types or sizes.quick_types or REGISTRY))
+    return measure(args, sizes)

@@ -149,7 +149,11 @@ DELETE = object()
     [
         (dict(config__vocab_size=5_000_000, vocab=[chr(0x4E00 + i) for i in range(12000)]), "more than 9,999"),
         (dict(config__vocab_size=5_000_000), "does not match its 3 characters"),
-        (dict(config__n_embd=10**9, config__n_head=1), "larger than its .* weights can hold"),
+        (dict(config__n_embd=10**9, config__n_head=1), "too large to build|do not fit"),
+        (dict(config__n_embd=2**70, config__n_head=1), "too large to build|do not fit"),
+        (dict(config__n_layer=10**9), "more blocks than its .* weight tensors can hold"),
+        (dict(best_dev="2.1"), "its best_dev is not a number"),
+        (dict(train_seconds=-1), "its train_seconds is not a number >= 0"),
         (dict(vocab=["a", "b"]), "vocab_size 4 does not match its 2 characters"),
         (dict(config__n_head=3), "must be divisible"),
         (dict(step=DELETE), "its step is not a whole number"),
@@ -181,6 +185,20 @@ def test_nan_weights_are_refused(tmp_path):
     save_file(tensors, str(path), metadata={"makemore": json.dumps(meta)})
     with pytest.raises(MakemoreError, match="NaN weights"):
         checkpoint.load(path)
+
+
+def test_infinite_weights_are_refused_but_a_log_of_zero_counts_loads(tmp_path):
+    path = _small_transformer(tmp_path)
+    meta, tensors = checkpoint._read(path)
+    tensors["model.lm_head.weight"][0, 0] = float("-inf")
+    save_file(tensors, str(path), metadata={"makemore": json.dumps(meta)})
+    with pytest.raises(MakemoreError, match="infinite weights"):
+        checkpoint.load(path)
+    bigram = REGISTRY["bigram"](REGISTRY["bigram"].Config(vocab_size=4, alpha=0.0))
+    bigram.log_probs[0, 1] = float("-inf")  # a pair never seen, without smoothing: probability 0
+    run = RunInfo(type="bigram", source="x.txt", max_item_len=1000, max_len=5, params=0, skipped_items=0)
+    checkpoint.save(tmp_path / "b.safetensors", Checkpoint(model=bigram, vocab=Vocab(("a", "b", "c")), run=run))
+    assert checkpoint.load(tmp_path / "b.safetensors").model.log_probs[0, 1] == float("-inf")
 
 
 # --- any damage to a checkpoint: a consistent model or one line, within bounded memory and time ----

@@ -163,6 +163,14 @@ def _metadata(path: Path, raw: str | None) -> tuple[dict, dict]:
         raise MakemoreError(f"{path}: its vocabulary has repeated characters or more than {MAX_VOCAB - 1:,}")
     if type(meta.get("step")) is not int or meta["step"] < 0:
         raise MakemoreError(f"{path}: its step is not a whole number >= 0")
+    for name in ("best_dev", "train_seconds"):  # forged scalars would fail later, far from the file
+        value = meta.get(name, 0.0)
+        if (
+            type(value) not in (int, float)
+            or math.isnan(value)
+            or (name == "train_seconds" and not 0 <= value < math.inf)
+        ):
+            raise MakemoreError(f"{path}: its {name} is not a number{' >= 0' if name == 'train_seconds' else ''}")
     config = _model_config(path, meta)
     if config.vocab_size != len(vocab) + 1:
         raise MakemoreError(f"{path}: vocab_size {config.vocab_size} does not match its {len(vocab)} characters + 1")
@@ -224,19 +232,21 @@ def _check_shapes(path: Path, meta: dict, config: ModelConfig, shapes: dict) -> 
     model is built on the meta device: shapes only, nothing allocated."""
     cls = REGISTRY[meta["type"]]
     declared = {k: v for k, v in shapes.items() if k.startswith("model.")}
-    # Every size of a model has at least one weight element per unit, and every repeated block at least
-    # one tensor: bounds that keep building even the shapes as cheap as the file is small.
-    elements = sum(math.prod(s) for s in declared.values())
+    # Building on the meta device allocates nothing, whatever the sizes; only a count of repeated
+    # blocks costs time (Python objects per block). Each block has at least one tensor, which bounds
+    # that count by the file's own. Other sizes (max_len, widths) are checked by the shapes below.
     for f in fields(config):
-        value, bound = getattr(config, f.name), len(declared) if f.metadata.get("repeats") else elements
-        if type(value) is int and value > max(bound, 1):
-            raise MakemoreError(f"{path}: its {f.name} {value} is larger than its {len(declared)} weights can hold")
+        value = getattr(config, f.name)
+        if f.metadata.get("repeats") and value > max(len(declared), 1):
+            raise MakemoreError(
+                f"{path}: its {f.name} {value} is more blocks than its {len(declared)} weight tensors can hold"
+            )
     if meta["version"] == 1:
         cls.upgrade(dict(meta["config"]), declared)
     try:
         with torch.device("meta"), _NoRandomFills():
             expected = {f"model.{k}": tuple(v.shape) for k, v in cls(config).state_dict().items()}
-    except RuntimeError:  # sizes whose byte count overflows
+    except (RuntimeError, OverflowError, TypeError, ValueError):  # sizes whose byte count overflows
         raise MakemoreError(f"{path}: its metadata describes a {meta['type']} too large to build") from None
     if declared != expected:
         wrong = sorted(set(declared) ^ set(expected)) or [k for k in expected if declared[k] != expected[k]]
@@ -258,6 +268,9 @@ def load(path: Path) -> Checkpoint:
     """A checkpoint file's contents, the model in eval mode."""
     meta, configs, tensors = _open(path)
     model = _build_model(meta, configs["model"], tensors)
+    bad = next((name for name, p in model.named_parameters() if not torch.isfinite(p).all()), None)
+    if bad is not None:  # (buffers may hold -inf: the log of a count of 0)
+        raise MakemoreError(f"{path} holds infinite weights ({bad}); it cannot be used")
     model.eval()
     return Checkpoint(
         model=model,

@@ -8,14 +8,22 @@ attention scale into the queries, GELU's 1/2 into the MLP's output weights, all 
 one batched product, and the first token's step (the same for every item) is kept. The logits
 are the model's up to float32 rounding (tests/models/test_row_decoder.py holds them against
 forward()).
+
+It is a speed path outside the model: the sampler asks `row_decoder(model)` for one, and gets
+None for any model or setting it does not cover. The folded weights are keyed on the model's
+current parameter tensors and their versions, so any change of the weights (an optimizer step, a
+load, with or without `assign=True`, a move to another device) folds them again.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import torch
+
+from ..errors import MakemoreError
 
 INV_SQRT2 = 1 / math.sqrt(2)
 
@@ -37,7 +45,7 @@ def _after_norm(ln, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 class RowWeights:
-    """A Transformer's weights, folded for one-row decoding (a snapshot: see Transformer.row_weights)."""
+    """A Transformer's weights, folded for one-row decoding (a snapshot: see row_decoder())."""
 
     def __init__(self, model):
         c = model.config
@@ -79,6 +87,8 @@ class RowDecoder:
     def step(self, token: int) -> np.ndarray:
         """The logits of the token after `token`."""
         w, t = self.w, self.length
+        if t >= w.shape[-1]:
+            raise MakemoreError(f"a row of {t + 1} tokens is longer than this model's {w.shape[-1]} positions")
         if t == 0 and w.first is not None and w.first[0] == token:  # every item starts alike: done once
             _, self.keys[..., 0], self.values[:, :, 0], logits = w.first
             self.length = 1
@@ -97,3 +107,30 @@ class RowDecoder:
         if t == 0:
             w.first = (token, self.keys[..., 0].copy(), self.values[:, :, 0].copy(), logits.copy())
         return logits
+
+
+_FOLDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (its parameters, versions, RowWeights)
+
+
+def row_decoder(model) -> RowDecoder | None:
+    """A NumPy decoder for one row of `model`, or None where this path does not apply: a model other
+    than the Transformer, weights that are not float32 on the CPU, training mode, or autograd on."""
+    from .transformer import Transformer
+
+    weight = next(model.parameters(), None)
+    if not isinstance(model, Transformer) or weight is None or model.training or torch.is_grad_enabled():
+        return None
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return None
+    params = list(model.parameters())
+    versions = [(p.data_ptr(), p._version) for p in params]
+    held = _FOLDED.get(model)
+    # the cache holds the parameters themselves, so none of them can be freed and its identity reused
+    if (
+        held is None
+        or len(held[0]) != len(params)
+        or any(a is not b for a, b in zip(held[0], params))
+        or held[1] != versions
+    ):
+        held = _FOLDED[model] = (params, versions, RowWeights(model))
+    return RowDecoder(held[2])

@@ -17,6 +17,9 @@ own item, so the logits are those of the items run one by one, with far less pad
 the tokens it has already seen, in buffers allocated once for the longest row, so a new token
 costs one row of attention instead of a recomputation of the whole prefix. The sampler uses it
 when a model provides it.
+
+Speed tricks live outside this file: `Dropout` is nn.Dropout with a cheaper mask (kernels.py),
+and the sampler draws a single row through a NumPy copy of these weights (row_decoder.py).
 """
 
 from __future__ import annotations
@@ -24,14 +27,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import option
 from .base import SequenceConfig, SequenceModel
-from .row_decoder import RowDecoder, RowWeights
+from .kernels import Dropout
 
 
 @dataclass
@@ -53,26 +55,6 @@ class TransformerConfig(SequenceConfig):
         if self.head not in ("separate", "tied"):
             problems.append(f"--head must be 'separate' or 'tied', not {self.head!r}")
         return problems
-
-
-class Dropout(nn.Module):
-    """nn.Dropout with a cheaper mask. On CPU, torch's dropout draws one Bernoulli number per
-    element and is a fifth of this model's training step; here each 64-bit random draw gives the
-    masks of four elements (16 bits each): forward and backward 1.6x faster (benchmarks/bench_step.py).
-    The drop probability is rounded to a multiple of 1/65536."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-        self.threshold = round(p * 65536) - 32768  # keep an element when its int16 draw >= this
-
-    def forward(self, x):
-        if not self.training or self.p == 0:
-            return x
-        n = x.numel()
-        bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
-        keep = bits.view(torch.int16)[:n].view(x.shape) >= self.threshold
-        return x * keep.to(x.dtype).mul_(1 / (1 - self.p))
 
 
 class CausalSelfAttention(nn.Module):
@@ -195,7 +177,6 @@ class Transformer(SequenceModel):
         else:
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
         self.apply(self._init_weights)
-        self._row_weights = None  # (the parameters, their versions, RowWeights folded from them)
         # GPT-2: each residual branch adds to the stream, so scale its output projection by
         # 1/sqrt(2 n_layer) to keep the stream's variance from growing with depth
         for block in self.blocks:
@@ -248,35 +229,11 @@ class Transformer(SequenceModel):
         """Incremental decoding: logits (B, T, V) for the new tokens idx (B, T) given the state
         (None at the start): per block the buffers of keys and values (B, nh, positions, hs),
         allocated once for the longest row and filled in place, and how many tokens they hold.
-        Returns (logits, the state after idx), which reuses the buffers of the state passed in.
-        One row sampled on the CPU goes through NumPy instead (row_decoder.py): at batch 1 the
-        cost is the calls, not the arithmetic."""
-        B, T = idx.shape
-        if state is None:
-            state = (RowDecoder(self.row_weights()) if self._one_row(idx) else self._new_caches(B), 0)
-        held, past = state
-        self.check_length(past + T)
-        if isinstance(held, RowDecoder):
-            logits = torch.from_numpy(np.stack([held.step(token) for token in idx[0].tolist()]))[None]
-        else:
-            logits = self._run(idx, held, past)
-        return logits, (held, past + T)
+        Returns (logits, the state after idx), which reuses the buffers of the state passed in."""
+        caches, past = state if state is not None else (self._new_caches(idx.size(0)), 0)
+        return self._run(idx, caches, past), (caches, past + idx.size(1))
 
     def _new_caches(self, rows: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         c = self.config
         shape = (rows, c.n_head, c.positions, c.n_embd // c.n_head)
         return [(self.wte.weight.new_empty(shape), self.wte.weight.new_empty(shape)) for _ in self.blocks]
-
-    def _one_row(self, idx) -> bool:
-        weight = self.wte.weight
-        cpu_float = weight.device.type == "cpu" and weight.dtype == torch.float32
-        return idx.size(0) == 1 and cpu_float and not self.training and not torch.is_grad_enabled()
-
-    def row_weights(self) -> RowWeights:
-        """The weights folded for one-row decoding; folded again whenever a weight has changed in
-        place (an optimizer step, a load, a move to another device: its version or storage changes)."""
-        params = self._row_weights[0] if self._row_weights is not None else list(self.parameters())
-        key = [(p.data_ptr(), p._version) for p in params]
-        if self._row_weights is None or self._row_weights[1] != key:
-            self._row_weights = (params, key, RowWeights(self))
-        return self._row_weights[2]

@@ -100,3 +100,19 @@ def test_optimizers_state_round_trips():
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert isinstance(again, Optimizers)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_weight_decay_reaches_matrices_only_as_the_help_says(optimizer):
+    """One step with a zero gradient: only the decay moves a weight. Biases and gains stay put."""
+    model = _tiny_transformer()
+    before = copy.deepcopy(model.state_dict())
+    cfg = TrainConfig(optimizer=optimizer, learning_rate=0.1, weight_decay=0.5)
+    opt = make_optimizer(model, cfg, torch.device("cpu"))
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for name, p in model.named_parameters():
+        moved = not torch.equal(p.detach(), before[name])
+        assert moved == (p.dim() >= 2), name
+    assert "matrices only" in TrainConfig.__dataclass_fields__["weight_decay"].metadata["help"]

@@ -47,7 +47,9 @@ class TrainConfig(Checked):
         "adamw",
         "adamw | sgd | muon (Muon on the model's hidden weight matrices, AdamW on the rest, one learning rate)",
     )
-    weight_decay: float = option(0.01, "decoupled weight decay, applied to matrices only")
+    weight_decay: float = option(
+        0.01, "weight decay of the matrices only (not biases or gains): decoupled in adamw and muon, an L2 term in sgd"
+    )
     beta2: float = option(0.999, "AdamW's decay of the squared-gradient average (lower adapts faster)")
     schedule: str = option(
         "cosine",
@@ -71,7 +73,8 @@ class TrainConfig(Checked):
     ema: float = option(
         0.0,
         "keep an exponential moving average of the weights with this decay per step "
-        "(e.g. 0.999); evaluate and save it instead of the raw weights (0: off)",
+        "(e.g. 0.999; warmed up as min(decay, (1+n)/(10+n)) after n steps, so a short run averages only "
+        "its recent steps); evaluate and save it instead of the raw weights (0: off)",
     )
     input_noise: float = option(
         0.0,

@@ -124,8 +124,6 @@ class Optimizers:
 
 def make_optimizer(model, cfg: TrainConfig, device: torch.device):
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     # (train.check_recipe has refused muon for a model without hidden matrices)
     hidden = [p for p in model.hidden_matrices() if p.requires_grad] if cfg.optimizer == "muon" else []
     ids = {id(p) for p in hidden}
@@ -135,6 +133,8 @@ def make_optimizer(model, cfg: TrainConfig, device: torch.device):
         {"params": [p for p in rest if p.dim() >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
     ]
+    if cfg.optimizer == "sgd":  # SGD's decay is an L2 term in the gradient (without momentum: the same thing)
+        return torch.optim.SGD(groups, lr=cfg.learning_rate)
     fused = device.type in ("cpu", "cuda")
     adamw = torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, cfg.beta2), fused=fused)
     if not hidden:

@@ -58,7 +58,8 @@ RUN_FILES = (checkpoint.BEST, checkpoint.LAST, METRICS, INPUT, DATA, PLOT)
 class RunStore:
     """A run directory. `vocab` and `run` describe the run; they go into every checkpoint.
 
-    Whoever writes to it holds its lock (`with store.writing():`): one writer at a time."""
+    Whoever writes to it holds its lock (`store.lock()`, released by `store.unlock()` or when the
+    process ends): one writer at a time."""
 
     dir: Path
     vocab: Vocab | None = None

@@ -3,7 +3,9 @@ data for --quick, child processes, and the one result layout {date, command, mac
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import json
 import math
 import os
@@ -124,10 +126,15 @@ def child_env(pythonpath: list[Path] = ()) -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(parts)}
 
 
-def run_python(code: str, threads: int, pythonpath: list[Path] = ()) -> dict:
+def run_python(code: str, threads: int, pythonpath: list[Path] = (), in_process: bool = False) -> dict:
     """Run code in a fresh Python with `threads` torch threads (its peak memory is its own); the code
-    prints one JSON object on its last line, which is returned."""
+    prints one JSON object on its last line, which is returned. in_process (for --quick): run it
+    here instead, which saves starting Python and torch again."""
     prelude = f"import json, os, sys, time\nimport torch\ntorch.set_num_threads({threads})\n"
+    if in_process:
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            exec(prelude + code, {"__name__": "__benchmark__"})
+        return json.loads(out.getvalue().splitlines()[-1])
     done = subprocess.run(
         [sys.executable, "-c", prelude + code], capture_output=True, text=True, env=child_env(pythonpath), cwd=ROOT
     )
@@ -218,3 +225,20 @@ def table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(_cell(r.get(k)) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def train_tiny_runs(directory: Path, types: list[str], threads: int, steps: int = 3) -> Path:
+    """Runs of `types` trained for a few steps on a tiny file, in this process (for --quick: a
+    benchmark that needs trained runs gets them in a second). Returns the directory, DIR/TYPE."""
+    from makemore.cli import main as makemore_main
+
+    directory = Path(directory)
+    data = tiny_names(directory)
+    for model_type in types:
+        args = ["train", "--type", model_type, "-o", str(directory / model_type), "-i", str(data), "-q"]
+        args += ["--max-steps", str(steps), "--threads", str(threads)]
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            code = makemore_main(args)
+        if code:
+            raise SystemExit(f"makemore {shlex.join(args)} failed ({code})")
+    return directory

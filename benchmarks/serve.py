@@ -1,28 +1,19 @@
-"""Load on `makemore serve`: requests/s, items/s and p50/p99 latency of the JSON API, for each run
-served, each kind of request (sample 20 items, sample 1,000 items, score 20 items) and each number
-of concurrent clients. Each client is a thread with its own keep-alive connection, sending requests
-back to back for --seconds; every response must be a 200 with the items asked for. Run it alone:
-
-    flock /tmp/makemore-cpu.lock .venv/bin/python benchmarks/bench_serve.py [RUN_DIR ...] \\
-        [--clients 1,4,16] [--seconds 10]
-
-Without run directories it first trains two small ones into a temporary directory (a transformer
-for 300 steps, an mlp for 2,000): how fast the server answers depends on the model's size and shape,
-not on how well it is trained. The clients run in this process, the server in another on the same
-machine: they share its cores, so the numbers are a lower bound on what the server alone would do.
-About 3-4 minutes by default on 2 cores.
-
-Writes benchmarks/results/serve.{json,md}.
+"""`serve`: load on `makemore serve`: requests/s, items/s and p50/p99 latency of the JSON API, for
+each run served (RUN_DIR ...), each kind of request (sample 20 items, sample 1,000 items, score 20
+items) and each number of concurrent clients. Each client is a thread with its own keep-alive
+connection, sending requests back to back for --seconds; every response must be a 200 with the items
+asked for. Without run directories it first trains two small ones into a temporary directory (a
+transformer for 300 steps, an mlp for 2,000): how fast the server answers depends on the model's size
+and shape, not on how well it is trained. The clients run in this process, the server in another on
+the same machine: they share its cores, so the numbers are a lower bound on what the server alone
+would do. About 3-4 minutes by default on 2 cores. --quick: 1 client, a fraction of a second per
+measurement, runs trained for a few steps on a tiny file.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import http.client
 import json
-import os
-import platform
 import shlex
 import signal
 import socket
@@ -37,10 +28,9 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-import torch
-from machine import cpu_model  # benchmarks/machine.py: scripts run from benchmarks/
 
-OUT = Path(__file__).resolve().parent / "results"
+from .common import makemore, train_tiny_runs
+
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0  # seconds for the server to load its runs and answer
 REQUEST_TIMEOUT = 120.0  # seconds for one request, however loaded the server is
@@ -51,6 +41,7 @@ NAMES = (
 ).split()
 # Small models trained here when no run is given: (type, steps).
 RECIPES = (("transformer", 300), ("mlp", 2000))
+QUICK_STEPS = 3  # (train_tiny_runs)
 
 
 @dataclass(frozen=True)
@@ -76,17 +67,18 @@ def kinds(run: dict, score_items: list[str]) -> list[Kind]:
     ]
 
 
-def train_small_runs(tmp: Path) -> list[str]:
+def train_small_runs(tmp: Path, threads: int, quick: bool) -> list[str]:
     """Train the two small runs served when none is given (the directory names become their ids)."""
     dirs = []
     for model_type, steps in RECIPES:
         run_dir = tmp / model_type
+        steps = QUICK_STEPS if quick else steps
         print(f"training {model_type} for {steps} steps into {run_dir}", file=sys.stderr)
-        argv = [sys.executable, "-m", "makemore", "train", "--type", model_type, "--max-steps", str(steps)]
-        argv += ["-o", str(run_dir), "-q", "--threads", "2"]
-        done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(f"training {model_type} failed ({done.returncode}):\n{done.stderr}")
+        args = ["train", "--type", model_type, "-o", str(run_dir), "-q", "--threads", str(threads)]
+        if quick:
+            train_tiny_runs(tmp, [model_type], threads)
+        else:
+            makemore([*args, "--max-steps", str(steps)])
         dirs.append(str(run_dir))
     return dirs
 
@@ -300,94 +292,35 @@ def table(rows: list[dict]) -> list[str]:
     return [*HEADER, *map(table_row, rows)]
 
 
-def command_line() -> str:
-    """This benchmark's command as typed from the repository root, for the results."""
-    exe = Path(sys.executable)
-    try:
-        exe = exe.relative_to(Path.cwd())
-    except ValueError:
-        pass
-    return shlex.join([str(exe), *sys.argv])
-
-
-def write_results(result: dict) -> None:
-    OUT.mkdir(exist_ok=True)
-    (OUT / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [
-        f"`makemore serve` under load, {result['cpu']} ({result['cores']} cores), torch {result['torch']}, "
-        f"{result['date']}:",
-        "",
-        f"    {result['command']}",
-        "",
-        "Runs served:",
-        "",
-        *(
-            f"- {run_label(r['id'], r['type'])}: {r['params']:,} parameters, step {r['step']}"
-            + (
-                " (trained by the benchmark, briefly: serving speed does not depend on how well)"
-                if r["trained"]
-                else ""
-            )
-            for r in result["runs"]
-        ),
-        "",
-        f"Each client is a thread with its own keep-alive HTTP connection, sending requests back to back "
-        f"for {result['seconds']:g} s; latencies over all requests of a row. The clients run in a separate "
-        "process on the same machine as the server, so they share its cores with it. `sample n=N`: N items "
-        "at temperature 1, a new seed each request (1,000 items with at most 4 clients); `score 20`: 20 "
-        "ordinary names.",
-        "",
-        *table(result["rows"]),
-    ]
-    (OUT / "serve.md").write_text("\n".join(lines) + "\n")
-
-
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(p) -> None:
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="runs to serve (default: train two small ones)")
     p.add_argument("--clients", default="1,4,16", help="concurrency levels, comma-separated (default: 1,4,16)")
     p.add_argument("--seconds", type=float, default=10.0, help="duration of each measurement (default: 10)")
     p.add_argument("--port", type=int, default=0, help="port for the server (default: 0, a free one)")
-    args = p.parse_args()
+
+
+def run(args) -> tuple[list[dict], dict]:
     try:
-        args.levels = sorted({int(c) for c in args.clients.split(",")})
+        levels = sorted({int(c) for c in args.clients.split(",")})
     except ValueError:
-        p.error(f"--clients {args.clients}: expected comma-separated integers")
-    if not args.levels or min(args.levels) < 1:
-        p.error("--clients: each level must be at least 1")
+        raise SystemExit(f"--clients {args.clients}: expected comma-separated integers") from None
+    if not levels or min(levels) < 1:
+        raise SystemExit("--clients: each level must be at least 1")
     if not 0 < args.seconds <= 600:
-        p.error("--seconds must be in (0, 600]")
-    return args
-
-
-def main() -> None:
-    args = parse_args()
+        raise SystemExit("--seconds must be in (0, 600]")
+    levels, seconds = ([1], 0.2) if args.quick else (levels, args.seconds)
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as log:
-        run_dirs = args.runs or train_small_runs(Path(tmp))
+        run_dirs = args.runs or train_small_runs(Path(tmp), args.threads, args.quick)
         port = args.port or free_port()
         server = start_server(run_dirs, port, log)
         try:
             served = wait_until_up(server, port, log)
             print("\n".join(HEADER), file=sys.stderr)
-            rows = benchmark(port, served, args.levels, args.seconds)
+            rows = benchmark(port, served, levels, seconds)
         finally:
             stop_server(server)
-    keep = ("id", "type", "params", "step", "best_dev")
-    result = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": command_line(),
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "seconds": args.seconds,
-        "clients": args.levels,
-        "runs": [{**{k: r[k] for k in keep}, "trained": not args.runs} for r in served],
-        "rows": rows,
-    }
-    write_results(result)
-    print("\n".join(table(rows)))
-
-
-if __name__ == "__main__":
-    main()
+    runs = {r["id"]: r for r in served}
+    for r in rows:  # what was served: each run's size, and whether it was trained here (briefly)
+        served_run = runs[r["run"]]
+        r.update(params=served_run["params"], step=served_run["step"], trained_here=not args.runs)
+    return rows, {}

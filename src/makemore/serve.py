@@ -8,10 +8,17 @@ the server is doing. Sampling and scoring are the package's own (runs.draw, runs
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
+import os
 import re
+import socket
+import stat
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +31,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, views
 from . import runs as commands
@@ -31,16 +40,191 @@ from .checkpoint import Checkpoint
 from .data import BOUNDARY, SPLITS, Dataset
 from .errors import MakemoreError
 from .evaluate import item_nlls, split_nll
-from .sample import Sampling
-from .store import RunStore
+from .sample import Sampling, generate
+from .store import METRICS, RunStore
 
 MAX_ITEMS = 10_000  # items sampled or scored per request
 MAX_ITEM_CHARS = 1_000  # characters per prefix or scored item
-MAX_BODY = 1 << 20  # bytes per request body
+MAX_BODY = 1 << 20  # bytes per request body, counted as they arrive (chunked uploads too)
+MAX_SAMPLE_CHARS = 1 << 24  # items x the longest item the model can draw, per request
+MAX_BIGRAM_CHARS = 256  # the page draws the bigram matrix cell by cell: 256 x 256 at most
+MAX_ATTENTION_WEIGHTS = 1 << 22  # layers x heads x (characters + 1)^2 per attention request
+MAX_LOG_BYTES = 256 << 20  # a metrics.jsonl longer than this is not read
+MAX_LOG_LINE = 1 << 16  # bytes per line of metrics.jsonl
+MAX_CURVE_ROWS = 2_000  # rows of each kind (train loss, dev NLL) in a metrics answer: longer logs are thinned
+NEW_ONLY_SECONDS = 5.0  # how long one new_only request may redraw to find new items
+MAX_WAITING = 64  # model requests queued at once; more are answered 503
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 WEB = resources.files("makemore") / "web"  # the page: plain HTML, CSS and JavaScript
 # One model computation at a time: each already uses every core (intra-op threads), and two at once
-# from the server's worker threads would oversubscribe them and both crawl.
+# would oversubscribe them and both crawl. Model work runs on one thread of its own (MODEL), so requests
+# waiting for it hold no thread of the server's pool: the run list, the logs and the page never wait.
 COMPUTE = threading.Lock()
+
+
+def shown(text: str) -> str:
+    """Text from files or requests as a terminal should print it: control characters (escape
+    sequences, carriage returns) escaped, so a forged name cannot rewrite the screen."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class ModelQueue:
+    """Model work, one call at a time on a thread of its own, awaited without holding a thread of the
+    server's pool; at most `limit` calls wait or run at once, the next is refused (503)."""
+
+    def __init__(self, limit: int = MAX_WAITING):
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="makemore-model")
+        self.limit, self.waiting, self._lock = limit, 0, threading.Lock()
+
+    async def run(self, fn, *args):
+        with self._lock:
+            if self.waiting >= self.limit:
+                raise HTTPException(503, f"the server is busy: {self.waiting} requests wait for the model; try again")
+            self.waiting += 1
+        future = self.pool.submit(self._locked, fn, *args)
+        future.add_done_callback(self._done)  # counted until it has run (or was cancelled, unstarted)
+        return await asyncio.wrap_future(future)
+
+    @staticmethod
+    def _locked(fn, *args):
+        with COMPUTE:
+            return fn(*args)
+
+    def _done(self, _future) -> None:
+        with self._lock:
+            self.waiting -= 1
+
+
+MODEL = ModelQueue()
+
+
+class Thinned:
+    """Every stride-th row added (with its line number), the stride doubling whenever more than `cap`
+    are kept; and the last row added. A curve of any length in at most cap + 1 points."""
+
+    def __init__(self, cap: int):
+        self.cap, self.stride, self.count = cap, 1, 0
+        self.kept: list[tuple[int, dict]] = []
+        self.last: tuple[int, dict] | None = None
+
+    def add(self, line: int, row: dict) -> None:
+        if self.count % self.stride == 0:
+            self.kept.append((line, row))
+            if len(self.kept) > self.cap:
+                del self.kept[1::2]  # the rows at multiples of the doubled stride stay
+                self.stride *= 2
+        self.count += 1
+        self.last = (line, row)
+
+    def rows(self) -> list[tuple[int, dict]]:
+        if self.last is None or (self.kept and self.kept[-1][0] == self.last[0]):
+            return list(self.kept)
+        return [*self.kept, self.last]
+
+
+class MetricsLog:
+    """A served run's metrics.jsonl as the chart needs it, read as it grows. Only a regular file is
+    read (not a link, a FIFO or a device), of at most MAX_LOG_BYTES and lines of at most MAX_LOG_LINE;
+    a poll reads only what was appended since the last one (nothing if its size and time are the
+    same), and the rows are thinned to MAX_CURVE_ROWS of each kind. A torn last line (a crash during an
+    append) is left out; other damage is one line, as RunStore.metrics() says it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()  # two polls of one run at once: one reads, the other waits
+        self._restart(None)
+
+    def _restart(self, file_id) -> None:
+        self.file_id, self.offset, self.lines = file_id, 0, 0  # the file, and how much of it is read
+        self.train, self.dev = Thinned(MAX_CURVE_ROWS), Thinned(MAX_CURVE_ROWS)
+        self.seen: tuple[int, int] | None = None  # (size, mtime_ns) at the last poll
+        self.answer: list[dict] = []
+        self.error: str | None = None
+
+    def rows(self) -> list[dict]:
+        with self._lock:
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                self._restart(None)
+                return []
+            except OSError as e:
+                if os.path.islink(self.path):
+                    raise MakemoreError(f"{METRICS} is a symbolic link; the server reads only a regular file") from None
+                raise MakemoreError(f"cannot read {METRICS}: {e.strerror}") from None
+            try:
+                return self._read(fd)
+            finally:
+                os.close(fd)
+
+    def _read(self, fd: int) -> list[dict]:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MakemoreError(f"{METRICS} is not a regular file; the server reads only a regular file")
+        if st.st_size > MAX_LOG_BYTES:
+            raise MakemoreError(
+                f"{METRICS} is {st.st_size:,} bytes; the server reads logs of at most {MAX_LOG_BYTES:,}"
+            )
+        file_id, seen = (st.st_dev, st.st_ino), (st.st_size, st.st_mtime_ns)
+        if seen == self.seen and file_id == self.file_id:
+            if self.error:
+                raise MakemoreError(self.error)
+            return self.answer
+        if file_id != self.file_id or st.st_size < self.offset or self.error:  # replaced, cut or mended
+            self._restart(file_id)
+        self.seen = seen
+        try:
+            tail = self._read_from(fd, self.offset, st.st_size)
+        except MakemoreError as e:
+            self.error = str(e)
+            raise
+        rows = sorted(self.train.rows() + self.dev.rows(), key=lambda pair: pair[0])
+        self.answer = [row for _, row in rows]
+        return self.answer if tail is None else [*self.answer, tail]
+
+    def _read_from(self, fd: int, pos: int, end: int) -> dict | None:
+        """Parse the complete lines between pos and end into the thinned rows; the row of an unended
+        last line, if it is one (it is not kept: the next poll reads the line again, ended)."""
+        pending, torn = b"", None  # torn: (line number, offset) of a complete line that is not a row
+        while pos < end:
+            chunk = os.pread(fd, min(1 << 20, end - pos), pos)
+            if not chunk:
+                break
+            pos += len(chunk)
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                start = self.offset
+                self.offset += len(line) + 1
+                if not line.strip():
+                    continue
+                self.lines += 1
+                if torn is not None:  # a line that is not a row, followed by more: damage, not a crash
+                    break
+                row = self._row(line)
+                if row is None:
+                    torn = (self.lines, start)
+                elif "dev" in row:
+                    self.dev.add(self.lines, row)
+                else:
+                    self.train.add(self.lines, row)
+            if torn is not None and (self.lines > torn[0] or pending.strip()):
+                raise MakemoreError(f"{METRICS} line {torn[0]} is not a row of the log; the log is damaged")
+            if len(pending) > MAX_LOG_LINE:
+                raise MakemoreError(
+                    f"{METRICS} line {self.lines + 1} is over {MAX_LOG_LINE:,} bytes; the log is damaged"
+                )
+        if torn is not None:  # the last line, torn by a crash mid-append: read it again next time
+            self.lines, self.offset = torn[0] - 1, torn[1]
+            return None
+        return self._row(pending) if pending.strip() else None
+
+    @staticmethod
+    def _row(line: bytes) -> dict | None:
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, numbers past any use
+            return None
+        return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
 
 
 @dataclass
@@ -52,13 +236,20 @@ class Run:
     best: Checkpoint
     data: Dataset
     _evaluation: dict | None = field(default=None, repr=False)
+    heads: int = 0  # attention maps per position pair (layers x heads), found with the views
 
     @cached_property
     def views(self) -> list[str]:
         """What the page can show of this model's inside (asked once, when the run is loaded)."""
         model, row = self.best.model, torch.tensor([[BOUNDARY]], device=self.best.model.device)
-        shown = {"embedding": model.char_embedding(), "bigram": model.bigram_table(), "attention": model.attention(row)}
-        return [name for name, value in shown.items() if value is not None]
+        maps = model.attention(row)
+        self.heads = 0 if maps is None else maps.shape[0] * maps.shape[1]  # layers x heads
+        found = {"embedding": model.char_embedding(), "bigram": model.bigram_table(), "attention": maps}
+        return [name for name, value in found.items() if value is not None]
+
+    @cached_property
+    def log(self) -> MetricsLog:
+        return MetricsLog(self.store.dir / METRICS)
 
     def evaluation(self) -> dict:
         """NLL on each whole split, and the dev items' per-character NLLs at every percentile (computed
@@ -105,7 +296,7 @@ def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]
             data = store.dataset(write_cache=False)
         except MakemoreError as e:
             if run_dir in named:  # asked for by name: it is an error, not a skip
-                raise MakemoreError(f"cannot serve {run_dir}: {e}") from None
+                raise MakemoreError(shown(f"cannot serve {run_dir}: {e}")) from None
             skipped.append((run_dir, str(e)))
             continue
         base = re.sub(r"[^A-Za-z0-9._-]", "_", run_dir.name) or "run"
@@ -116,7 +307,9 @@ def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]
         runs[run_id] = Run(run_id, store, best, data)
         runs[run_id].views  # noqa: B018  (computed now, before requests share the model)
     if not runs:
-        raise MakemoreError("none of the runs could be loaded: " + "; ".join(f"{p}: {why}" for p, why in skipped))
+        raise MakemoreError(
+            shown("none of the runs could be loaded: " + "; ".join(f"{p}: {why}" for p, why in skipped))
+        )
     return runs, skipped
 
 
@@ -165,8 +358,91 @@ class ScoreRequest(BaseModel):
     items: list[str] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
-def make_app(runs: dict[str, Run]) -> FastAPI:
-    """The FastAPI application serving these runs."""
+class BodyTooLarge(HTTPException):
+    def __init__(self):
+        message = f"request bodies are limited to {MAX_BODY:,} bytes"
+        super().__init__(413, message, headers={"connection": "close"})  # and the rest is not read
+
+
+class LimitBody:
+    """ASGI middleware: a request body over MAX_BODY is refused (413) as soon as it is known to be,
+    from its Content-Length or, for a chunked upload, by counting the bytes as they arrive; the rest
+    is never read, so nothing past the limit is kept."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        size = Headers(scope=scope).get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+            return await refusal(BodyTooLarge())(scope, receive, send)
+        received, started = 0, False
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY:
+                    raise BodyTooLarge()  # FastAPI passes an HTTPException on; the app's handler answers
+            return message
+
+        async def sent(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sent)
+        except BodyTooLarge as e:  # raised where no handler answered it
+            if started:
+                raise
+            await refusal(e)(scope, receive, send)
+
+
+def refusal(exc: StarletteHTTPException) -> JSONResponse:
+    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
+def served_hosts(host: str, port: int) -> tuple[set[str] | None, int]:
+    """The names a browser may put in Host: for a server bound to host:port (None: any, when it is bound
+    to every address: then the server is open to whoever reaches it, as serve warns)."""
+    if host in ("", "0.0.0.0", "::"):
+        return None, port
+    return {host.lower().strip("[]"), *LOCAL_HOSTS}, port
+
+
+class OnlyHosts:
+    """ASGI middleware: a request whose Host: header names another server is refused (400). A page
+    elsewhere that rebinds its own name to 127.0.0.1 (DNS rebinding) sends its own name, and gets
+    nothing of the runs."""
+
+    def __init__(self, app, names: set[str] | None, port: int):
+        self.app, self.names, self.port = app, names, port
+
+    def allowed(self, host: str) -> bool:
+        if self.names is None:
+            return True
+        name, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if not name or not port.isdigit():  # no port given (or an IPv6 address without one)
+            name, port = host, str(self.port)
+        return name.strip("[]").rstrip(".").lower() in self.names and int(port) == self.port
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            host = Headers(scope=scope).get("host", "")
+            if not self.allowed(host):
+                answers = sorted(self.names or ())
+                message = f"this server answers to {', '.join(answers)} on port {self.port}, not to Host: {host!r}"
+                return await JSONResponse({"error": message}, status_code=400)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = None) -> FastAPI:
+    """The FastAPI application serving these runs; bound to host:port, it answers only requests for
+    that server (Host: host, localhost, 127.0.0.1 or [::1], with the port)."""
     # FastAPI's own /docs and /redoc pages load their scripts from a CDN; ours are served from web/
     app = FastAPI(
         title="makemore",
@@ -175,71 +451,89 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(LimitBody)
+    if host is not None:
+        app.add_middleware(OnlyHosts, *served_hosts(host, port or 80))  # added last: runs first
 
     def run_of(run_id: str) -> Run:
         if run_id not in runs:
             raise HTTPException(404, f"no run {run_id!r}; GET /api/runs lists them")
         return runs[run_id]
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-            return JSONResponse({"error": f"request bodies are limited to {MAX_BODY:,} bytes"}, status_code=413)
-        return await call_next(request)
-
     @app.exception_handler(RequestValidationError)
     async def one_line(request: Request, exc: RequestValidationError):
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"] if part != "body")
+        if first["type"] == "json_invalid":  # its loc is a byte offset, not a field
+            why = (first.get("ctx") or {}).get("error", "JSON decode error")
+            message = f"body: not valid JSON ({why} at byte {first['loc'][-1]})"
+            return JSONResponse({"error": message, "field": "body"}, status_code=422)
+        field = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
         return JSONResponse({"error": f"{field}: {first['msg']}", "field": field}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException):
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # no such path (not an unknown run)
+            message = f"nothing at {request.url.path}; /docs lists the API"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{request.method} is not allowed at {request.url.path}; it takes {allowed}"
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(MakemoreError)
     async def makemore_error(request: Request, exc: MakemoreError):
         field = {"field": exc.field} if isinstance(exc, FieldError) else {}
         return JSONResponse({"error": str(exc), **field}, status_code=400)
 
+    # Requests that only read what was loaded are `async def`: they run on the event loop and never
+    # wait for a thread, so they answer while any number of model requests wait their turn.
     @app.get("/api/runs")
-    def list_runs() -> list[dict]:
+    async def list_runs() -> list[dict]:
         """Every run served: type, parameters, best step and dev NLL, training time."""
         return [run.summary() for run in runs.values()]
 
     @app.get("/api/runs/{run_id}/metrics")
     def metrics(run_id: str) -> list[dict]:
-        """The run's log: train loss every 100 steps, dev loss at each evaluation (read anew each time)."""
-        return run_of(run_id).store.metrics()
+        """The run's log: train loss every 100 steps, dev loss at each evaluation (what was appended
+        since the last call is read; a long log is thinned to 2,000 rows of each, the last kept)."""
+        return run_of(run_id).log.rows()
 
     @app.post("/api/sample")
-    def sample(req: SampleRequest) -> dict:
-        """n items drawn from the run's model, each with the split it appears in (train, dev, test) or new."""
+    async def sample(req: SampleRequest) -> dict:
+        """n items drawn from the run's model, each with the split it appears in (train, dev, test) or new.
+        With new_only, fewer than n may come back: `note` says why."""
         run = run_of(req.run)
+        limit = run.best.model.max_sample_len(run.best.run.max_len)
+        if req.n * max(limit, 1) > MAX_SAMPLE_CHARS:
+            most = MAX_SAMPLE_CHARS // max(limit, 1)
+            raise FieldError(
+                "n", f"n: this model's items can be {limit:,} characters long: at most {most:,} per request"
+            )
         how = Sampling(req.temperature, req.top_k, req.top_p, req.prefix)
-        with COMPUTE, blame("prefix"):  # what draw() refuses is the prefix
-            items = commands.draw(run.best, run.data, req.n, req.seed, how, req.new_only)
-        return {"seed": req.seed, "items": [{"item": item, "split": split} for item, split in items]}
+        items, note = await MODEL.run(draw_within, run, req.n, req.seed, how, req.new_only)
+        answer = {"seed": req.seed, "items": [{"item": item, "split": split} for item, split in items]}
+        return {**answer, "note": note} if note else answer
 
     @app.post("/api/next")
-    def next_char(req: NextRequest) -> dict:
+    async def next_char(req: NextRequest) -> dict:
         """The model's distribution of the character after `text` (the boundary '.' ends the item),
         most likely first."""
         best = run_of(req.run).best
-        with COMPUTE, blame("text"), torch.no_grad():
-            logits = best.model.eval().next_logits(views.row_of(best, req.text))
-        probs = logits.float().softmax(-1)[0].tolist()
+
+        def compute():
+            with blame("text"), torch.no_grad():
+                return best.model.eval().next_logits(views.row_of(best, req.text))
+
+        probs = (await MODEL.run(compute)).float().softmax(-1)[0].tolist()
         ranked = sorted(((best.vocab.show(i), p) for i, p in enumerate(probs)), key=lambda pair: -pair[1])
         return {"text": req.text, "next": ranked}
 
     @app.get("/api/runs/{run_id}/evaluation")
-    def evaluation(run_id: str) -> dict:
+    async def evaluation(run_id: str) -> dict:
         """NLL on the whole train, dev and test splits, and the dev items' per-character NLL at each
         percentile 0..100 (where a scored item falls among them). The first call evaluates the run."""
         run = run_of(run_id)
-        with COMPUTE:
-            return run.evaluation()
+        return await MODEL.run(run.evaluation)
 
     @app.get("/api/runs/{run_id}/embedding")
     def embedding(run_id: str) -> dict:
@@ -250,39 +544,60 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
     @app.get("/api/runs/{run_id}/bigram")
     def bigram(run_id: str) -> dict:
         """P(next | previous) of a bigram model, row by previous character ('.' starts and ends
-        items), and the counts behind it for the counting model."""
-        return views.bigram(run_of(run_id).best)
+        items), and the counts behind it for the counting model (vocabularies of up to 256)."""
+        run = run_of(run_id)
+        best, size = run.best, len(run.best.vocab.chars) + 1
+        if size > MAX_BIGRAM_CHARS and "bigram" in run.views:
+            raise MakemoreError(
+                f"the bigram matrix of {size:,} characters ({size * size:,} cells) is too large to show: "
+                f"the page draws at most {MAX_BIGRAM_CHARS} characters"
+            )
+        return views.bigram(best)
 
     @app.post("/api/attention")
-    def attention(req: AttentionRequest) -> dict:
+    async def attention(req: AttentionRequest) -> dict:
         """The attention weights of every layer and head over '.' and the text: layers[l][h][i][j] is
         how much position i takes from position j (j <= i)."""
-        best = run_of(req.run).best
-        with COMPUTE:
+        run = run_of(req.run)
+        if run.heads * (len(req.text) + 1) ** 2 > MAX_ATTENTION_WEIGHTS:
+            most = math.isqrt(MAX_ATTENTION_WEIGHTS // run.heads) - 1
+            raise FieldError("text", f"text: {run.heads} attention maps of this model show at most {most:,} characters")
+
+        def compute():
             try:
-                return views.attention(best, req.text)
+                return views.attention(run.best, req.text)
             except views.TextError as e:
                 raise FieldError("text", str(e)) from None
             except MakemoreError as e:  # the run's model has no attention
                 raise FieldError("run", str(e)) from None
 
+        return await MODEL.run(compute)
+
+    page_html = (WEB / "index.html").read_text(encoding="utf-8")
+    docs_html = (WEB / "api.html").read_text(encoding="utf-8")
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
-        return (WEB / "index.html").read_text(encoding="utf-8")
+    async def page() -> str:
+        return page_html
 
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
-    def api_docs() -> str:
-        return (WEB / "api.html").read_text(encoding="utf-8")
+    async def api_docs() -> str:
+        return docs_html
 
     app.mount("/static", StaticFiles(directory=str(WEB)), name="static")
 
     @app.post("/api/score")
-    def score(req: ScoreRequest) -> dict:
+    async def score(req: ScoreRequest) -> dict:
         """Each item's NLL in nats: in total, per character, and at each character (then the end)."""
         if too_long := next((s for s in req.items if len(s) > MAX_ITEM_CHARS), None):
             raise FieldError("items", f"items: {too_long[:20]!r}... is longer than {MAX_ITEM_CHARS:,} characters")
-        with COMPUTE, blame("items"):
-            results = commands.score_checked(run_of(req.run).best, req.items)
+        best = run_of(req.run).best
+
+        def compute():
+            with blame("items"):
+                return commands.score_checked(best, req.items)
+
+        results = await MODEL.run(compute)
         finite = lambda x: x if math.isfinite(x) else None  # noqa: E731  (JSON has no infinity)
         for r in results:
             r.update(nll=finite(r["nll"]), nll_per_char=finite(r["nll_per_char"]))
@@ -292,8 +607,52 @@ def make_app(runs: dict[str, Run]) -> FastAPI:
     return app
 
 
+def draw_within(run: Run, n: int, seed: int, how: Sampling, new_only: bool) -> tuple[list[tuple[str, str]], str]:
+    """runs.draw(), with new_only redrawing for at most NEW_ONLY_SECONDS: the items (the same as draw's
+    for the seed, or the first of them) and, when fewer than n came back, a note saying why."""
+    with blame("prefix"):  # what draw() refuses is the prefix
+        if not new_only:
+            return commands.draw(run.best, run.data, n, seed, how, False), ""
+        commands.draw(run.best, run.data, 0, seed, how, False)  # its checks alone: it draws nothing
+    best, deadline = run.best, time.monotonic() + NEW_ONLY_SECONDS
+    limit = best.model.max_sample_len(best.run.max_len)
+    gen = torch.Generator().manual_seed(seed)
+    out: list[tuple[str, str]] = []
+    for rounds in range(1, 101):  # as draw() does: until enough new items, within 100 rounds
+        items = generate(best.model, best.vocab, n, limit, gen, how)
+        out += [(item, where) for item, where in zip(items, run.data.membership(items)) if where == "new"]
+        if len(out) >= n:
+            return out[:n], ""
+        if time.monotonic() > deadline:
+            return out, (
+                f"only {len(out):,} of {n:,} items are new after {rounds} rounds of drawing {n:,} "
+                f"({NEW_ONLY_SECONDS:g} s, the most one request may take); a higher temperature draws more new ones"
+            )
+    return out, f"only {len(out):,} of {n:,} items are new after 100 rounds of drawing {n:,}"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket at host:port, or one line saying why there cannot be one."""
+    sock = None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        return sock
+    except (OSError, OverflowError) as e:
+        if sock is not None:
+            sock.close()
+        why = getattr(e, "strerror", None) or str(e)
+        raise MakemoreError(shown(f"cannot serve at {host}:{port}: {why}")) from None
+
+
 def serve(paths: list[str], host: str, port: int) -> None:
-    """Load the runs, then serve them until Ctrl-C."""
+    """Load the runs, bind host:port, then serve them until Ctrl-C."""
     import uvicorn
 
     from .train import set_threads
@@ -301,9 +660,16 @@ def serve(paths: list[str], host: str, port: int) -> None:
     set_threads(0)
     runs, skipped = load_runs(paths)
     for path, why in skipped:
-        print(f"skipped {path}: {why}", file=sys.stderr)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {host}: whoever reaches it can use the runs (no login)", file=sys.stderr)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"serving {len(runs)} run(s) at http://{shown}:{port}  (Ctrl-C to stop)", file=sys.stderr)
-    uvicorn.run(make_app(runs), host=host, port=port, log_level="warning")
+        print(shown(f"skipped {path}: {why}"), file=sys.stderr)
+    sock = bind(host, port)
+    if host not in LOCAL_HOSTS:
+        print(shown(f"warning: serving on {host}: whoever reaches it can use the runs (no login)"), file=sys.stderr)
+    address = f"[{host}]" if ":" in host else host
+    print(shown(f"serving {len(runs)} run(s) at http://{address}:{port}  (Ctrl-C to stop)"), file=sys.stderr)
+    server = uvicorn.Server(uvicorn.Config(make_app(runs, host, port), log_level="warning"))
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()

@@ -7,10 +7,13 @@ a few steps on a tiny file.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import tempfile
 from pathlib import Path
 
+from makemore.cli import main as makemore_main
 from makemore.runs import evaluate
 
 from .common import makemore, tiny_names
@@ -23,7 +26,12 @@ def train(model_type: str, nproc: int, threads: int, run_dir: Path, max_steps: i
     args = ["train", "--type", model_type, "-o", str(run_dir), "-q", "--threads", str(per_rank)]
     args += (["--max-steps", str(max_steps)] if max_steps else []) + (["-i", str(data)] if data else [])
     args += ["--nproc", str(nproc)] if nproc > 1 else []
-    makemore(args)
+    if nproc == 1 and data:  # --quick: in this process, which saves starting Python and torch again
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            if makemore_main(args):
+                raise SystemExit(f"makemore {' '.join(args)} failed")
+    else:
+        makemore(args)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     seconds = max(r.get("train_seconds", 0) for r in rows)
     steps = max(r["step"] for r in rows)

@@ -308,7 +308,7 @@ def run(args) -> tuple[list[dict], dict]:
         raise SystemExit("--clients: each level must be at least 1")
     if not 0 < args.seconds <= 600:
         raise SystemExit("--seconds must be in (0, 600]")
-    levels, seconds = ([1], 0.2) if args.quick else (levels, args.seconds)
+    levels, seconds = ([1], 0.1) if args.quick else (levels, args.seconds)
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as log:
         run_dirs = args.runs or train_small_runs(Path(tmp), args.threads, args.quick)
         port = args.port or free_port()

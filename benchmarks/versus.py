@@ -14,6 +14,7 @@ checkout against itself unless BEFORE is given, on runs trained for a few steps 
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .common import ROOT, median, run_python, train_tiny_runs
@@ -68,9 +69,13 @@ def run(args) -> tuple[list[dict], dict]:
         runs = (runs or ROOT / "runs" / "figures").resolve()
         code = ONE_ROUND.format(types=RUN_TYPES, runs=str(runs), sampling=QUICK if args.quick else FULL)
         measured = {"before": [], "now": []}
-        for _ in range(rounds):
-            measured["before"].append(run_python(code, args.threads, pythonpath=[before]))
-            measured["now"].append(run_python(code, args.threads, pythonpath=[now]))
+        for _ in range(rounds):  # one after the other: each has the machine to itself
+            pair = [lambda src=src: run_python(code, args.threads, pythonpath=[src]) for src in (before, now)]
+            if args.quick:  # side by side: only a check that both run
+                with ThreadPoolExecutor(2) as pool:
+                    pair = [pool.submit(f).result for f in pair]
+            for key, measure in zip(measured, pair):
+                measured[key].append(measure())
     rows = []
     for key in measured["before"][0]:
         a, b = median(r[key] for r in measured["before"]), median(r[key] for r in measured["now"])

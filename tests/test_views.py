@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from makemore.errors import MakemoreError
 from makemore.store import RunStore
-from makemore.views import TextError, attention, bigram, dlogits, embedding, project_2d, tanh_at_init
+from makemore.views import SATURATED, TextError, attention, bigram, dlogits, embedding, project_2d, tanh_at_init
 
 
 def test_project_2d_keeps_a_two_dimensional_table_and_finds_the_main_directions():
@@ -62,10 +62,24 @@ def test_tanh_at_init_shows_how_much_each_initialisation_saturates(served_runs):
     shares = {}
     for v in view["variants"]:
         assert len(v["saturated"]) == 32 and len(v["saturated"][0]) == 200 and len(v["preact"]) == 32 * 200
-        assert v["saturated"] == [[abs(h) > 0.99 for h in v["h"][i * 200 : (i + 1) * 200]] for i in range(32)]
+        assert v["saturated"] == [[abs(h) > SATURATED for h in v["h"][i * 200 : (i + 1) * 200]] for i in range(32)]
         shares[v["label"].split()[-1]] = sum(map(sum, v["saturated"])) / (32 * 200)
-    print("share of |h| > 0.99 at initialisation", shares)
+    print(f"share of |h| > {SATURATED} at initialisation", shares)
     assert set(shares) == {"naive", "small-output", "scaled", "kaiming"}
     assert shares["naive"] > 0.5 > 0.1 > shares["scaled"]  # the lecture's white picture, then its fix
     again = tanh_at_init(store.load_best(), store.dataset(), n=32)
     assert again == view  # seeded: the same batch and the same fresh weights
+
+
+def test_plot_tanh_and_diagnose_count_saturation_at_one_threshold(served_runs):
+    """`plot tanh` counted |h| > 0.99, `diagnose` |t| > 0.97: the same layer, two answers. One
+    constant now (the lecture's diagnostics' 0.97), in views, used by both."""
+    from makemore import diagnose, views
+
+    assert diagnose.SATURATED is views.SATURATED and views.SATURATED == 0.97
+    store = RunStore.open(served_runs / "mlp")
+    view = tanh_at_init(store.load_best(), store.dataset(), n=32)
+    assert view["threshold"] == diagnose.SATURATED
+    for v in view["variants"]:  # what diagnose's Probe counts on the same outputs
+        counted = sum(abs(h) > diagnose.SATURATED for h in v["h"])
+        assert sum(map(sum, v["saturated"])) == counted, v["label"]

@@ -397,10 +397,11 @@ def cmd_gradcode(argv: list[str]) -> int:
         "--type", default="mlp-bn", choices=list(REGISTRY), help="model type, default config (default: mlp-bn)"
     )
     p.add_argument("-o", "--out", required=True, help="directory to write the files into")
+    p.add_argument("--force", action="store_true", help="replace files of the same names already in the directory")
     p.add_argument("-b", "--batch-size", type=int, default=32, help="examples in the traced batch (default: 32)")
     p.add_argument("--seed", type=_seed, default=42, help="seed of the weights and the batch (default: 42)")
     args = p.parse_args(argv)
-    result = write_gradcode(args.type, args.out, args.batch_size, args.seed)
+    result = write_gradcode(args.type, args.out, args.batch_size, args.seed, args.force)
     for key, path in result.items():
         if key != "seconds":
             print(path)
@@ -426,17 +427,22 @@ def cmd_compare(argv: list[str]) -> int:
         files = outputs(Path(args.out))
         if not Path(args.out).is_dir():
             raise MakemoreError(f"--out {args.out} is not a directory")
-        if not args.force and (taken := [str(f) for f in files if f.exists()]):
+        if not args.force and (taken := [str(f) for f in files if os.path.lexists(f)]):
             raise MakemoreError(f"{' and '.join(taken)} already exist; --force replaces them")
+        from .files import check_replaceable
+
+        for f in files:
+            check_replaceable(f)  # a folder, device or FIFO there: refused even with --force
     rows = compare(args.runs)
     table = markdown(rows)
     print(table, end="")
     if args.out:
         from .files import atomic_write_bytes
-        from .plots import plot_compare
+        from .plots import compare_png
 
+        figure = compare_png(rows)  # drawn whole before either file is written
         atomic_write_bytes(files[0], table.encode())
-        plot_compare(rows, files[1])
+        atomic_write_bytes(files[1], figure)
         print(f"wrote {files[0]} and {files[1]}", file=sys.stderr)
     return 0
 
@@ -483,10 +489,13 @@ def cmd_plot(argv: list[str]) -> int:
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     args = p.parse_args(argv)
     out = Path(args.out or f"{args.kind}.png")
-    if out.exists() and not args.force:
+    if os.path.lexists(out) and not args.force:
         raise MakemoreError(f"{out} already exists; --force replaces it")
     if not out.parent.is_dir():
         raise MakemoreError(f"{out.parent} is not a directory")
+    from .files import check_replaceable
+
+    check_replaceable(out)  # a folder, device or FIFO (/dev/null): refused even with --force
     from . import plots
     from .store import RunStore
 
@@ -528,6 +537,17 @@ def cmd_plot(argv: list[str]) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    """A TCP port a server can listen on: 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number (1 to 65535), got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (1 to 65535), got {value}")
+    return value
+
+
 def cmd_serve(argv: list[str]) -> int:
     p = _Parser(
         prog="makemore serve",
@@ -537,7 +557,7 @@ def cmd_serve(argv: list[str]) -> int:
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, or folders with runs anywhere below")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=_positive(int), default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=_port, default=8000, help="port, 1 to 65535 (default: 8000)")
     args = p.parse_args(argv)
     try:
         import fastapi  # noqa: F401

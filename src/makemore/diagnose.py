@@ -11,7 +11,9 @@ recipe (SGD, lr 0.1, batch 32, 1000 steps, no weight decay, so the update is exa
 lr * grad), driven by the shared Trainer with hooks; plus the activations at the run's
 trained weights. For the deep net the replay is repeated with and without BatchNorm and
 with bad init gains, so saturation and vanishing gradients can be seen to appear.
-Writes PNGs and diagnostics.json (the numbers behind every plot) to DIR/diagnostics/.
+Writes PNGs and diagnostics.json (the numbers behind every plot) to DIR/diagnostics/, once every
+figure has been drawn, each through the one atomic, no-follow writer (files.py); DIR/diagnostics
+itself must be a real folder, not a symbolic link.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,12 +32,12 @@ from torch import nn
 
 from .config import TrainConfig
 from .errors import MakemoreError
-from .files import atomic_write_bytes
-from .plots import plt
+from .files import atomic_write_bytes, make_folder
+from .plots import plain_text, plt, png
 from .store import RunStore
 from .train import Hook, NonFiniteLoss, Trainer, set_threads
+from .views import SATURATED  # the one threshold, shared with `makemore plot tanh`
 
-SATURATED = 0.97  # |tanh| above this: the local gradient 1 - t^2 is < 6% of its maximum
 REFERENCE_UPDATE = -3.0  # the lecture's rule of thumb for log10(update / data)
 
 
@@ -168,11 +171,10 @@ def measure(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> Probe:
     return probe
 
 
-# --- plots: one idea each --------------------------------------------------------------------------
-def _save(fig, path: Path) -> None:
+# --- plots: one idea each, each returned as PNG bytes (written only once all are drawn) -------------
+def _png(fig) -> bytes:
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return png(fig)
 
 
 def _hist(ax, t: torch.Tensor, label: str, bins: int = 60) -> None:
@@ -180,7 +182,8 @@ def _hist(ax, t: torch.Tensor, label: str, bins: int = 60) -> None:
     ax.plot(((hx[:-1] + hx[1:]) / 2).numpy(), hy.numpy(), label=label)
 
 
-def plot_init_loss(results: dict, expected: float, path: Path) -> None:
+@plain_text
+def plot_init_loss(results: dict, expected: float) -> bytes:
     names = list(results)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     ax.bar(range(len(names)), [results[n]["init_loss"] for n in names], color="tab:blue")
@@ -189,10 +192,11 @@ def plot_init_loss(results: dict, expected: float, path: Path) -> None:
     ax.set_ylabel("loss at step 0 (nats per character)")
     ax.set_title("loss at initialisation vs a uniform guess")
     ax.legend(loc="lower right")
-    _save(fig, path)
+    return _png(fig)
 
 
-def plot_tanh(acts: dict, stats: list[dict], title: str, path: Path) -> None:
+@plain_text
+def plot_tanh(acts: dict, stats: list[dict], title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for row in stats:
         _hist(
@@ -204,10 +208,11 @@ def plot_tanh(acts: dict, stats: list[dict], title: str, path: Path) -> None:
     ax.set_ylabel("density")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    return _png(fig)
 
 
-def plot_tanh_grads(grads: dict, stats: list[dict], path: Path) -> None:
+@plain_text
+def plot_tanh_grads(grads: dict, stats: list[dict]) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for row in stats:
         if row["layer"] in grads:
@@ -216,10 +221,11 @@ def plot_tanh_grads(grads: dict, stats: list[dict], path: Path) -> None:
     ax.set_ylabel("density")
     ax.set_title("gradient reaching each tanh layer after the replay")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    return _png(fig)
 
 
-def plot_weight_grads(weight_grads: dict, stats: list[dict], path: Path) -> None:
+@plain_text
+def plot_weight_grads(weight_grads: dict, stats: list[dict]) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for row in stats:
         _hist(
@@ -232,7 +238,7 @@ def plot_weight_grads(weight_grads: dict, stats: list[dict], path: Path) -> None
     ax.set_ylabel("density")
     ax.set_title("weight gradients and their grad:data std ratio after the replay")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    return _png(fig)
 
 
 def _update_lines(ax, ratios: dict) -> None:
@@ -243,16 +249,18 @@ def _update_lines(ax, ratios: dict) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot_update_ratio(ratios: dict, path: Path) -> None:
+@plain_text
+def plot_update_ratio(ratios: dict) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     _update_lines(ax, ratios)
     ax.set_ylabel("log10( std(update) / std(weight) )")
     ax.set_title("update:data ratio per weight matrix during the replay")
     ax.legend(fontsize=7, ncol=2)
-    _save(fig, path)
+    return _png(fig)
 
 
-def plot_variant_layers(results: dict, key: str, ylabel: str, title: str, path: Path, log: bool = False) -> None:
+@plain_text
+def plot_variant_layers(results: dict, key: str, ylabel: str, title: str, log: bool = False) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for name, r in results.items():
         values = [row[key] for row in r["layers"]]
@@ -265,10 +273,11 @@ def plot_variant_layers(results: dict, key: str, ylabel: str, title: str, path: 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    return _png(fig)
 
 
-def plot_variant_updates(results: dict, path: Path) -> None:
+@plain_text
+def plot_variant_updates(results: dict) -> bytes:
     n = len(results)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), dpi=110, sharey=True, squeeze=False)
     for ax, (name, r) in zip(axes[0], results.items()):
@@ -279,8 +288,7 @@ def plot_variant_updates(results: dict, path: Path) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.suptitle("update:data ratio per weight matrix, by network variant")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path)
-    plt.close(fig)
+    return png(fig)
 
 
 # --- the command -----------------------------------------------------------------------------------
@@ -320,8 +328,9 @@ def _diagnose(
         raise MakemoreError(
             f"model type {best.run.type!r} has no tanh layers to diagnose (try mlp, mlp-bn or mlp-bn-deep)"
         )
+    own_folder = not out_dir  # DIR/diagnostics: makemore's folder, never a symbolic link
     out_dir = Path(out_dir) if out_dir else Path(run_dir) / "diagnostics"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(out_dir, own_folder)  # before the replay: a refusal costs nothing
     set_threads(0)
     data = store.dataset()
     recipe = TrainConfig(
@@ -347,40 +356,34 @@ def _diagnose(
     trained = trained_probe.layer_stats()
 
     expected = math.log(len(best.vocab))
-    plots = {
-        "init_loss.png": lambda p: plot_init_loss(results, expected, p),
-        "activations.png": lambda p: plot_tanh(
-            probe.acts, main["layers"], f"tanh activations after {steps} replay steps", p
-        ),
-        "gradients.png": lambda p: plot_tanh_grads(probe.grads, main["layers"], p),
-        "weight_gradients.png": lambda p: plot_weight_grads(probe.weight_grads, main["weights"], p),
-        "update_ratio.png": lambda p: plot_update_ratio(main["update_ratio"], p),
-        "trained_activations.png": lambda p: plot_tanh(
-            trained_probe.acts, trained, f"tanh activations at the run's trained weights (step {best.step})", p
+    plots = {  # every figure drawn before anything is written
+        "init_loss.png": plot_init_loss(results, expected),
+        "activations.png": plot_tanh(probe.acts, main["layers"], f"tanh activations after {steps} replay steps"),
+        "gradients.png": plot_tanh_grads(probe.grads, main["layers"]),
+        "weight_gradients.png": plot_weight_grads(probe.weight_grads, main["weights"]),
+        "update_ratio.png": plot_update_ratio(main["update_ratio"]),
+        "trained_activations.png": plot_tanh(
+            trained_probe.acts, trained, f"tanh activations at the run's trained weights (step {best.step})"
         ),
     }
     if len(results) > 1:
-        plots["variants_saturation.png"] = lambda p: plot_variant_layers(
+        plots["variants_saturation.png"] = plot_variant_layers(
             results,
             "saturated_pct",
             f"% of tanh outputs with |t| > {SATURATED}",
             f"saturation per layer after {steps} steps",
-            p,
         )
-        plots["variants_activation_std.png"] = lambda p: plot_variant_layers(
-            results, "std", "std of tanh outputs", f"activation spread per layer after {steps} steps", p
+        plots["variants_activation_std.png"] = plot_variant_layers(
+            results, "std", "std of tanh outputs", f"activation spread per layer after {steps} steps"
         )
-        plots["variants_grad_std.png"] = lambda p: plot_variant_layers(
+        plots["variants_grad_std.png"] = plot_variant_layers(
             results,
             "grad_std",
             "std of the gradient at the tanh output",
             f"gradient per layer after {steps} steps (log scale)",
-            p,
             log=True,
         )
-        plots["variants_update_ratio.png"] = lambda p: plot_variant_updates(results, p)
-    for filename, draw in plots.items():
-        draw(out_dir / filename)
+        plots["variants_update_ratio.png"] = plot_variant_updates(results)
 
     report = {
         "run": str(run_dir),
@@ -400,6 +403,28 @@ def _diagnose(
         "plots": list(plots),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    atomic_write_bytes(out_dir / "diagnostics.json", json.dumps(report, indent=1).encode("utf-8"))
+    payload = json.dumps(report, indent=1).encode("utf-8")
+    _make_out_dir(out_dir, own_folder)
+    for filename, figure in plots.items():
+        atomic_write_bytes(out_dir / filename, figure)
+    atomic_write_bytes(out_dir / "diagnostics.json", payload)
     report["out_dir"] = str(out_dir)
     return report
+
+
+def _check_out_dir(out_dir: Path, own_folder: bool) -> None:
+    """Refuse early what _make_out_dir would refuse: DIR/diagnostics as a link, --out as a file."""
+    if own_folder and os.path.lexists(out_dir):
+        make_folder(out_dir)  # exists: only checked (a symbolic link or a file is refused)
+    elif out_dir.exists() and not out_dir.is_dir():
+        raise MakemoreError(f"--out {out_dir} is not a directory")
+
+
+def _make_out_dir(out_dir: Path, own_folder: bool) -> None:
+    if own_folder:
+        make_folder(out_dir)
+        return
+    try:  # a folder the user named: made as asked, through any link in its path
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MakemoreError(f"cannot create --out {out_dir}: {e.strerror}") from None

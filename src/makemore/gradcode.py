@@ -12,6 +12,10 @@
     7-inductor-backward.cpp
     README.md                    where tanh's backward (1 - t^2) * grad is in each stage, what each kernel fused
 
+Every file is written once everything is computed, through the one atomic, no-follow writer
+(files.py): a link planted at one of these names is replaced, its target left alone. Files of these
+names already in DIR are replaced only with --force.
+
 Stages 1-3 come from a first compile whose "compilers" only record the graphs (fast); stages
 4-7 from a second, real compile with the inductor backend, which needs a C++ compiler.
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 import torch
 
 from .errors import MakemoreError
+from .files import atomic_write_bytes, check_replaceable
 
 FILES = {
     "eager": "0-eager-grad_fn.txt",
@@ -38,6 +43,20 @@ FILES = {
     "inductor_backward": "6-inductor-backward.py",
     "inductor_backward_cpp": "7-inductor-backward.cpp",
 }
+README = "README.md"
+
+
+def check_out(out: Path, force: bool = False) -> None:
+    """Refuse, before any work, an -o that is not a folder, or names it would replace without --force."""
+    if out.exists() and not out.is_dir():
+        raise MakemoreError(f"-o {out} is not a directory")
+    targets = [out / name for name in (*FILES.values(), README)]
+    for path in targets:
+        check_replaceable(path)  # a folder, device or FIFO of that name: refused even with --force
+    taken = [path.name for path in targets if os.path.lexists(path)]
+    if taken and not force:
+        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+        raise MakemoreError(f"{out} already holds {taken[0]}{more}; --force replaces them")
 
 
 def find_compiler() -> str:
@@ -252,20 +271,19 @@ def readme(model_type: str, written: dict, texts: dict, seconds: float) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_gradcode(model_type: str, out_dir: str | Path, batch_size: int = 32, seed: int = 42) -> dict:
+def write_gradcode(
+    model_type: str, out_dir: str | Path, batch_size: int = 32, seed: int = 42, force: bool = False
+) -> dict:
     """Write the files described in the module docstring into out_dir; returns {stage: path}."""
     from .train import batch_loss
 
     compiler = find_compiler()
     if batch_size < 2:
         raise MakemoreError("--batch-size must be >= 2 (BatchNorm's variance needs two examples)")
+    out = Path(out_dir)
+    check_out(out, force)
     t0 = time.perf_counter()
     model, X, Y = _batch(model_type, batch_size, seed)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MakemoreError(f"cannot create {out}: {e.strerror}") from None
     texts = {"eager": grad_fn_dump(batch_loss(model, X, Y), model)}
     try:
         texts.update(aot_graphs(model, X, Y))
@@ -277,8 +295,13 @@ def write_gradcode(model_type: str, out_dir: str | Path, batch_size: int = 32, s
         texts["inductor_forward"], texts["inductor_backward"] = codes[0], codes[-1]
         texts["inductor_forward_cpp"], texts["inductor_backward_cpp"] = cpp_kernels(codes[0]), cpp_kernels(codes[-1])
     written = {k: FILES[k] for k in FILES if k in texts}
-    for key, name in written.items():
-        (out / name).write_text(texts[key], encoding="utf-8")
     seconds = time.perf_counter() - t0
-    (out / "README.md").write_text(readme(model_type, written, texts, seconds), encoding="utf-8")
-    return {**{k: out / v for k, v in written.items()}, "readme": out / "README.md", "seconds": seconds}
+    guide = readme(model_type, written, texts, seconds)
+    try:  # a folder the user named: made as asked, through any link in its path
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MakemoreError(f"cannot create {out}: {e.strerror}") from None
+    for key, name in written.items():
+        atomic_write_bytes(out / name, texts[key].encode("utf-8"))
+    atomic_write_bytes(out / README, guide.encode("utf-8"))
+    return {**{k: out / v for k, v in written.items()}, "readme": out / README, "seconds": seconds}

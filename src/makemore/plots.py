@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
@@ -13,20 +14,47 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .files import atomic_write_bytes  # noqa: E402
 
 
-def _save(fig, out: Path) -> None:
-    """The figure as a PNG, written atomically (an unpredictable temporary name, never a symlink)."""
+def plain_text(draw):
+    """Draw with every piece of text taken as it is written: a run directory, a model option or a
+    character of the vocabulary holding `$...$` is a name, not matplotlib math text (which fails
+    on `$\\bad$`, and only once the figure is being saved)."""
+
+    @functools.wraps(draw)
+    def drawing(*args, **kwargs):
+        with plt.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return drawing
+
+
+def png(fig) -> bytes:
+    """The figure rendered as a PNG, in memory; the figure is closed."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write_bytes(Path(out), buffer.getvalue())
+    try:
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
+def _save(fig, out: Path) -> None:
+    """The figure rendered whole first, then written by the one writer (files.atomic_write_bytes)."""
+    atomic_write_bytes(Path(out), png(fig))
+
+
+@plain_text
 def plot_loss(rows: list[dict], out: Path) -> None:
     """The train and dev loss of a run's metrics rows (store.RunStore.metrics)."""
     plot_losses([("", rows)], out)
 
 
 def plot_compare(rows: list[dict], out: Path) -> None:
+    """compare_png(rows), written to out."""
+    atomic_write_bytes(Path(out), compare_png(rows))
+
+
+@plain_text
+def compare_png(rows: list[dict]) -> bytes:
     """Dev NLL against parameters and against training time, one point per run (compare.compare's
     rows, best dev first), named in the legend: labels beside points collide where runs are close.
     Both axes are logarithmic past a small linear stretch at zero: the counted bigram has no
@@ -47,9 +75,10 @@ def plot_compare(rows: list[dict], out: Path) -> None:
     axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, title="run, dev NLL", frameon=False)
     fig.suptitle("dev NLL of each run (whole split)")
     fig.tight_layout()
-    _save(fig, out)
+    return png(fig)
 
 
+@plain_text
 def plot_bigram(view: dict, out: Path) -> None:
     """Part 1's figure: the bigram matrix, each cell holding its character pair and count (or, for
     the neural bigram, its probability); row = this character, column = the next one."""
@@ -72,6 +101,7 @@ def plot_bigram(view: dict, out: Path) -> None:
     _save(fig, out)
 
 
+@plain_text
 def plot_embedding(view: dict, out: Path) -> None:
     """Part 2's figure: each character at its embedding (its two principal directions when the
     embedding has more than two dimensions)."""
@@ -89,6 +119,7 @@ def plot_embedding(view: dict, out: Path) -> None:
     _save(fig, out)
 
 
+@plain_text
 def plot_attention(view: dict, out: Path) -> None:
     """Part 6's figure: one map per layer (rows) and head (columns); row i of a map is how much
     position i takes from each earlier position."""
@@ -108,6 +139,7 @@ def plot_attention(view: dict, out: Path) -> None:
     _save(fig, out)
 
 
+@plain_text
 def plot_dlogits(view: dict, out: Path) -> None:
     """Part 4's image of dlogits for one batch: one row per target (named on the left), one column
     per character; dark where the loss pulls a logit down (the right character), light where it
@@ -124,9 +156,11 @@ def plot_dlogits(view: dict, out: Path) -> None:
     _save(fig, out)
 
 
+@plain_text
 def plot_tanh(view: dict, out: Path) -> None:
     """Part 3's three pictures of a tanh layer at initialisation, one row per initialisation: the
-    pre-activation histogram, the output histogram, and the saturation map (white: |h| > 0.99)."""
+    pre-activation histogram, the output histogram, and the saturation map (white: |h| above the
+    view's threshold, views.SATURATED, the one `makemore diagnose` counts)."""
     variants = view["variants"]
     fig, axes = plt.subplots(len(variants), 3, figsize=(13, 2.6 * len(variants)), dpi=90, squeeze=False)
     for row, v in zip(axes, variants):
@@ -135,7 +169,7 @@ def plot_tanh(view: dict, out: Path) -> None:
         row[1].hist(v["h"], bins=50, range=(-1, 1))
         share = sum(map(sum, v["saturated"])) / (len(v["saturated"]) * len(v["saturated"][0]))
         row[2].imshow(v["saturated"], cmap="gray", interpolation="nearest", vmin=0, vmax=1, aspect="auto")
-        row[2].set_title(f"|h| > 0.99: {100 * share:.1f}% white", fontsize=9)
+        row[2].set_title(f"|h| > {view['threshold']}: {100 * share:.1f}% white", fontsize=9)
         row[2].set_yticks([])
     axes[0][0].set_title("pre-activations (hpreact)", fontsize=10)
     axes[0][1].set_title("tanh outputs h", fontsize=10)
@@ -153,6 +187,7 @@ def _smoothed(points: list[tuple[int, float]], every: int) -> list[tuple[float, 
     return [((b + 0.5) * every, sum(v) / len(v)) for b, v in sorted(bins.items())]
 
 
+@plain_text
 def plot_losses(runs: list[tuple[str, list[dict]]], out: Path, smooth: int = 0) -> None:
     """The train and dev loss of one or more runs (name, metrics rows); `smooth` > 0 draws each train
     curve as the mean over stretches of that many steps."""
@@ -177,6 +212,7 @@ def plot_losses(runs: list[tuple[str, list[dict]]], out: Path, smooth: int = 0) 
     _save(fig, out)
 
 
+@plain_text
 def plot_lr(rows: list[dict], out: Path) -> None:
     """Part 2's learning-rate finder: each step's train loss against the learning rate it was taken
     at (a run trained with --schedule sweep), and the running mean that shows the valley."""
@@ -199,6 +235,7 @@ def plot_lr(rows: list[dict], out: Path) -> None:
     _save(fig, out)
 
 
+@plain_text
 def plot_bigrams(named: list[tuple[str, dict]], out: Path) -> None:
     """Bigram models side by side: each one's P(next | this) as an image, and every cell of the second
     against the first (the counts' probabilities and the neural net's softmax(W) land on the diagonal)."""
@@ -224,6 +261,7 @@ def plot_bigrams(named: list[tuple[str, dict]], out: Path) -> None:
     _save(fig, out)
 
 
+@plain_text
 def plot_sweep(panels: list[dict], out: Path) -> None:
     """Train and dev NLL against the one option a model type's runs differ in, a panel per type; the
     dashed line is a uniform guess, ln V, where every strength of smoothing ends."""

@@ -577,6 +577,10 @@ def markdown(res: dict, args) -> str:
     return "\n".join([*lines, "", *method(QUICK if quick else FULL, str(args.runs))]) + "\n"
 
 
+def result_name(args) -> str:
+    return "bench"  # benchmarks/results/bench.{json,md}, which the README and docs/performance.md cite
+
+
 def add_arguments(p) -> None:
     p.add_argument(
         "--types", nargs="+", choices=list(REGISTRY), metavar="T", help="model types (default: all; --quick: a few)"

@@ -46,6 +46,10 @@ def dropout_times(drop, rounds: int) -> list[float]:
     return seconds(lambda: drop(x).backward(grad), rounds, warmup=0)
 
 
+def result_name(args) -> str:
+    return "step_time"  # benchmarks/results/step_time.json, which the docs cite
+
+
 def add_arguments(p) -> None:
     pass
 

@@ -191,8 +191,12 @@ class MetricsLog:
             if not chunk:
                 break
             pos += len(chunk)
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
+            data = pending + chunk
+            *lines, pending = data.split(b"\n")
+            if torn is None and self._add_all(lines):  # the usual case: every line a row
+                self.offset += len(data) - len(pending)
+                lines = []
+            for line in lines:  # else line by line, to find the line that is not a row
                 start = self.offset
                 self.offset += len(line) + 1
                 if not line.strip():
@@ -200,6 +204,10 @@ class MetricsLog:
                 self.lines += 1
                 if torn is not None:  # a line that is not a row, followed by more: damage, not a crash
                     break
+                if len(line) > MAX_LOG_LINE:
+                    raise MakemoreError(
+                        f"{METRICS} line {self.lines} is over {MAX_LOG_LINE:,} bytes; the log is damaged"
+                    )
                 row = self._row(line)
                 if row is None:
                     torn = (self.lines, start)
@@ -217,6 +225,25 @@ class MetricsLog:
             self.lines, self.offset = torn[0] - 1, torn[1]
             return None
         return self._row(pending) if pending.strip() else None
+
+    def _add_all(self, lines: list[bytes]) -> bool:
+        """Add these lines' rows if every line is one (parsed as one JSON array: 10 times faster than
+        line by line); False, adding nothing, if one is not."""
+        full = [line for line in lines if line.strip()]
+        if not full:
+            return True
+        if max(map(len, full)) > MAX_LOG_LINE:
+            return False
+        try:
+            rows = json.loads(b"[" + b",".join(full) + b"]")
+        except (ValueError, RecursionError):
+            return False
+        if len(rows) != len(full) or not all(isinstance(r, dict) and isinstance(r.get("step"), int) for r in rows):
+            return False
+        for row in rows:
+            self.lines += 1
+            (self.dev if "dev" in row else self.train).add(self.lines, row)
+        return True
 
     @staticmethod
     def _row(line: bytes) -> dict | None:

@@ -298,7 +298,7 @@ def test_a_run_named_like_math_text_is_drawn_as_written_and_compare_writes_all_o
     """matplotlib parses `$...$` as math text and fails on `$\\bad$`, once the figure is saved: after
     compare.md was written. Names are drawn as they are; nothing is written until all is drawn."""
     data = tmp_path / "names.txt"
-    data.write_text(NAMES)
+    data.write_text(NAMES + "\n" + "\n".join(["a$\\bad$b", "$x$"] * 5))  # `$` and `\` in the vocabulary too
     odd = tmp_path / "r$\\bad$"
     assert run_cli(capsys, "train", "--type", "bigram", "-i", data, "-o", odd, *TINY)[0] == 0
     out = tmp_path / "cmp"

@@ -33,7 +33,7 @@ from torch import nn
 from .config import TrainConfig
 from .errors import MakemoreError
 from .files import atomic_write_bytes, make_folder
-from .plots import plain_text, plt, png
+from .plots import plt, png
 from .store import RunStore
 from .train import Hook, NonFiniteLoss, Trainer, set_threads
 from .views import SATURATED  # the one threshold, shared with `makemore plot tanh`
@@ -182,7 +182,6 @@ def _hist(ax, t: torch.Tensor, label: str, bins: int = 60) -> None:
     ax.plot(((hx[:-1] + hx[1:]) / 2).numpy(), hy.numpy(), label=label)
 
 
-@plain_text
 def plot_init_loss(results: dict, expected: float) -> bytes:
     names = list(results)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
@@ -195,7 +194,6 @@ def plot_init_loss(results: dict, expected: float) -> bytes:
     return _png(fig)
 
 
-@plain_text
 def plot_tanh(acts: dict, stats: list[dict], title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for row in stats:
@@ -211,7 +209,6 @@ def plot_tanh(acts: dict, stats: list[dict], title: str) -> bytes:
     return _png(fig)
 
 
-@plain_text
 def plot_tanh_grads(grads: dict, stats: list[dict]) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for row in stats:
@@ -224,7 +221,6 @@ def plot_tanh_grads(grads: dict, stats: list[dict]) -> bytes:
     return _png(fig)
 
 
-@plain_text
 def plot_weight_grads(weight_grads: dict, stats: list[dict]) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for row in stats:
@@ -249,7 +245,6 @@ def _update_lines(ax, ratios: dict) -> None:
     ax.grid(alpha=0.3)
 
 
-@plain_text
 def plot_update_ratio(ratios: dict) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     _update_lines(ax, ratios)
@@ -259,7 +254,6 @@ def plot_update_ratio(ratios: dict) -> bytes:
     return _png(fig)
 
 
-@plain_text
 def plot_variant_layers(results: dict, key: str, ylabel: str, title: str, log: bool = False) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for name, r in results.items():
@@ -276,7 +270,6 @@ def plot_variant_layers(results: dict, key: str, ylabel: str, title: str, log: b
     return _png(fig)
 
 
-@plain_text
 def plot_variant_updates(results: dict) -> bytes:
     n = len(results)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), dpi=110, sharey=True, squeeze=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io
 from pathlib import Path
 
@@ -14,17 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .files import atomic_write_bytes  # noqa: E402
 
 
-def plain_text(draw):
-    """Draw with every piece of text taken as it is written: a run directory, a model option or a
-    character of the vocabulary holding `$...$` is a name, not matplotlib math text (which fails
-    on `$\\bad$`, and only once the figure is being saved)."""
-
-    @functools.wraps(draw)
-    def drawing(*args, **kwargs):
-        with plt.rc_context({"text.parse_math": False}):
-            return draw(*args, **kwargs)
-
-    return drawing
+def plain(text) -> str:
+    """Text drawn as it is written: a run directory, a character of the vocabulary or a model label
+    holding `$...$` is a name, not matplotlib math text (which fails on `$\\bad$`, and only once the
+    figure is being saved). An escaped `\\$` is drawn as `$`; the axes' own math (log ticks) is kept."""
+    return str(text).replace("$", r"\$")
 
 
 def png(fig) -> bytes:
@@ -42,7 +35,6 @@ def _save(fig, out: Path) -> None:
     atomic_write_bytes(Path(out), png(fig))
 
 
-@plain_text
 def plot_loss(rows: list[dict], out: Path) -> None:
     """The train and dev loss of a run's metrics rows (store.RunStore.metrics)."""
     plot_losses([("", rows)], out)
@@ -53,7 +45,6 @@ def plot_compare(rows: list[dict], out: Path) -> None:
     atomic_write_bytes(Path(out), compare_png(rows))
 
 
-@plain_text
 def compare_png(rows: list[dict]) -> bytes:
     """Dev NLL against parameters and against training time, one point per run (compare.compare's
     rows, best dev first), named in the legend: labels beside points collide where runs are close.
@@ -67,7 +58,7 @@ def compare_png(rows: list[dict]) -> bytes:
     ):
         for i, r in enumerate(rows):
             style = dict(color=colours(i % 10), marker=markers[i % len(markers)], s=48, zorder=3)
-            ax.scatter(r[key], r["dev"], label=f"{r['run']}  {r['dev']:.4f}", **style)
+            ax.scatter(r[key], r["dev"], label=f"{plain(r['run'])}  {r['dev']:.4f}", **style)
         ax.set_xscale("symlog", linthresh=linear)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3, which="both")
@@ -78,7 +69,6 @@ def compare_png(rows: list[dict]) -> bytes:
     return png(fig)
 
 
-@plain_text
 def plot_bigram(view: dict, out: Path) -> None:
     """Part 1's figure: the bigram matrix, each cell holding its character pair and count (or, for
     the neural bigram, its probability); row = this character, column = the next one."""
@@ -89,11 +79,11 @@ def plot_bigram(view: dict, out: Path) -> None:
     ax.imshow(values, cmap="Blues")
     for i in range(V):
         for j in range(V):
-            ax.text(j, i, chars[i] + chars[j], ha="center", va="bottom", color="gray", fontsize=9)
+            ax.text(j, i, plain(chars[i] + chars[j]), ha="center", va="bottom", color="gray", fontsize=9)
             shown = str(values[i][j]) if counted else f"{values[i][j]:.2f}"
             ax.text(j, i, shown, ha="center", va="top", color="gray", fontsize=8)
-    ax.set_xticks(range(V), chars)
-    ax.set_yticks(range(V), chars)
+    ax.set_xticks(range(V), [plain(c) for c in chars])
+    ax.set_yticks(range(V), [plain(c) for c in chars])
     ax.set_xlabel("next character")
     ax.set_ylabel("this character")
     ax.set_title("bigram counts" if counted else "bigram probabilities P(next | this)")
@@ -101,7 +91,6 @@ def plot_bigram(view: dict, out: Path) -> None:
     _save(fig, out)
 
 
-@plain_text
 def plot_embedding(view: dict, out: Path) -> None:
     """Part 2's figure: each character at its embedding (its two principal directions when the
     embedding has more than two dimensions)."""
@@ -110,7 +99,7 @@ def plot_embedding(view: dict, out: Path) -> None:
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     ax.scatter(xs, ys, s=260)
     for x, y, ch in zip(xs, ys, view["chars"]):
-        ax.text(x, y, ch, ha="center", va="center", color="white", fontsize=11)
+        ax.text(x, y, plain(ch), ha="center", va="center", color="white", fontsize=11)
     share = " and ".join(f"{100 * v:.0f}%" for v in view["explained"])
     how = "" if view["dims"] <= 2 else f"\nits first two principal directions of {view['dims']} ({share} of the spread)"
     ax.set_title(f"character embedding{how}", fontsize=11)
@@ -119,7 +108,6 @@ def plot_embedding(view: dict, out: Path) -> None:
     _save(fig, out)
 
 
-@plain_text
 def plot_attention(view: dict, out: Path) -> None:
     """Part 6's figure: one map per layer (rows) and head (columns); row i of a map is how much
     position i takes from each earlier position."""
@@ -130,16 +118,15 @@ def plot_attention(view: dict, out: Path) -> None:
         for h, weights in enumerate(heads):
             ax = axes[layer][h]
             ax.imshow(weights, cmap="Blues", vmin=0, vmax=1)
-            ax.set_xticks(range(len(tokens)), tokens)
-            ax.set_yticks(range(len(tokens)), tokens)
+            ax.set_xticks(range(len(tokens)), [plain(t) for t in tokens])
+            ax.set_yticks(range(len(tokens)), [plain(t) for t in tokens])
             ax.tick_params(length=0, labelsize=8)
             ax.set_title(f"layer {layer + 1}, head {h + 1}", fontsize=9)
-    fig.suptitle(f"attention over {''.join(tokens)!r}")
+    fig.suptitle(plain(f"attention over {''.join(tokens)!r}"))
     fig.tight_layout()
     _save(fig, out)
 
 
-@plain_text
 def plot_dlogits(view: dict, out: Path) -> None:
     """Part 4's image of dlogits for one batch: one row per target (named on the left), one column
     per character; dark where the loss pulls a logit down (the right character), light where it
@@ -147,8 +134,8 @@ def plot_dlogits(view: dict, out: Path) -> None:
     grads, chars, targets = view["dlogits"], view["chars"], view["targets"]
     fig, ax = plt.subplots(figsize=(0.32 * len(chars) + 1.5, 0.24 * len(targets) + 1.2), dpi=100)
     ax.imshow(grads, cmap="gray")
-    ax.set_xticks(range(len(chars)), chars, fontsize=8)
-    ax.set_yticks(range(len(targets)), targets, fontsize=7)
+    ax.set_xticks(range(len(chars)), [plain(c) for c in chars], fontsize=8)
+    ax.set_yticks(range(len(targets)), [plain(t) for t in targets], fontsize=7)
     ax.set_xlabel("logit of this character")
     ax.set_ylabel("target character of each example")
     ax.set_title(f"dlogits = (softmax - one-hot) / {len(targets)}: each row sums to 0")
@@ -156,7 +143,6 @@ def plot_dlogits(view: dict, out: Path) -> None:
     _save(fig, out)
 
 
-@plain_text
 def plot_tanh(view: dict, out: Path) -> None:
     """Part 3's three pictures of a tanh layer at initialisation, one row per initialisation: the
     pre-activation histogram, the output histogram, and the saturation map (white: |h| above the
@@ -165,7 +151,7 @@ def plot_tanh(view: dict, out: Path) -> None:
     fig, axes = plt.subplots(len(variants), 3, figsize=(13, 2.6 * len(variants)), dpi=90, squeeze=False)
     for row, v in zip(axes, variants):
         row[0].hist(v["preact"], bins=50)
-        row[0].set_ylabel(v["label"], fontsize=10)
+        row[0].set_ylabel(plain(v["label"]), fontsize=10)
         row[1].hist(v["h"], bins=50, range=(-1, 1))
         share = sum(map(sum, v["saturated"])) / (len(v["saturated"]) * len(v["saturated"][0]))
         row[2].imshow(v["saturated"], cmap="gray", interpolation="nearest", vmin=0, vmax=1, aspect="auto")
@@ -187,7 +173,6 @@ def _smoothed(points: list[tuple[int, float]], every: int) -> list[tuple[float, 
     return [((b + 0.5) * every, sum(v) / len(v)) for b, v in sorted(bins.items())]
 
 
-@plain_text
 def plot_losses(runs: list[tuple[str, list[dict]]], out: Path, smooth: int = 0) -> None:
     """The train and dev loss of one or more runs (name, metrics rows); `smooth` > 0 draws each train
     curve as the mean over stretches of that many steps."""
@@ -196,7 +181,7 @@ def plot_losses(runs: list[tuple[str, list[dict]]], out: Path, smooth: int = 0) 
     for i, (name, rows) in enumerate(runs):
         train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
         dev = [(r["step"], r["dev"]) for r in rows if "dev" in r]
-        prefix = f"{name}: " if len(runs) > 1 else ""
+        prefix = f"{plain(name)}: " if len(runs) > 1 else ""
         if train:
             shown = _smoothed(train, smooth) if smooth else train
             what = f"train (mean per {smooth:,} steps)" if smooth else "train (one batch)"
@@ -212,7 +197,6 @@ def plot_losses(runs: list[tuple[str, list[dict]]], out: Path, smooth: int = 0) 
     _save(fig, out)
 
 
-@plain_text
 def plot_lr(rows: list[dict], out: Path) -> None:
     """Part 2's learning-rate finder: each step's train loss against the learning rate it was taken
     at (a run trained with --schedule sweep), and the running mean that shows the valley."""
@@ -235,7 +219,6 @@ def plot_lr(rows: list[dict], out: Path) -> None:
     _save(fig, out)
 
 
-@plain_text
 def plot_bigrams(named: list[tuple[str, dict]], out: Path) -> None:
     """Bigram models side by side: each one's P(next | this) as an image, and every cell of the second
     against the first (the counts' probabilities and the neural net's softmax(W) land on the diagonal)."""
@@ -243,9 +226,9 @@ def plot_bigrams(named: list[tuple[str, dict]], out: Path) -> None:
     for ax, (name, view) in zip(axes, named):
         ax.imshow(view["probs"], cmap="Blues", vmin=0)
         chars = view["chars"]
-        ax.set_xticks(range(len(chars)), chars, fontsize=7)
-        ax.set_yticks(range(len(chars)), chars, fontsize=7)
-        ax.set_title(f"{name}: P(next | this)", fontsize=10)
+        ax.set_xticks(range(len(chars)), [plain(c) for c in chars], fontsize=7)
+        ax.set_yticks(range(len(chars)), [plain(c) for c in chars], fontsize=7)
+        ax.set_title(f"{plain(name)}: P(next | this)", fontsize=10)
     first, second = (v["probs"] for _, v in named[:2])
     xs = [p for row in first for p in row]
     ys = [p for row in second for p in row]
@@ -254,14 +237,13 @@ def plot_bigrams(named: list[tuple[str, dict]], out: Path) -> None:
     axes[-1].scatter(xs, ys, s=8)
     gap = max(abs(x - y) for x, y in zip(xs, ys))
     axes[-1].set_title(f"each of the {len(xs)} cells (largest difference {gap:.4f})", fontsize=10)
-    axes[-1].set_xlabel(named[0][0])
-    axes[-1].set_ylabel(named[1][0])
+    axes[-1].set_xlabel(plain(named[0][0]))
+    axes[-1].set_ylabel(plain(named[1][0]))
     axes[-1].set_aspect("equal")
     fig.tight_layout()
     _save(fig, out)
 
 
-@plain_text
 def plot_sweep(panels: list[dict], out: Path) -> None:
     """Train and dev NLL against the one option a model type's runs differ in, a panel per type; the
     dashed line is a uniform guess, ln V, where every strength of smoothing ends."""
@@ -276,8 +258,8 @@ def plot_sweep(panels: list[dict], out: Path) -> None:
         else:  # a strength of 0 too: linear up to the smallest other value
             ax.set_xscale("symlog", linthresh=min((x for x in xs if x > 0), default=1))
             ax.set_xlim(left=0)
-        ax.set_xlabel(f"--{panel['option'].replace('_', '-')}")
-        ax.set_title(panel["type"])
+        ax.set_xlabel(plain(f"--{panel['option'].replace('_', '-')}"))
+        ax.set_title(plain(panel["type"]))
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("NLL (nats per character)")
     axes[0][0].legend(fontsize=8)

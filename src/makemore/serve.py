@@ -28,9 +28,10 @@ from pathlib import Path
 import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -538,8 +539,12 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
             )
         how = Sampling(req.temperature, req.top_k, req.top_p, req.prefix)
         items, note = await MODEL.run(draw_within, run, req.n, req.seed, how, req.new_only)
-        answer = {"seed": req.seed, "items": [{"item": item, "split": split} for item, split in items]}
-        return {**answer, "note": note} if note else answer
+
+        def answer_of(items: list[tuple[str, str]]) -> dict:
+            answer = {"seed": req.seed, "items": [{"item": item, "split": split} for item, split in items]}
+            return {**answer, "note": note} if note else answer
+
+        return await rendered(answer_of, items)
 
     @app.post("/api/next")
     async def next_char(req: NextRequest) -> dict:
@@ -624,14 +629,26 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
             with blame("items"):
                 return commands.score_checked(best, req.items)
 
-        results = await MODEL.run(compute)
-        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731  (JSON has no infinity)
-        for r in results:
-            r.update(nll=finite(r["nll"]), nll_per_char=finite(r["nll_per_char"]))
-            r["chars"] = [(c, finite(v)) for c, v in r["chars"]]
-        return {"items": results}
+        def answer_of(results: list[dict]) -> dict:
+            finite = lambda x: x if math.isfinite(x) else None  # noqa: E731  (JSON has no infinity)
+            for r in results:
+                r.update(nll=finite(r["nll"]), nll_per_char=finite(r["nll_per_char"]))
+                r["chars"] = [(c, finite(v)) for c, v in r["chars"]]
+            return {"items": results}
+
+        return await rendered(answer_of, await MODEL.run(compute))
 
     return app
+
+
+async def rendered(shape, result) -> Response:
+    """shape(result) as JSON, shaped and rendered on a worker thread: a large answer (scores of 1 MB
+    of items: 25 MB) does not hold up the event loop, which answers the requests that need no model."""
+
+    def render() -> bytes:
+        return json.dumps(shape(result), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+    return Response(await run_in_threadpool(render), media_type="application/json")
 
 
 def draw_within(run: Run, n: int, seed: int, how: Sampling, new_only: bool) -> tuple[list[tuple[str, str]], str]:

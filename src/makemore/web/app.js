@@ -126,7 +126,11 @@ async function refreshCurves() {
   for (const id of state.curves) {
     try {
       const rows = await api(`/api/runs/${encodeURIComponent(id)}/metrics`);
-      if (!state.metrics[id] || rows.length !== state.metrics[id].length) changed = true;
+      // a long log comes thinned, so its length can stay the same as it grows: compare the last row too
+      const before = state.metrics[id];
+      if (!before || rows.length !== before.length || JSON.stringify(rows.at(-1)) !== JSON.stringify(before.at(-1))) {
+        changed = true;
+      }
       state.metrics[id] = rows;
     } catch (error) {
       $("#status").textContent = `${id}: ${error.message}`;
@@ -206,13 +210,13 @@ async function generate(event) {
     const result = await api("/api/sample", request);
     showError(form, null);
     state.samples = result.items;
-    renderSamples(result.items, performance.now() - started);
+    renderSamples(result.items, performance.now() - started, result.note);
   } catch (error) {
     showError(form, error);
   }
 }
 
-function renderSamples(items, ms) {
+function renderSamples(items, ms, note) {
   const list = $("#samples");
   list.replaceChildren();
   const counts = {};
@@ -222,7 +226,8 @@ function renderSamples(items, ms) {
     el("span", { class: `tag ${split}` }, li, split);
   }
   const parts = Object.entries(counts).map(([split, n]) => `${n} ${split}`);
-  $("#sample-summary").textContent = `${items.length} items in ${Math.round(ms)} ms: ${parts.join(", ")}`;
+  $("#sample-summary").textContent = `${items.length} items in ${Math.round(ms)} ms: ${parts.join(", ")}` +
+    (note ? ` (${note})` : "");
   $("#copy").disabled = $("#download").disabled = items.length === 0;
 }
 

@@ -34,21 +34,31 @@ SLOW = [
 
 
 def test_a_planted_symlink_cannot_redirect_the_log(capsys, tmp_path):
+    """A link where a run writes: a new run is refused (makemore replaces nothing it did not write),
+    and a run that goes on opens its log with O_NOFOLLOW."""
     run_dir, target = tmp_path / "run", tmp_path / "elsewhere" / "victim.txt"
     run_dir.mkdir()
     (tmp_path / "elsewhere").mkdir()
     (run_dir / "metrics.jsonl").symlink_to(target)  # dangling: append mode would create the target
     code, _, err = run_cli(capsys, "train", "-o", run_dir, *QUICK)
+    assert code == 1 and "holds files a run would write (metrics.jsonl)" in err and "Traceback" not in err
+    assert not target.exists()
+    (run_dir / "metrics.jsonl").unlink()
+    assert run_cli(capsys, "train", "-o", run_dir, *QUICK)[0] == 0
+    (run_dir / "metrics.jsonl").unlink()
+    (run_dir / "metrics.jsonl").symlink_to(target)  # planted between two commands of a run
+    code, _, err = run_cli(capsys, "train", "-o", run_dir, "--resume", "--max-steps", "40", "-q")
     assert code == 1 and "is a symbolic link" in err and "Traceback" not in err
     assert not target.exists()
 
 
 def test_a_planted_symlink_for_the_plot_is_replaced_not_followed(capsys, tmp_path):
     run_dir, victim = tmp_path / "run", tmp_path / "victim.txt"
-    run_dir.mkdir()
     victim.write_text("precious")
-    (run_dir / "loss.png").symlink_to(victim)
     assert run_cli(capsys, "train", "-o", run_dir, *QUICK)[0] == 0
+    (run_dir / "loss.png").unlink()
+    (run_dir / "loss.png").symlink_to(victim)  # planted between two commands of a run
+    assert run_cli(capsys, "train", "-o", run_dir, "--resume", "--max-steps", "40", "-q")[0] == 0
     assert victim.read_text() == "precious"
     assert not (run_dir / "loss.png").is_symlink() and (run_dir / "loss.png").read_bytes().startswith(b"\x89PNG")
 

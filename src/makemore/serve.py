@@ -47,7 +47,7 @@ from .store import METRICS, RunStore
 MAX_ITEMS = 10_000  # items sampled or scored per request
 MAX_ITEM_CHARS = 1_000  # characters per prefix or scored item
 MAX_BODY = 1 << 20  # bytes per request body, counted as they arrive (chunked uploads too)
-MAX_SAMPLE_CHARS = 1 << 24  # items x the longest item the model can draw, per request
+MAX_SAMPLE_CHARS = 1 << 22  # items x the longest item the model can draw, per request
 MAX_BIGRAM_CHARS = 256  # the page draws the bigram matrix cell by cell: 256 x 256 at most
 MAX_ATTENTION_WEIGHTS = 1 << 22  # layers x heads x (characters + 1)^2 per attention request
 MAX_LOG_BYTES = 256 << 20  # a metrics.jsonl longer than this is not read

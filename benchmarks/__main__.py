@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "ddp": ("ddp", "one process against several ranks (torch.distributed) on the same recipe"),
     "serve": ("serve", "`makemore serve` under load: requests/s, items/s, p50/p99 latency"),
     "versus": ("versus", "sampling and scoring speed of another version of the code against this one"),
+    "threads": ("threads", "training steps with one thread against all cores, idle and beside a busy process"),
 }
 
 

@@ -116,6 +116,11 @@ def check_versus(rows):
     positive(rows, "ratio")
 
 
+def check_threads(rows):
+    assert {r["load"] for r in rows} == {"idle", "1 busy process"} and len({r["type"] for r in rows}) == 1
+    positive(rows, "ms/step, 1 thread")
+
+
 # subcommand -> (its options beyond --quick --threads 1 --out FILE, given the trained runs; the check)
 CASES = {
     "speed": (lambda runs: ["--runs", runs], check_speed),
@@ -127,6 +132,7 @@ CASES = {
     "ddp": (lambda runs: [], check_ddp),
     "serve": (lambda runs: [runs / "transformer"], check_serve),
     "versus": (lambda runs: ["--runs", runs], check_versus),
+    "threads": (lambda runs: ["--steps", "5"], check_threads),
 }
 
 

@@ -31,11 +31,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import TrainConfig
+from .devices import set_threads
 from .errors import MakemoreError
 from .files import atomic_write_bytes, make_folder
 from .plots import plt, png
 from .store import RunStore
-from .train import Hook, NonFiniteLoss, Trainer, set_threads
+from .train import Hook, NonFiniteLoss, Trainer
 from .views import SATURATED  # the one threshold, shared with `makemore plot tanh`
 
 REFERENCE_UPDATE = -3.0  # the lecture's rule of thumb for log10(update / data)

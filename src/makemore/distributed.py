@@ -116,7 +116,7 @@ def launch(nproc: int, train_argv: list[str]) -> int:
 
     check_nproc(nproc)
     # torchrun's notices (its OMP_NUM_THREADS default, a worker's exit code) would bury the one line
-    # a failed run prints; each rank sets its threads itself (train.set_threads)
+    # a failed run prints; each rank sets its threads itself (devices.set_threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     for name in [*logging.root.manager.loggerDict, "torch.distributed"]:
         if name.startswith("torch.distributed"):

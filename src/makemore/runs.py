@@ -15,12 +15,13 @@ from . import distributed
 from .checkpoint import BEST, Checkpoint, RunInfo
 from .config import TrainConfig, flag
 from .data import DEFAULT_MAX_ITEM_LEN, SPLITS, Dataset, bundled_names
+from .devices import set_threads
 from .errors import MakemoreError
 from .evaluate import score_items, split_nll
 from .models import REGISTRY
 from .sample import Sampling, generate
 from .store import RunStore
-from .train import Checkpoints, MetricsLog, NonFiniteLoss, ProgressBar, StopOnSignal, Trainer, check_recipe, set_threads
+from .train import Checkpoints, MetricsLog, NonFiniteLoss, ProgressBar, StopOnSignal, Trainer, check_recipe
 
 MAX_SAMPLES = 1_000_000  # items per `sample` call: at most ~200 MB of results held before printing
 

@@ -699,7 +699,7 @@ def serve(paths: list[str], host: str, port: int) -> None:
     """Load the runs, bind host:port, then serve them until Ctrl-C."""
     import uvicorn
 
-    from .train import set_threads
+    from .devices import set_threads
 
     set_threads(0)
     runs, skipped = load_runs(paths)

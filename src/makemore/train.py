@@ -14,7 +14,6 @@ batch's items into rows, data.pack, for models that take packed rows).
 from __future__ import annotations
 
 import math
-import os
 import signal
 import sys
 import time
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from . import distributed
 from .config import TrainConfig
 from .data import BOUNDARY, IGNORE, Dataset
+from .devices import available_memory, pick_device
 from .errors import MakemoreError
 from .evaluate import split_nll, split_totals
 from .models import Model
@@ -48,30 +48,6 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return floor + 0.5 * (cfg.learning_rate - floor) * (1 + math.cos(math.pi * progress))
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise MakemoreError("--device cuda requested but CUDA is not available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise MakemoreError("--device mps requested but MPS is not available")
-    return torch.device(name)
-
-
-def set_threads(threads: int, ranks: int = 1) -> None:
-    """Explicit intra-op threads: oversubscribing 2 cores slows training by 3-80x, so never more
-    threads than cores, shared among the ranks of this machine."""
-    cores = max(1, (os.cpu_count() or 1) // ranks)
-    if threads > cores:
-        per = " per rank" if ranks > 1 else ""
-        print(f"--threads {threads}: this machine has {cores} cores{per}; using {cores}", file=sys.stderr)
-    torch.set_num_threads(min(threads, cores) or cores)
-
-
 def batch_loss(
     model: Model, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None = None, reduction: str = "mean"
 ) -> torch.Tensor:
@@ -79,17 +55,6 @@ def batch_loss(
     `pos` marks packed rows (see data.pack) for models that take them."""
     logits = model(X) if pos is None else model(X, pos)
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE, reduction=reduction)
-
-
-def available_memory(device: torch.device) -> int:
-    """Bytes a new allocation can get on the device: MemAvailable on Linux CPUs, free GPU memory."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration):
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def memory_needed(model: Model, cfg: TrainConfig) -> int:

@@ -1,0 +1,46 @@
+"""Where training runs and with how many threads: the device, the CPU's intra-op threads, and the
+memory a new allocation can get."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from .errors import MakemoreError
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MakemoreError("--device cuda requested but CUDA is not available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise MakemoreError("--device mps requested but MPS is not available")
+    return torch.device(name)
+
+
+def set_threads(threads: int, ranks: int = 1) -> None:
+    """Explicit intra-op threads: oversubscribing 2 cores slows training by 3-80x, so never more
+    threads than cores, shared among the ranks of this machine."""
+    cores = max(1, (os.cpu_count() or 1) // ranks)
+    if threads > cores:
+        per = " per rank" if ranks > 1 else ""
+        print(f"--threads {threads}: this machine has {cores} cores{per}; using {cores}", file=sys.stderr)
+    torch.set_num_threads(min(threads, cores) or cores)
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes a new allocation can get on the device: MemAvailable on Linux CPUs, free GPU memory."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

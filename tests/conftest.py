@@ -42,6 +42,17 @@ def snapshot(directory: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
+def small_names(tmp_path_factory) -> Path:
+    """The first 500 of the bundled names: for tests of what a command does rather than how well a
+    model learns, whose final evaluation of three whole splits would otherwise dominate their time."""
+    from makemore.data import bundled_names
+
+    path = tmp_path_factory.mktemp("data") / "names500.txt"
+    path.write_text("\n".join(bundled_names().read_text().split()[:500]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
 def mlp_run(tmp_path_factory):
     """A small MLP run on the bundled names, trained once and shared by the read-only tests."""
     run_dir = tmp_path_factory.mktemp("runs") / "mlp"

@@ -59,7 +59,7 @@ def test_probe_matches_autograd_and_the_update_rule():
         assert ratio == pytest.approx(g.std().item() / snapshot[name].std().item(), rel=1e-4)
 
 
-def test_diagnose_writes_plots_and_json_for_the_deep_net(capsys, tmp_path):
+def test_diagnose_writes_plots_and_json_for_the_deep_net(capsys, tmp_path, small_names):
     run = tmp_path / "deep"
     assert (
         main(
@@ -67,6 +67,8 @@ def test_diagnose_writes_plots_and_json_for_the_deep_net(capsys, tmp_path):
                 "train",
                 "--type",
                 "mlp-bn-deep",
+                "-i",
+                str(small_names),
                 "-o",
                 str(run),
                 "--max-steps",

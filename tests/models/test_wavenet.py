@@ -169,7 +169,7 @@ def test_bad_configs_are_one_line_errors(tmp_path, capsys, argv, message):
 
 
 @pytest.mark.parametrize("model_type", ["wavenet", "wavenet-conv"])
-def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys, model_type):
+def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys, model_type, small_names):
     best = REGISTRY[model_type].presets["best"]
     code, _, err = run_cli(
         capsys,
@@ -178,6 +178,8 @@ def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys, m
         model_type,
         "--preset",
         "best",
+        "-i",
+        small_names,
         "-o",
         tmp_path / "r",
         "-q",

@@ -37,7 +37,8 @@ def test_probe_matches_autograd_and_the_update_rule():
             outs.append(x)
     ref_grads = torch.autograd.grad(F.cross_entropy(x, Y), outs + [p for p in ref_model.parameters() if p.dim() == 2])
 
-    loss = F.cross_entropy(model(X), Y)
+    with model.probing(probe.keep):
+        loss = F.cross_entropy(model(X), Y)
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -121,7 +122,7 @@ def test_diagnose_refuses_a_model_without_tanh(capsys, tmp_path):
     assert main(["train", "--type", "bigram", "-o", str(run), "-q"]) == 0
     code, out, err = run_cli(capsys, "diagnose", "-o", run)
     print(err)
-    assert code == 1 and "no tanh layers" in err and "Traceback" not in err
+    assert code == 1 and "offers no tanh layers" in err and "Traceback" not in err
 
 
 def test_a_replay_that_diverges_is_one_line(capsys, tmp_path):

@@ -44,7 +44,7 @@ def test_an_existing_file_is_kept_unless_forced(capsys, served_runs, tmp_path, m
         (["embedding", "-o", "RUNS/mlp", "--out", "nowhere/e.png"], "nowhere is not a directory"),
         (["embedding", "-o", "RUNS/missing"], "run directory not found"),
         (["lr", "-o", "RUNS/mlp"], "was not trained with --schedule sweep"),
-        (["tanh", "-o", "RUNS/transformer"], "a transformer model has no tanh layer"),
+        (["tanh", "-o", "RUNS/transformer"], "a transformer model offers no tanh layer"),
         (["embedding", "-o", "RUNS/mlp", "--with", "RUNS/transformer"], "--with draws other runs beside"),
         (["loss", "-o", "RUNS/mlp", "--smooth", "-5"], "--smooth must be >= 0"),
     ],

@@ -45,30 +45,29 @@ REFERENCE_UPDATE = -3.0  # the lecture's rule of thumb for log10(update / data)
 class Probe:
     """Hooks on a model and its optimizer that keep what the diagnostics need.
 
-    Tanh outputs (and their gradients) of the latest training forward pass; gradients of
-    every weight matrix just before each optimizer step; the update:data ratio after it.
+    Tanh outputs (and their gradients) of the latest training forward pass, as the model offers
+    them (its probe points, while `model.probing(probe.keep)`); gradients of every weight matrix
+    just before each optimizer step; the update:data ratio after it.
     """
 
     def __init__(self, model: nn.Module):
-        self.tanhs = [m for m in model.modules() if isinstance(m, nn.Tanh)]
+        self.model, self.layers, self.offered = model, len(model.probe_points()), 0
         self.weights = {name: p for name, p in model.named_parameters() if p.dim() == 2}
         self.acts: dict[str, torch.Tensor] = {}
         self.grads: dict[str, torch.Tensor] = {}
         self.weight_grads: dict[str, torch.Tensor] = {}
         self.update_ratios: dict[str, list[float]] = {name: [] for name in self.weights}
         self._before: dict[str, torch.Tensor] = {}
-        for i, module in enumerate(self.tanhs):
-            module.register_forward_hook(self._keep(f"tanh {i + 1}"))
 
-    def _keep(self, name: str):
-        def hook(module, inputs, out):
-            if not module.training:
-                return  # a dev evaluation, not a training step
-            self.acts[name] = out.detach()
-            if out.requires_grad:
-                out.register_hook(lambda g: self.grads.__setitem__(name, g.detach()))
-
-        return hook
+    def keep(self, out: torch.Tensor, pre: torch.Tensor) -> None:
+        """A probe point's output in a training forward pass (a dev evaluation's are not kept)."""
+        if not self.model.training:
+            return
+        name = f"tanh {self.offered % self.layers + 1}"  # the points come in the model's order, pass after pass
+        self.offered += 1
+        self.acts[name] = out.detach()
+        if out.requires_grad:
+            out.register_hook(lambda g: self.grads.__setitem__(name, g.detach()))
 
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
         optimizer.register_step_pre_hook(self._pre_step)
@@ -149,7 +148,8 @@ def replay(model_cls, config, data, recipe: TrainConfig) -> tuple[dict, Probe]:
     trainer = Trainer(model, data, recipe, hooks=[log])
     probe.attach(trainer.optimizer)
     try:
-        trainer.run()
+        with model.probing(probe.keep):
+            trainer.run()
     except NonFiniteLoss as e:
         raise MakemoreError(f"the replay's {e} (try a lower --learning-rate)") from None
     final = measure(model, X, Y)  # histograms from 4096 examples, not one noisy batch of 32
@@ -166,7 +166,8 @@ def measure(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> Probe:
     """Activations and gradients of the current weights on one batch (a copy, in training mode)."""
     model = copy.deepcopy(model).train()
     probe = Probe(model)
-    F.cross_entropy(model(X), Y).backward()
+    with model.probing(probe.keep):
+        F.cross_entropy(model(X), Y).backward()
     probe.weight_grads = {n: p.grad.detach() for n, p in probe.weights.items()}
     probe._before = {n: p.detach() for n, p in probe.weights.items()}
     return probe
@@ -318,9 +319,9 @@ def _diagnose(
     t0 = time.perf_counter()
     best = store.load_best()
     model, cls = best.model, type(best.model)
-    if not any(isinstance(m, nn.Tanh) for m in model.modules()):
+    if not model.can("probes"):
         raise MakemoreError(
-            f"model type {best.run.type!r} has no tanh layers to diagnose (try mlp, mlp-bn or mlp-bn-deep)"
+            f"model type {best.run.type!r} offers no tanh layers to diagnose (try mlp, mlp-bn, mlp-bn-deep or bow)"
         )
     own_folder = not out_dir  # DIR/diagnostics: makemore's folder, never a symbolic link
     out_dir = Path(out_dir) if out_dir else Path(run_dir) / "diagnostics"

@@ -9,24 +9,128 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import weakref
+from dataclasses import fields, replace
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from .data import BOUNDARY, IGNORE, ITEM_LEN_LIMIT, Rows, Split, Vocab, Windows, pack
 from .errors import MakemoreError
 from .models import Model
+from .models.base import WindowModel
 
 LOGITS_BUDGET = 1 << 24  # logits (float32) held at once: 64 MB
 CHUNK_TOKENS = 1 << 14  # tokens per forward pass: larger chunks measured slower on CPU (allocation)
+CHUNK_BUDGET = 1 << 28  # bytes of one chunk (its input, activations, logits and loss): 256 MB
+# per input token, besides the model's activations: a window's gather (data.Windows: positions, masks,
+# the token ids) or a row's padding and packing (data.pack), measured at ~35 bytes
+INDEX_BYTES = 48
+PROBE_ROWS = 64  # rows of the shapes-only forward pass that measures the activations per row
+PROBE_WIDTH = 64  # its widest row for a sequence model (wider ones are extrapolated)
+
+
+class _Peak(TorchDispatchMode):
+    """The most bytes that tensors made by the operations under it held at once (views and in-place
+    results share their input's memory and are not counted; a tensor counts until it is freed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = self.peak = 0
+
+    def _free(self, n: int) -> None:
+        self.live -= n
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if all(r.alias_info is None for r in func._schema.returns):
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    n = t.numel() * t.element_size()
+                    self.live += n
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(t, self._free, n)
+        return out
+
+
+def forward_bytes(model: Model, rows: int, width: int, grad: bool = False) -> int:
+    """Peak bytes of the activations of one forward pass over a (rows, width) batch (with `grad`,
+    what autograd keeps for backward), measured on a shapes-only copy of the model: nothing is
+    allocated, whatever the sizes. A model that repeats a block many times (config fields marked
+    `repeats`) is measured with two and three blocks and extrapolated: each block adds the same."""
+    config = model.config
+    repeated = [f.name for f in fields(config) if f.metadata.get("repeats") and getattr(config, f.name) > 3]
+    if not repeated:
+        return _measure(type(model), config, rows, width, grad)
+    two, three = (
+        _measure(type(model), replace(config, **dict.fromkeys(repeated, n)), rows, width, grad) for n in (2, 3)
+    )
+    blocks = max(getattr(config, name) for name in repeated)
+    return three + (blocks - 3) * max(0, three - two)
+
+
+def _measure(cls: type[Model], config, rows: int, width: int, grad: bool) -> int:
+    with torch.device("meta"):
+        shapes = cls(config)
+    shapes.train(grad)
+    with torch.set_grad_enabled(grad), _Peak() as peak:
+        shapes(torch.zeros(rows, width, dtype=torch.long, device="meta"))
+    return peak.peak
+
+
+def example_width(model: Model) -> int:
+    """Input tokens of one example: a window's context, or the longest row of a sequence model."""
+    return model.context_size if isinstance(model, WindowModel) else model.config.positions
+
+
+def chunk_plan(model: Model) -> tuple[int, int]:
+    """(the size `spans` is given, the bytes of the largest chunk evaluation takes). A window model's
+    chunks count examples, each context_size + 1 tokens; a sequence model's count tokens of padded
+    rows (at least one row). Both stay under CHUNK_BUDGET, unless one example alone exceeds it."""
+    width, vocab = example_width(model), model.config.vocab_size
+    per_row = _row_bytes(model, width)
+    if isinstance(model, WindowModel):  # per example: its gather, activations, logits and their loss
+        per = (width + 1) * INDEX_BYTES + per_row + 2 * 4 * vocab
+    else:  # per token of a full-width row: attention makes the widest rows the costliest per token
+        per = INDEX_BYTES + per_row / width + 2 * 4 * vocab
+    size = max(1, min(CHUNK_TOKENS, LOGITS_BUDGET // vocab, int(CHUNK_BUDGET // per)))
+    rows_at_least = 1 if isinstance(model, WindowModel) else width  # a chunk holds at least one example
+    return size, math.ceil(max(size, rows_at_least) * per)
+
+
+_measured: dict = {}  # (model type, config, width) -> _row_bytes: a process evaluates few models
+
+
+def _row_bytes(model: Model, width: int) -> float:
+    """Activation bytes of one example of `width` tokens. A sequence model's rows wider than
+    PROBE_WIDTH are extrapolated from three narrower ones (exact for costs quadratic in the width,
+    as attention's): a recurrent model's shapes-only pass still takes an operation per position."""
+    key = (type(model), repr(model.config), width)
+    if key in _measured:
+        return _measured[key]
+    if isinstance(model, WindowModel) or width <= PROBE_WIDTH:
+        measured = forward_bytes(model, PROBE_ROWS, width) / PROBE_ROWS
+    else:
+        w = [PROBE_WIDTH // 4, PROBE_WIDTH // 2, PROBE_WIDTH]
+        y = [forward_bytes(model, PROBE_ROWS, x) / PROBE_ROWS for x in w]
+        c = ((y[2] - y[1]) / (w[2] - w[1]) - (y[1] - y[0]) / (w[1] - w[0])) / (w[2] - w[0])
+        b = (y[1] - y[0]) / (w[1] - w[0]) - c * (w[0] + w[1])
+        a = y[0] - b * w[0] - c * w[0] ** 2
+        measured = max(a + b * width + c * width**2, y[2] * width / w[2])
+    if len(_measured) > 64:
+        _measured.clear()
+    _measured[key] = measured
+    return measured
 
 
 def _chunks(model: Model, examples: Rows | Windows, rows: slice = slice(None)):
-    """(logits, targets) of the examples (those in `rows`), in chunks whose logits stay under 64 MB."""
-    tokens = min(CHUNK_TOKENS, LOGITS_BUDGET // model.config.vocab_size)
+    """(logits, targets) of the examples (those in `rows`), in chunks of bounded memory (chunk_plan)."""
+    tokens, _ = chunk_plan(model)
     for a, b in examples.spans(tokens, rows):
         X, Y = examples[a:b]
-        if model.packs:  # whole items back to back, in order: the same logits, far less padding
+        if model.can("pack"):  # whole items back to back, in order: the same logits, far less padding
             X, Y, pos = pack(X, Y, model.pack_width(X.size(1)), in_order=True)
             logits = model(X.to(model.device), pos.to(model.device))
         else:

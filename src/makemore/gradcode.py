@@ -86,7 +86,7 @@ def _batch(model_type: str, batch_size: int, seed: int):
     config = cls.config_for(data)  # as `makemore train` builds it
     torch.manual_seed(seed)
     model = cls(config).train()
-    if model.num_params() == 0:
+    if model.can("fit"):
         raise MakemoreError(
             f"--type {model_type} has no parameters (it is trained by counting): there is no gradient code"
         )

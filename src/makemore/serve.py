@@ -269,11 +269,11 @@ class Run:
     @cached_property
     def views(self) -> list[str]:
         """What the page can show of this model's inside (asked once, when the run is loaded)."""
-        model, row = self.best.model, torch.tensor([[BOUNDARY]], device=self.best.model.device)
-        maps = model.attention(row)
-        self.heads = 0 if maps is None else maps.shape[0] * maps.shape[1]  # layers x heads
-        found = {"embedding": model.char_embedding(), "bigram": model.bigram_table(), "attention": maps}
-        return [name for name, value in found.items() if value is not None]
+        model = self.best.model
+        if model.can("attention"):
+            maps = model.attention(torch.tensor([[BOUNDARY]], device=model.device))
+            self.heads = maps.shape[0] * maps.shape[1]  # layers x heads
+        return [view for view in ("embedding", "bigram", "attention") if model.can(view)]
 
     @cached_property
     def log(self) -> MetricsLog:

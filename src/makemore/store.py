@@ -183,7 +183,7 @@ class RunStore:
         if not (self.dir / checkpoint.LAST).exists():
             raise MakemoreError(f"{self.dir} cannot be resumed: {self._why_no_last()}")
         ckpt = self._adopt(checkpoint.load(self.dir / checkpoint.LAST))
-        if ckpt.optimizer is None and ckpt.model.num_params():
+        if ckpt.optimizer is None and not ckpt.model.can("fit"):
             raise MakemoreError("checkpoint has no optimizer state; it cannot be resumed")
         for stale in self.dir.glob(".*.tmp"):  # temp files of a save that a crash cut short
             stale.unlink()

@@ -29,8 +29,9 @@ from .config import TrainConfig
 from .data import BOUNDARY, IGNORE, Dataset
 from .devices import available_memory, pick_device
 from .errors import MakemoreError
-from .evaluate import split_nll, split_totals
+from .evaluate import INDEX_BYTES, chunk_plan, example_width, forward_bytes, split_nll, split_totals
 from .models import Model
+from .models.base import WindowModel
 from .optim import make_optimizer
 
 
@@ -57,11 +58,23 @@ def batch_loss(
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), Y.reshape(-1), ignore_index=IGNORE, reduction=reduction)
 
 
-def memory_needed(model: Model, cfg: TrainConfig) -> int:
-    """A lower bound on the bytes training needs: float32 weights, gradients, optimizer moments and
-    average; per example of a batch its index, input and target, and its logits with their gradient."""
+def memory_needed(model: Model, cfg: TrainConfig, ranks: int = 1) -> int:
+    """The bytes one rank needs to train and evaluate: float32 weights, gradients, optimizer moments
+    and average, held throughout; beside them the larger of a training step (its share of the batch:
+    the inputs gathered, the activations autograd keeps and their gradients, the logits) and a chunk
+    of evaluation (evaluate.chunk_plan), or with --ema the BatchNorm statistics measured again. A
+    sequence model's batch counts as items of one character each, so it stays a lower bound."""
     copies = 2 + {"adamw": 2, "muon": 1}.get(cfg.optimizer, 0) + bool(cfg.ema)
-    return 4 * copies * model.num_params() + cfg.batch_size * (3 * 8 + 2 * 4 * model.config.vocab_size)
+    held = 4 * copies * model.num_params()
+    rows = max(1, cfg.batch_size // ranks)
+    width = example_width(model) if isinstance(model, WindowModel) else 2
+    step = rows * (width + 1) * INDEX_BYTES + 2 * forward_bytes(model, rows, width, grad=True)
+    step += rows * (3 * 8 + 2 * 4 * model.config.vocab_size)
+    work = max(step, chunk_plan(model)[1])
+    if cfg.ema and model.batchnorms():
+        chunk = 4096  # Model.recompute_batchnorm's windows per pass
+        work = max(work, chunk * (width + 1) * INDEX_BYTES + forward_bytes(model, chunk, width))
+    return held + work
 
 
 def check_recipe(model: Model, cfg: TrainConfig) -> None:
@@ -73,15 +86,19 @@ def check_recipe(model: Model, cfg: TrainConfig) -> None:
         raise MakemoreError(f"--batch-size {cfg.batch_size} does not split evenly over {ranks} ranks")
     if ranks > 1 and cfg.manual_grad:
         raise MakemoreError("--manual-grad fills the gradients by hand, outside DDP: train it in one process")
-    need, have = memory_needed(model, cfg), available_memory(device)
+    # the ranks of a CPU run share the machine's memory; each GPU rank has its own
+    need = memory_needed(model, cfg, ranks) * (ranks if device.type == "cpu" else 1)
+    have = available_memory(device)
     if need > have:
+        each = f" ({ranks} ranks)" if ranks > 1 and device.type == "cpu" else ""
         raise MakemoreError(
             f"{type(model).__name__} with {model.num_params():,} parameters and --batch-size {cfg.batch_size:,} "
-            f"needs at least {need / 2**30:,.1f} GiB to train; {have / 2**30:,.1f} GiB are available on {device}"
+            f"needs at least {need / 2**30:,.1f} GiB to train and evaluate{each}; "
+            f"{have / 2**30:,.1f} GiB are available on {device}"
         )
     if cfg.optimizer == "muon" and not model.hidden_matrices():
         raise MakemoreError(f"--optimizer muon: {type(model).__name__} names no hidden matrices for Muon; use adamw")
-    if cfg.manual_grad and not model.hand_written_backward:
+    if cfg.manual_grad and not model.can("manual_grad"):
         raise MakemoreError(f"--manual-grad: model {type(model).__name__} has no hand-written backward pass")
     if cfg.batch_size < model.min_batch_size:
         raise MakemoreError(
@@ -135,10 +152,10 @@ class Trainer:
         self.model.to(self.device)
         self.world = distributed.world()
         # DDP averages the ranks' gradients in backward; a closed-form model has none to average
-        self.net = DistributedDataParallel(model) if self.world.size > 1 and model.num_params() else model
+        self.net = DistributedDataParallel(model) if self.world.size > 1 and not model.can("fit") else model
         self.train_examples = model.examples(data.split("train").to(self.device))
         self.dev_examples = model.examples(data.split("dev").to(self.device))
-        self.optimizer = make_optimizer(model, cfg, self.device) if model.num_params() else None
+        self.optimizer = make_optimizer(model, cfg, self.device) if not model.can("fit") else None
         self.ema = None
         if cfg.ema and self.optimizer is not None:
             # buffers too; BatchNorm statistics are then measured again before each evaluation
@@ -189,7 +206,7 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
-        if self.step == 0 and self.model.num_params() == 0:
+        if self.step == 0 and self.model.can("fit"):
             self.model.fit(self.train_examples)  # closed-form models are "trained" by counting
         try:
             for hook in self.hooks:
@@ -243,8 +260,7 @@ class Trainer:
     def _objective(self, nll: torch.Tensor) -> torch.Tensor:
         """What the gradient is taken of: the NLL, plus the model's penalty when it has one (the NLL
         alone is what the run logs, so that every loss in the metrics is the one metric)."""
-        penalty = self.model.penalty()
-        return nll if penalty is None else nll + penalty
+        return nll + self.model.penalty() if self.model.can("penalty") else nll
 
     def _train_step(self, X: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | None, targets: int | None) -> float:
         """One optimizer step on a batch; a non-finite loss or gradient never reaches the weights.

@@ -20,10 +20,9 @@ class TextError(MakemoreError):
 def bigram(best: Checkpoint) -> dict:
     """P(next | previous) (row: the previous character, '.' starting and ending items) and, for the
     counting model, the counts behind it."""
-    table = best.model.bigram_table()
-    if table is None:
+    if not best.model.can("bigram"):
         raise MakemoreError(f"a {best.run.type} model reads more than the previous character: no bigram table")
-    probs, counts = table
+    probs, counts = best.model.bigram_table()
     return {
         "chars": [best.vocab.show(i) for i in range(len(probs))],
         "probs": probs.tolist(),
@@ -34,9 +33,9 @@ def bigram(best: Checkpoint) -> dict:
 def embedding(best: Checkpoint) -> dict:
     """The character embedding projected to its two principal directions (as it is when it has at
     most two dimensions), with the share of the variance along each."""
-    table = best.model.char_embedding()
-    if table is None:
+    if not best.model.can("embedding"):
         raise MakemoreError(f"a {best.run.type} model has no character embedding")
+    table = best.model.char_embedding()
     points, explained = project_2d(table.detach().double().cpu())
     chars = [best.vocab.show(i) for i in range(len(table))]
     return {"chars": chars, "dims": table.size(1), "points": points.tolist(), "explained": explained}
@@ -46,7 +45,7 @@ def embedding(best: Checkpoint) -> dict:
 def attention(best: Checkpoint, text: str) -> dict:
     """The attention weights of every layer and head over '.' and the text: layers[l][h][i][j] is how
     much position i takes from position j (j <= i)."""
-    if best.model.attention(torch.tensor([[BOUNDARY]], device=best.model.device)) is None:
+    if not best.model.can("attention"):
         raise MakemoreError(f"a {best.run.type} model has no attention")
     idx = row_of(best, text)
     maps = best.model.eval().attention(idx)
@@ -110,20 +109,18 @@ def tanh_at_init(best: Checkpoint, data: Dataset, n: int = 32, seed: int = 42) -
     """Part 3's look at a freshly initialised network's first tanh layer on n training examples,
     under each of the model's initialisations (Model.diagnostic_variants): its pre-activations, its
     outputs, and which of them saturate (|h| > SATURATED), one row per example, one column per neuron."""
-    if not any(isinstance(m, torch.nn.Tanh) for m in best.model.modules()):
-        raise MakemoreError(f"a {best.run.type} model has no tanh layer")
+    if not best.model.can("probes"):
+        raise MakemoreError(f"a {best.run.type} model offers no tanh layer to look at")
     examples = best.model.examples(data.split("train"))
     X = examples[torch.randint(0, len(examples), (n,), generator=torch.Generator().manual_seed(seed))][0]
     variants = []
     for label, config in best.model.diagnostic_variants():
         torch.manual_seed(seed)
         model = type(best.model)(config).train()  # training mode: BatchNorm normalises this batch
-        tanh = next(m for m in model.modules() if isinstance(m, torch.nn.Tanh))
-        seen: list[tuple] = []  # (the tanh's input, its output)
-        handle = tanh.register_forward_hook(lambda m, inputs, out, seen=seen: seen.append((inputs[0], out)))
-        model(X)
-        handle.remove()
-        pre, h = seen[0][0], seen[0][1].reshape(n, -1)
+        seen: list[tuple] = []  # (the tanh's input, its output) of each probe point
+        with model.probing(lambda out, pre, seen=seen: seen.append((pre, out))):
+            model(X)
+        pre, h = seen[0][0], seen[0][1].reshape(n, -1)  # the first tanh layer
         variants.append(
             {
                 "label": label,

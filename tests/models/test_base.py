@@ -119,14 +119,45 @@ def test_a_recipe_with_a_typo_or_a_bad_value_is_refused_when_registered(recipe, 
 
 @pytest.mark.parametrize("model_type", list(REGISTRY))
 def test_a_character_embedding_is_one_of_the_models_own_parameters(model_type):
-    """char_embedding() is the (V, E) table the model learns, not a copy; models without one say None."""
+    """char_embedding() is the (V, E) table the model learns, not a copy; models without one do not
+    declare the ability."""
     cls = REGISTRY[model_type]
     model = cls(cls.Config(vocab_size=27, **({"max_len": 15} if issubclass(cls, SequenceModel) else {})))
-    table = model.char_embedding()
-    if model_type in ("bigram", "bigram-nn"):
-        assert table is None
-    else:
+    assert model.can("embedding") == (model_type not in ("bigram", "bigram-nn"))
+    if model.can("embedding"):
+        table = model.char_embedding()
         assert table.shape[0] == 27 and any(table is p for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "declared, methods, why",
+    [
+        (frozenset({"teleport"}), {}, "unknown abilities teleport"),
+        (frozenset({"attention"}), {}, "does not implement attention\\(\\) but declares the ability 'attention'"),
+        (frozenset(), {"penalty": lambda self: 0}, "implements penalty\\(\\) but does not declare"),
+    ],
+)
+def test_a_model_declares_exactly_the_abilities_it_implements(declared, methods, why):
+    from makemore.models import check_abilities
+
+    slipped = type("Slipped", (Toy,), {"abilities": declared, **methods})
+    with pytest.raises(MakemoreError, match=why):
+        check_abilities(slipped)
+
+
+@pytest.mark.parametrize("model_type", [t for t in REGISTRY if REGISTRY[t].can("probes")])
+def test_probe_points_are_the_activations_forward_offers_and_change_nothing(model_type):
+    cls = REGISTRY[model_type]
+    torch.manual_seed(0)
+    model = cls(cls.Config(vocab_size=27, **({"max_len": 15} if issubclass(cls, SequenceModel) else {}))).train()
+    X = torch.randint(1, 27, (8, 15 if issubclass(cls, SequenceModel) else model.config.context_size))
+    seen = []
+    torch.manual_seed(1)
+    with model.probing(lambda out, pre: seen.append((out, pre))):
+        probed = model(X)
+    torch.manual_seed(1)
+    assert torch.equal(model(X), probed) and len(seen) == len(model.probe_points())
+    assert all(torch.equal(out, torch.tanh(pre)) for out, pre in seen)
 
 
 @pytest.mark.parametrize("model_type", list(REGISTRY))

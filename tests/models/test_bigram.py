@@ -73,7 +73,7 @@ def test_regularization_adds_the_mean_of_w_squared_and_pulls_toward_uniform():
     """bigram-nn --regularization R: the objective is NLL + R * mean(W**2); the logged loss is the NLL."""
     data = Dataset.from_items(["ab", "abb", "ba", "aab"] * 50)
     V, cls = len(data.vocab), REGISTRY["bigram-nn"]
-    assert cls(cls.Config(vocab_size=V)).penalty() is None
+    assert cls(cls.Config(vocab_size=V)).penalty() == 0  # by default the penalty adds nothing
     model = cls(cls.Config(vocab_size=V, regularization=0.5))
     with torch.no_grad():
         model.W.copy_(torch.randn(V, V))

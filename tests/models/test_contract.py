@@ -73,7 +73,7 @@ def _decoded(model, X, chunks=(3, 1, 2)):
     return torch.cat(pieces, dim=1)
 
 
-INCREMENTAL = [t for t in TYPES if REGISTRY[t].incremental]
+INCREMENTAL = [t for t in TYPES if REGISTRY[t].can("decode")]
 
 
 @pytest.mark.parametrize("model_type", INCREMENTAL)
@@ -96,7 +96,7 @@ def test_sampling_with_the_cache_draws_what_full_recomputation_draws(model_type)
         assert cached == plain
 
 
-@pytest.mark.parametrize("model_type", [t for t in TYPES if REGISTRY[t].packs])
+@pytest.mark.parametrize("model_type", [t for t in TYPES if REGISTRY[t].can("pack")])
 @torch.no_grad()
 def test_packed_rows_give_the_loss_of_padded_items(model_type):
     model, data = model_for(model_type)

@@ -1,15 +1,16 @@
 """The model registry: type name -> class. Adding a model is one file and one line here.
 
-Building the registry checks every model's recipe: `train_defaults` names TrainConfig fields, and
-each preset names TrainConfig or model Config fields with valid values, so a typo fails at import
-(and in the tests), never as a traceback in front of a user.
+Building the registry checks every model: its recipes (`train_defaults` names TrainConfig fields,
+each preset names TrainConfig or model Config fields with valid values) and its abilities (it
+declares exactly those whose methods it implements), so a slip fails at import (and in the
+tests), never as a traceback in front of a user.
 """
 
 from dataclasses import fields
 
 from ..config import TrainConfig
 from ..errors import MakemoreError
-from .base import Model, ModelConfig, SequenceConfig, SequenceModel, WindowConfig, WindowModel
+from .base import ABILITIES, Model, ModelConfig, SequenceConfig, SequenceModel, WindowConfig, WindowModel
 from .bigram import BigramCounts, BigramNN
 from .bow import BoW
 from .mlp import MLP
@@ -42,8 +43,27 @@ def check_recipes(cls: type[Model]) -> type[Model]:
     return cls
 
 
+def check_abilities(cls: type[Model]) -> type[Model]:
+    """The model declares known abilities, and implements the method of each one it declares and
+    of no other (a method without its ability would never be called; the reverse, a traceback)."""
+    unknown = sorted(set(cls.abilities) - set(ABILITIES))
+    if unknown:
+        raise MakemoreError(f"{cls.__name__}: unknown abilities {', '.join(unknown)} (known: {', '.join(ABILITIES)})")
+    for ability, method in ABILITIES.items():
+        if method is None:
+            continue
+        implemented = getattr(cls, method) is not getattr(Model, method)
+        if implemented != (ability in cls.abilities):
+            has = "implements" if implemented else "does not implement"
+            raise MakemoreError(
+                f"{cls.__name__} {has} {method}() but {'does not declare' if implemented else 'declares'} "
+                f"the ability {ability!r}"
+            )
+    return cls
+
+
 REGISTRY: dict[str, type[Model]] = {
-    name: check_recipes(cls)
+    name: check_abilities(check_recipes(cls))
     for name, cls in {
         "bigram": BigramCounts,
         "bigram-nn": BigramNN,
@@ -68,6 +88,7 @@ __all__ = [
     "SequenceModel",
     "WindowConfig",
     "WindowModel",
+    "check_abilities",
     "check_recipes",
     "split_recipe",
 ]

@@ -10,21 +10,33 @@ characters). `max_len` is measured on the data before the config is built.
 
 Each kind owns how its batches are shaped, how next-character logits are taken for sampling
 and scoring, and its length limit; nothing outside models/ and the data layer asks which kind a
-model is. Optional abilities are declared here with their defaults and switched on by a model:
+model is.
 
-    presets       named recipes (training and model options), e.g. {"best": {...}}
-    incremental   decode(idx, state) continues from cached state (KV cache, hidden state);
+Optional abilities are declared one way: a model lists them in `abilities`, and the rest of the
+package asks `model.can(name)`. Registering a model checks that it declares exactly the
+abilities whose methods it implements (models/__init__.py):
+
+    decode        decode(idx, state) continues from cached state (KV cache, hidden state);
                   select_rows(state, rows) keeps some rows of it (the batch first, by default)
-    packs         forward(idx, pos) takes rows packed with several items (data.pack)
-    manual_grad   a hand-written backward pass (Part 4), used by `train --manual-grad`
-    penalty       a term added to the NLL while training (a regulariser)
-    fit           closed-form training (the bigram counts) instead of gradient descent
-    batchnorms    BatchNorm layers whose statistics are measured again under averaged weights
+    pack          forward(idx, pos) takes rows packed with several items (data.pack)
+    manual_grad   manual_grad(X, Y): a hand-written backward pass (Part 4), for `train --manual-grad`
+    fit           fit(examples): closed-form training (the bigram counts) instead of gradient descent
+    penalty       penalty(): a term added to the NLL while training (a regulariser)
+    embedding     char_embedding(): the table each character's vector is looked up in
+    attention     attention(idx): attention weights over one row
+    bigram        bigram_table(): P(next | previous), for a model of the previous character only
+    probes        probe_points(): the activations forward() hands to diagnostics through probe()
+                  (`makemore diagnose`, `plot tanh`), e.g. each tanh layer's output and input
+
+Named recipes (`presets`), the weight matrices Muon orthogonalises (`hidden_matrices()`) and the
+layers whose BatchNorm statistics are measured again under averaged weights (`batchnorms()`)
+are not abilities: every model has them, possibly none.
 """
 
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import torch
@@ -36,6 +48,18 @@ from ..data import BOUNDARY, ITEM_LEN_LIMIT, Dataset, Rows, Split, Windows, pack
 from ..errors import MakemoreError
 from .batchnorm import BatchNorm
 
+# ability -> the method that provides it (None: a form of forward); see the module's docstring
+ABILITIES = {
+    "decode": "decode",
+    "pack": None,
+    "manual_grad": "manual_grad",
+    "fit": "fit",
+    "penalty": "penalty",
+    "embedding": "char_embedding",
+    "attention": "attention",
+    "bigram": "bigram_table",
+    "probes": "probe_points",
+}
 PACK_WIDTH = 16  # tokens per packed row (or the model's positions, if fewer): what names use
 
 
@@ -51,11 +75,19 @@ class ModelConfig(Checked):
     vocab_size: int = option(27, "tokens in the vocabulary (set from the data)")
 
     def problems(self) -> list[str]:
+        """Every size is a whole number from 1 to 2**31 (beyond it a tensor's shape overflows before any
+        memory check can say how much it needs), and a block is repeated at most 1,000 times (the model
+        holds a module per block: a million take minutes to build even as shapes only)."""
+        size_limit, repeats_limit = 2**31, 1000
         problems = super().problems()
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type in ("int", int) and value < 1:
                 problems.append(f"{flag(f.name)} must be >= 1")
+            elif f.type in ("int", int) and f.metadata.get("repeats") and value > repeats_limit:
+                problems.append(f"{flag(f.name)} must be at most {repeats_limit:,} (blocks of the model)")
+            elif f.type in ("int", int) and value > size_limit:
+                problems.append(f"{flag(f.name)} must be at most 2**31 ({size_limit:,})")
             if f.type in ("float", float) and not 0 <= value < float("inf"):
                 problems.append(f"{flag(f.name)} must be a finite number >= 0")
         return problems
@@ -67,13 +99,19 @@ class Model(nn.Module):
     Config: type[ModelConfig] = ModelConfig
     train_defaults: dict = {}  # this model's recommended recipe (TrainConfig overrides)
     presets: dict[str, dict] = {}  # named recipes: TrainConfig and Config overrides
-    incremental = False  # decode() is implemented
-    packs = False  # forward(idx, pos) takes packed rows
-    hand_written_backward = False  # manual_grad() is implemented
+    abilities: frozenset[str] = frozenset()  # of ABILITIES: what this model can do beyond forward()
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        self.probe_hook = None  # diagnostics listening to probe() (see `probing`)
+
+    @classmethod
+    def can(cls, ability: str) -> bool:
+        """Whether the model declares this ability (one of ABILITIES)."""
+        if ability not in ABILITIES:
+            raise ValueError(f"unknown ability {ability!r}")
+        return ability in cls.abilities
 
     @property
     def device(self) -> torch.device:
@@ -84,11 +122,11 @@ class Model(nn.Module):
 
     # --- optional abilities, with their defaults ------------------------------------------------
     def fit(self, examples: Rows | Windows) -> None:
-        """Closed-form training on all of a split's examples; only models without parameters implement it."""
+        """Closed-form training on all of a split's examples (ability "fit"): a model without parameters."""
         raise NotImplementedError
 
     def decode(self, idx: torch.Tensor, state=None):
-        """(logits (B, T, V) of the new tokens idx, the state after them), when `incremental`."""
+        """(logits (B, T, V) of the new tokens idx, the state after them): ability "decode"."""
         raise NotImplementedError
 
     def select_rows(self, state, rows: torch.Tensor):
@@ -101,7 +139,7 @@ class Model(nn.Module):
         return state  # a number: the tokens seen so far
 
     def manual_grad(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        """Fill every p.grad by hand and return the loss, when `hand_written_backward`."""
+        """Fill every p.grad by hand and return the loss: ability "manual_grad"."""
         raise NotImplementedError
 
     def hidden_matrices(self) -> list[nn.Parameter]:
@@ -109,9 +147,9 @@ class Model(nn.Module):
         muon` orthogonalises; none by default (the model then trains with adamw or sgd only)."""
         return []
 
-    def penalty(self) -> torch.Tensor | None:
+    def penalty(self) -> torch.Tensor:
         """A regularisation term the training objective adds to the NLL (bigram-nn's mean of W**2)."""
-        return None
+        raise NotImplementedError
 
     @property
     def min_batch_size(self) -> int:
@@ -139,20 +177,40 @@ class Model(nn.Module):
             m.momentum = momentum
         self.train(was_training)
 
-    # --- what `makemore serve` can show of the inside, when a model has it -------------------------
-    def char_embedding(self) -> torch.Tensor | None:
+    # --- what the views (`makemore serve`, `plot`, `diagnose`) can show of the inside ------------
+    def char_embedding(self) -> torch.Tensor:
         """The table (V, E) the model looks each character's vector up in."""
-        return None
+        raise NotImplementedError
 
-    def attention(self, idx: torch.Tensor) -> torch.Tensor | None:
+    def attention(self, idx: torch.Tensor) -> torch.Tensor:
         """Attention weights (layers, heads, T, T) over one row of tokens idx (1, T): row i holds how
         much query i takes from each key."""
-        return None
+        raise NotImplementedError
 
-    def bigram_table(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    def bigram_table(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """For a model of the previous character only: P(next | previous) (V, V), and the counts
         it came from when it counted."""
-        return None
+        raise NotImplementedError
+
+    def probe_points(self) -> list[str]:
+        """The names of the activations forward() hands to probe(), in the order it hands them."""
+        raise NotImplementedError
+
+    def probe(self, out: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        """forward() offers an activation to diagnostics: a layer's output and its input (a tanh's
+        pre-activation). Returns out unchanged; costs nothing unless something listens."""
+        if self.probe_hook is not None:
+            self.probe_hook(out, pre)
+        return out
+
+    @contextmanager
+    def probing(self, hook):
+        """Call hook(out, pre) for every probe() of forward() within the block."""
+        self.probe_hook = hook
+        try:
+            yield
+        finally:
+            self.probe_hook = None
 
     def diagnostic_variants(self) -> list[tuple[str, ModelConfig]]:
         """Configs `makemore diagnose` replays side by side: by default only the run's own."""
@@ -273,7 +331,7 @@ class SequenceModel(Model):
         return Rows(split)
 
     def shape_batch(self, X, Y, packed):
-        if packed and self.packs:  # rows of several items each: less padding still
+        if packed and self.can("pack"):  # rows of several items each: less padding still
             # as wide as the model's positions, but attention grows with the row's width: a data set
             # with one long item packs its short ones into rows of PACK_WIDTH (wider only for that item)
             return pack(X, Y, self.pack_width(X.size(1)))
@@ -297,7 +355,7 @@ class SequenceModel(Model):
         return self.config.max_len
 
     def decodes(self, tokens: int) -> bool:
-        return self.incremental and tokens <= self.config.positions
+        return self.can("decode") and tokens <= self.config.positions
 
     @classmethod
     def upgrade(cls, config, state):

@@ -34,6 +34,7 @@ class _Bigram(WindowModel):
 
 class BigramCounts(_Bigram):
     Config = BigramConfig
+    abilities = frozenset({"fit", "bigram"})
     train_defaults = dict(max_steps=0)
 
     def __init__(self, config: BigramConfig):
@@ -73,6 +74,7 @@ class BigramNN(_Bigram):
     """logits = one_hot(prev) @ W, written as the row lookup W[prev] that it equals."""
 
     Config = BigramNNConfig
+    abilities = frozenset({"penalty", "bigram"})
     train_defaults = dict(max_steps=1500, batch_size=8192, learning_rate=0.3, weight_decay=0.0, warmup_steps=0)
 
     def __init__(self, config: BigramNNConfig):
@@ -82,7 +84,7 @@ class BigramNN(_Bigram):
     def penalty(self):
         # W = 0 is the uniform distribution; a pair seen k times must pay this to move its logit
         # away from the others, as add-alpha smoothing pulls toward uniform with alpha pseudo-counts
-        return self.config.regularization * self.W.pow(2).mean() if self.config.regularization else None
+        return self.config.regularization * self.W.pow(2).mean()  # (0 by default: adds exactly nothing)
 
     def bigram_table(self):
         return self.W.detach().softmax(1), None

@@ -26,7 +26,7 @@ class BoWConfig(SequenceConfig):
 
 class BoW(SequenceModel):
     Config = BoWConfig
-    incremental = True
+    abilities = frozenset({"decode", "embedding", "probes"})
     train_defaults = dict(max_steps=10000, batch_size=64, learning_rate=3e-3, weight_decay=0.01, warmup_steps=200)
 
     def __init__(self, config: BoWConfig):
@@ -43,8 +43,12 @@ class BoW(SequenceModel):
 
     def _head(self, x, bag):
         x = x + bag  # residual: the token's own embedding plus the average of its context
-        x = x + self.mlp(x)
+        hpreact = self.mlp[0](x)
+        x = x + self.mlp[2](self.probe(self.mlp[1](hpreact), hpreact))  # the MLP, its tanh offered to diagnostics
         return self.lm_head(x)
+
+    def probe_points(self):
+        return ["tanh"]
 
     def char_embedding(self):
         return self.wte.weight

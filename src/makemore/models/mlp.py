@@ -43,6 +43,7 @@ class MLPConfig(WindowConfig):
 
 class MLP(WindowModel):
     Config = MLPConfig
+    abilities = frozenset({"embedding", "probes"})
     train_defaults = dict(max_steps=20000, batch_size=128, learning_rate=0.01, weight_decay=0.01, warmup_steps=200)
     # Part 2's network and loop as the lecture wrote them: N(0, 1) weights, lr /10 after 100,000 steps
     presets = {"lecture": lecture_recipe(0.5, init="naive")}
@@ -62,7 +63,6 @@ class MLP(WindowModel):
         self.b1 = nn.Parameter(b1 * c1)
         self.W2 = nn.Parameter(W2 * w2)
         self.b2 = nn.Parameter(b2 * c2)
-        self.tanh = nn.Tanh()  # a module only so that `makemore diagnose` can hook its output
 
     def diagnostic_variants(self):
         """The run's config, then each of Part 3's initialisations: the first loss (the hockey stick)
@@ -73,7 +73,11 @@ class MLP(WindowModel):
     def char_embedding(self):
         return self.C
 
+    def probe_points(self):
+        return ["tanh"]
+
     def forward(self, idx):
         emb = self.C[idx]  # (B, S, E)
-        h = self.tanh(torch.einsum("bse,seh->bh", emb, self.W1) + self.b1)
+        hpreact = torch.einsum("bse,seh->bh", emb, self.W1) + self.b1
+        h = self.probe(torch.tanh(hpreact), hpreact)  # (B, H); probe: diagnostics may look at it
         return h @ self.W2 + self.b2

@@ -46,7 +46,7 @@ class MLPBNConfig(WindowConfig):
 
 class MLPBN(WindowModel):
     Config = MLPBNConfig
-    hand_written_backward = True
+    abilities = frozenset({"manual_grad", "embedding", "probes"})
     # lr 0.003, not the plain MLP's 0.01: BatchNorm makes W1's scale free, and at 0.01 Adam's
     # steps stay too large for it (dev 2.156 after 30k steps; 2.104 at 0.003; 2.095 at 60k steps)
     train_defaults = dict(max_steps=60000, batch_size=128, learning_rate=0.003, weight_decay=0.01, warmup_steps=200)
@@ -65,7 +65,6 @@ class MLPBN(WindowModel):
         b2 = torch.randn(V) if config.init != "kaiming" else torch.zeros(V)  # kaiming: the draws of before
         self.W2 = nn.Parameter(W2 * w2)
         self.b2 = nn.Parameter(b2 * c2)
-        self.tanh = nn.Tanh()  # a module only so that diagnostics can hook its output
 
     def _hprebn(self, idx):
         emb = self.C[idx]  # (B, S, E)
@@ -75,8 +74,12 @@ class MLPBN(WindowModel):
     def char_embedding(self):
         return self.C
 
+    def probe_points(self):
+        return ["tanh"]
+
     def forward(self, idx):
-        h = self.tanh(self.bn(self._hprebn(idx)[2]))
+        hpreact = self.bn(self._hprebn(idx)[2])
+        h = self.probe(torch.tanh(hpreact), hpreact)  # probe: diagnostics may look at it
         return h @ self.W2 + self.b2
 
     @torch.no_grad()
@@ -170,6 +173,7 @@ class DeepConfig(MLPBNConfig):
 
 class MLPBNDeep(WindowModel):
     Config = DeepConfig
+    abilities = frozenset({"embedding", "probes"})
     train_defaults = dict(max_steps=30000, batch_size=128, learning_rate=0.01, weight_decay=0.01, warmup_steps=200)
 
     def __init__(self, config: DeepConfig):
@@ -195,9 +199,17 @@ class MLPBNDeep(WindowModel):
     def char_embedding(self):
         return self.C
 
+    def probe_points(self):
+        return [f"tanh {i + 1}" for i in range(self.config.n_layer)]
+
     def forward(self, idx):
         emb = self.C[idx]
-        return self.layers(emb.view(emb.shape[0], -1))
+        x = emb.view(emb.shape[0], -1)
+        for layer in self.layers:
+            pre, x = x, layer(x)
+            if isinstance(layer, nn.Tanh):
+                x = self.probe(x, pre)  # each tanh layer's output: what Part 3's diagnostics look at
+        return x
 
     @torch.no_grad()
     def fold(self) -> MLPBNDeep:

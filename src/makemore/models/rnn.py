@@ -94,7 +94,7 @@ class LSTMCell(nn.Module):
 
 class RNN(SequenceModel):
     Config = RNNConfig
-    incremental = True
+    abilities = frozenset({"decode", "embedding"})
     cell_type = ElmanCell
     train_defaults = dict(max_steps=10000, batch_size=64, learning_rate=3e-3, weight_decay=0.01, warmup_steps=200)
 

@@ -134,8 +134,7 @@ class Block(nn.Module):
 
 class Transformer(SequenceModel):
     Config = TransformerConfig
-    incremental = True
-    packs = True
+    abilities = frozenset({"decode", "pack", "embedding", "attention"})
     # Tuned on 2 CPU cores to fit 10 minutes of training (docs/appendix-transformer-tuning.md).
     # The average of the weights (ema) is what gets evaluated and saved. Batch 128: the fixed cost of a step
     # (~3.5 ms of Python and dispatch) is shared by twice the items. beta2 0.99: Adam's scale of

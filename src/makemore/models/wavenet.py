@@ -166,6 +166,7 @@ class WaveNet(_Layers, WindowModel):
     """The hierarchical form: forward(idx (B, context_size)) -> logits (B, V)."""
 
     Config = WaveNetConfig
+    abilities = frozenset({"embedding"})
     train_defaults = dict(
         max_steps=30000, batch_size=128, learning_rate=3e-3, weight_decay=0.01, warmup_steps=500, eval_interval=5000
     )
@@ -199,7 +200,7 @@ class WaveNetConv(_Layers, SequenceModel):
     """The dilated causal convolution: forward(idx (B, T)) -> logits (B, T, V), every position at once."""
 
     Config = WaveNetConvConfig
-    incremental = True
+    abilities = frozenset({"decode", "embedding"})
     train_defaults = dict(
         max_steps=10000, batch_size=32, learning_rate=3e-3, weight_decay=0.01, warmup_steps=300, eval_interval=2000
     )

@@ -66,7 +66,11 @@ class TrainConfig(Checked):
     log_interval: int = option(100, "steps between train losses written to the run's metrics")
     seed: int = option(42, "seed for initialisation, batch order and dropout")
     device: str = option("auto", "cpu | cuda | mps | auto")
-    threads: int = option(0, "torch intra-op threads (0: all cores)")
+    threads: int = option(
+        0,
+        "torch intra-op threads (0: chosen per model: 1 for a small step, which a second thread slows on a busy "
+        "machine; all cores for a large one)",
+    )
     grad_clip: float = option(0.0, "clip the global gradient norm to this (0: off)")
     skip_nonfinite: bool = option(False, "skip a step whose loss or gradients are not finite, instead of stopping")
     manual_grad: bool = option(False, "gradients from the model's hand-written backward pass, not autograd (Part 4)")

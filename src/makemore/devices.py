@@ -25,9 +25,22 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# Work per training step (parameters x predicted tokens per batch) above which more than one thread
+# pays. Below it a step is too short to split: on a 2-core machine a second thread saves ~10% when
+# the machine is idle and costs 3x or more as soon as anything else runs (`python -m benchmarks
+# threads`; docs/performance.md).
+MANY_THREADS_WORK = 100_000_000
+
+
+def auto_threads(model, cfg) -> int:
+    """The thread count `--threads 0` means: 1 for a small step, every core (0) for a large one."""
+    tokens = cfg.batch_size * (getattr(model.config, "positions", 1))
+    return 0 if model.num_params() * tokens >= MANY_THREADS_WORK else 1
+
+
 def set_threads(threads: int, ranks: int = 1) -> None:
     """Explicit intra-op threads: oversubscribing 2 cores slows training by 3-80x, so never more
-    threads than cores, shared among the ranks of this machine."""
+    threads than cores, shared among the ranks of this machine (0: all of them)."""
     cores = max(1, (os.cpu_count() or 1) // ranks)
     if threads > cores:
         per = " per rank" if ranks > 1 else ""

@@ -15,7 +15,7 @@ from . import distributed
 from .checkpoint import BEST, Checkpoint, RunInfo
 from .config import TrainConfig, flag
 from .data import DEFAULT_MAX_ITEM_LEN, SPLITS, Dataset, bundled_names
-from .devices import set_threads
+from .devices import auto_threads, set_threads
 from .errors import MakemoreError
 from .evaluate import score_items, split_nll
 from .models import REGISTRY
@@ -49,7 +49,7 @@ def start(
         raise MakemoreError(f"a {model_type} with these sizes is too large to build") from None
     check_recipe(shapes, cfg)
     world = distributed.world()
-    set_threads(cfg.threads, world.size)
+    set_threads(cfg.threads or auto_threads(shapes, cfg), world.size)
     torch.manual_seed(cfg.seed)
     model = cls(config)
     run = RunInfo(
@@ -115,7 +115,7 @@ def resume(run_dir: Path, train_flags: dict, run_as: dict | None = None, progres
                     f"{flag(name)} {getattr(cfg, name)} conflicts with this run's {getattr(last.train_config, name)}: "
                     "a resumed run continues its own optimizer state and random streams"
                 )
-        set_threads(cfg.threads, world.size)
+        set_threads(cfg.threads or auto_threads(last.model, cfg), world.size)
         trainer = Trainer(last.model, data, cfg)
         trainer.restore(last.optimizer, last.rng, last.ema, last.step, last.train_seconds)
         if world.main:

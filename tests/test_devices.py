@@ -1,0 +1,36 @@
+"""The thread count chosen when none is given: one for a small step, every core for a large one."""
+
+import torch
+
+from makemore.config import TrainConfig
+from makemore.data import Dataset
+from makemore.devices import auto_threads
+from makemore.models import REGISTRY
+
+from conftest import run_cli
+
+NAMES = ["emma", "olivia", "ava", "isabella", "sophia", "charlotte", "mia", "amelia"] * 20
+
+
+def _default(model_type: str, **options):
+    cls = REGISTRY[model_type]
+    with torch.device("meta"):
+        model = cls(cls.config_for(Dataset.from_items(NAMES), **options))
+    return model, TrainConfig(**cls.train_defaults)
+
+
+def test_small_models_train_on_one_thread_and_the_transformer_on_every_core():
+    assert auto_threads(*_default("mlp")) == 1
+    assert auto_threads(*_default("lstm")) == 1
+    assert auto_threads(*_default("transformer")) == 0  # 0: all cores
+    assert auto_threads(*_default("transformer", n_embd=16, n_layer=1)) == 1
+
+
+def test_train_without_threads_uses_the_chosen_count(capsys, tmp_path, monkeypatch):
+    data = tmp_path / "names.txt"
+    data.write_text("\n".join(NAMES))
+    chosen = []
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    code, _, err = run_cli(capsys, "train", "--type", "mlp", "-i", data, "-o", tmp_path / "r", "--max-steps", "2", "-q")
+    assert code == 0, err
+    assert chosen == [1]

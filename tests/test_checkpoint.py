@@ -289,6 +289,7 @@ def test_any_damage_loads_a_consistent_model_or_fails_in_one_line(tmp_path, vali
         assert logits.shape[-1] == V and not logits.isnan().any()
 
 
+@pytest.mark.slow
 def test_loading_a_checkpoint_does_not_import_the_compiler(tmp_path):
     """The shapes check builds the model on the meta device without its random init: torch's meta
     kernel for normal_ imports torch._dynamo, seconds added to every command that loads a run."""

@@ -172,6 +172,7 @@ def test_bad_input_is_one_line_and_overwrites_nothing(capsys, tmp_path, mlp_run)
     assert snapshot(mlp_run) == before
 
 
+@pytest.mark.slow
 def test_real_process_prints_no_traceback(tmp_path):
     for argv in (
         ["-m", "makemore", "train", "-i", str(tmp_path / "missing.txt")],

@@ -222,6 +222,7 @@ def test_a_line_longer_than_any_item_is_never_held_whole(tmp_path, monkeypatch):
     assert max(held) < (1 << 20) + (1 << 17)  # the 3 MB lines went by in 64 KB reads
 
 
+@pytest.mark.slow
 def test_a_sparse_binary_file_is_reported_without_reading_it(tmp_path):
     """A 2 GB file of NULs: one chunk read, the offset of its first NUL, well under 1 GB."""
     f = tmp_path / "sparse.bin"

@@ -37,6 +37,7 @@ def test_chunked_scores_and_losses_equal_one_pass(monkeypatch, model_type, sizes
     assert split_nll(model, examples) == pytest.approx(one_pass.mean().item(), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_scoring_long_items_on_a_large_vocabulary_stays_small(tmp_path):
     """Four 40,000-character items, 3,000 characters in the vocabulary: 1.9 GB of logits in one pass."""
     chars = [chr(0x4E00 + i) for i in range(3000)]

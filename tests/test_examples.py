@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real processes: the suite's slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 RTOL = 1e-3
 ROUNDING_LEVEL = 1e-6  # a golden decimal below this measures rounding, not a result

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import makemore
 
 PACKAGE = Path(makemore.__file__).parent
@@ -68,6 +70,7 @@ for name in sys.argv[1:]:
 """
 
 
+@pytest.mark.slow
 def test_every_module_imports_alone():
     """Each module imported first, into an interpreter where no other makemore module is loaded."""
     modules = sorted(m for m in MODULES if m != "makemore.__main__")  # __main__ runs the CLI

@@ -43,6 +43,7 @@ def _weights(path):
     return {k: v for k, v in tensors.items() if k.startswith(("model.", "optim."))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, sig):
     steps = ["--max-steps", "3000"]
@@ -66,6 +67,7 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, sig):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise
 
 
+@pytest.mark.slow
 def test_sigkill_during_saves_leaves_loadable_checkpoints(tmp_path):
     run_dir = tmp_path / "run"
     argv = [*TRAIN[:-2], "--eval-interval", "1", "--max-steps", "100000", "-o", run_dir]  # saves every step
@@ -206,6 +208,7 @@ def test_hostile_inputs_are_one_line_errors(capsys, tmp_path):
         assert not (tmp_path / name).exists()  # failed before creating anything
 
 
+@pytest.mark.slow
 def test_fifo_input_does_not_hang(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)

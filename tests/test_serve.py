@@ -204,6 +204,7 @@ def test_serve_without_runs_is_one_line(capsys, tmp_path):
     assert code == 1 and "no runs" in err
 
 
+@pytest.mark.slow
 def test_the_server_answers_on_localhost_and_stops_on_ctrl_c(runs_dir):
     """The real thing: `makemore serve` under uvicorn, on a free port, asked over HTTP, then SIGINT."""
     with serving(runs_dir / "mlp") as (url, server):

@@ -287,6 +287,7 @@ def test_a_port_out_of_range_is_one_line(capsys, served_runs):
     assert code == 2 and "--port: must be a port number (1 to 65535), got 70000" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_one_line_and_nothing_says_serving(capsys, served_runs, tmp_path):
     """...and the runs skipped on the way, their names forged with escape sequences, print escaped."""
     shutil.copytree(served_runs / "mlp", tmp_path / "runs" / "mlp")

@@ -72,6 +72,7 @@ def test_a_run_directory_owned_by_someone_else_is_refused(capsys, tmp_path, monk
     assert list(run_dir.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_one_writer_at_a_time_and_the_lock_dies_with_its_holder(tmp_path):
     run_dir = tmp_path / "run"
     holder = subprocess.Popen([*SLOW, "-o", run_dir], stderr=subprocess.DEVNULL)
@@ -116,6 +117,7 @@ def test_a_failed_start_leaves_nothing_and_can_be_run_again(capsys, tmp_path, ar
         assert not run_dir.exists()
 
 
+@pytest.mark.slow
 def test_running_out_of_memory_mid_start_is_one_line_and_leaves_nothing(tmp_path):
     """A batch that passes the estimate but not the allocator: a 4 GB address-space limit."""
     run_dir = tmp_path / "new"
@@ -126,6 +128,7 @@ def test_running_out_of_memory_mid_start_is_one_line_and_leaves_nothing(tmp_path
     assert "Traceback" not in result.stderr and not run_dir.exists()
 
 
+@pytest.mark.slow
 def test_two_fresh_runs_into_one_directory_one_wins_and_the_other_says_so(tmp_path):
     """Started at the same moment, a few times over: never two writers, never a mixed run."""
     for attempt in range(3):

@@ -13,6 +13,8 @@ import pytest
 
 from conftest import serving
 
+pytestmark = pytest.mark.slow  # real processes: the suite's slow tier
+
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 

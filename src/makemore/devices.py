@@ -34,7 +34,7 @@ MANY_THREADS_WORK = 100_000_000
 
 def auto_threads(model, cfg) -> int:
     """The thread count `--threads 0` means: 1 for a small step, every core (0) for a large one."""
-    tokens = cfg.batch_size * (getattr(model.config, "positions", 1))
+    tokens = cfg.batch_size * model.tokens_per_example
     return 0 if model.num_params() * tokens >= MANY_THREADS_WORK else 1
 
 

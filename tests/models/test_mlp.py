@@ -36,6 +36,7 @@ def test_initial_loss_is_near_uniform():
     assert abs(loss - 3.2958) < 0.02
 
 
+@pytest.mark.slow
 def test_default_recipe_reaches_the_target_and_samples_look_like_names():
     """The acceptance run: `makemore train --type mlp` with no flags, dev <= 2.13 (lecture: 2.170)."""
     from makemore.config import TrainConfig

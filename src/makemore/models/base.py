@@ -246,6 +246,11 @@ class Model(nn.Module):
         """The longest item (in characters) this model can read; None: any length."""
         return None
 
+    @property
+    def tokens_per_example(self) -> int:
+        """Positions one training example predicts at, at most (a window: 1; a row: its positions)."""
+        return 1
+
     def decodes(self, tokens: int) -> bool:
         """Whether decode() can take a row of this many tokens."""
         return False
@@ -353,6 +358,10 @@ class SequenceModel(Model):
     @property
     def length_limit(self) -> int:
         return self.config.max_len
+
+    @property
+    def tokens_per_example(self) -> int:
+        return self.config.positions
 
     def decodes(self, tokens: int) -> bool:
         return self.can("decode") and tokens <= self.config.positions

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format setup clean
+.PHONY: demo check test lint format setup clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,10 @@ demo: $(STAMP)
 	$(BIN)/makemore train --type mlp -o $$run && \
 	$(BIN)/makemore sample -o $$run -n 20 --seed 0
 
-test: $(STAMP)
+check: $(STAMP)  # the fast tier: unit and contract tests, tiny data, no real processes (-m "not slow")
+	$(BIN)/python -m pytest -q -p no:randomly -m "not slow"
+
+test: $(STAMP)  # everything: the fast tier, then goldens, DDP, signals, real servers and the browser
 	$(BIN)/python -m pytest -q -p no:randomly
 
 lint: $(STAMP)  # what CI checks: formatting and lint (ruff, configured in pyproject.toml)

@@ -13,7 +13,7 @@ from makemore.evaluate import split_nll
 from makemore.models import REGISTRY, WindowModel
 from makemore.models.batchnorm import BatchNorm
 from makemore.store import RunStore
-from makemore.train import Checkpoints, MetricsLog, Trainer, batch_loss, lr_at
+from makemore.train import Checkpoints, MetricsLog, Trainer, TrainState, batch_loss, lr_at
 
 
 def _into(run_dir, trainer: Trainer, model_type: str, best_dev: float = math.inf) -> Trainer:
@@ -145,7 +145,7 @@ def _sequence_trainer(tmp_path, resume=False, **overrides):
         return _into(tmp_path, Trainer(model, data, cfg), "transformer")
     last = RunStore(tmp_path).load_last()
     trainer = Trainer(last.model, data, cfg)
-    trainer.restore(last.optimizer, last.rng, last.ema, last.step, last.train_seconds)
+    trainer.restore(TrainState(last.step, last.train_seconds, cfg, last.optimizer, last.rng, last.ema))
     return _into(tmp_path, trainer, "transformer", last.best_dev)
 
 

@@ -21,7 +21,16 @@ from .evaluate import score_items, split_nll
 from .models import REGISTRY
 from .sample import Sampling, generate
 from .store import RunStore
-from .train import Checkpoints, MetricsLog, NonFiniteLoss, ProgressBar, StopOnSignal, Trainer, check_recipe
+from .train import (
+    Checkpoints,
+    MetricsLog,
+    NonFiniteLoss,
+    ProgressBar,
+    StopOnSignal,
+    Trainer,
+    TrainState,
+    check_recipe,
+)
 
 MAX_SAMPLES = 1_000_000  # items per `sample` call: at most ~200 MB of results held before printing
 
@@ -81,7 +90,7 @@ def start(
                 f"train/dev/test{ranks}",
                 file=sys.stderr,
             )
-        return _train(store, Trainer(model, data, cfg), progress)
+        return _train(store, model, data, cfg, progress)
     except BaseException:
         if store is not None and store.holds_lock:  # ours to undo; another writer's run is left alone
             store.discard()
@@ -116,11 +125,10 @@ def resume(run_dir: Path, train_flags: dict, run_as: dict | None = None, progres
                     "a resumed run continues its own optimizer state and random streams"
                 )
         set_threads(cfg.threads or auto_threads(last.model, cfg), world.size)
-        trainer = Trainer(last.model, data, cfg)
-        trainer.restore(last.optimizer, last.rng, last.ema, last.step, last.train_seconds)
+        state = TrainState(last.step, last.train_seconds, cfg, last.optimizer, last.rng, last.ema)
         if world.main:
-            print(f"resuming {run_dir} at step {trainer.step} of {cfg.max_steps}", file=sys.stderr)
-        return _train(store if world.main else None, trainer, progress, best_dev=last.best_dev)
+            print(f"resuming {run_dir} at step {last.step} of {cfg.max_steps}", file=sys.stderr)
+        return _train(store if world.main else None, last.model, data, cfg, progress, state, last.best_dev)
     finally:
         store.unlock()
 
@@ -145,12 +153,24 @@ def _check_same_run(last, data: Dataset, run_as: dict) -> None:
             )
 
 
-def _train(store: RunStore | None, trainer: Trainer, progress: bool, best_dev: float = float("inf")) -> str:
+def _train(
+    store: RunStore | None,
+    model,
+    data: Dataset,
+    cfg: TrainConfig,
+    progress: bool,
+    state: TrainState | None = None,
+    best_dev: float = float("inf"),
+) -> str:
+    """Train (from `state`, when resuming) with the hooks of a run; rank 0 writes to the store."""
+    checkpoints = Checkpoints(store, best_dev)
+    bar = [ProgressBar()] if progress and store is not None else []  # -q: not even a disabled bar's calls
+    log = [MetricsLog(store)] if store is not None else []
+    trainer = Trainer(model, data, cfg, hooks=[*log, checkpoints, *bar, StopOnSignal()])
+    if state is not None:
+        trainer.restore(state)
     if store is None:
         return _follow(trainer)
-    checkpoints = Checkpoints(store, best_dev)
-    bar = [ProgressBar(checkpoints)] if progress else []  # -q: not even a disabled bar's calls in the loop
-    trainer.hooks = [MetricsLog(store), checkpoints, *bar, StopOnSignal()]
     try:
         trainer.run()
     except NonFiniteLoss as e:
@@ -163,7 +183,11 @@ def _train(store: RunStore | None, trainer: Trainer, progress: bool, best_dev: f
             f"Resume with: makemore train -o {store.dir} --resume"
         )
     store.plot()
-    report = evaluate(store.dir)
+    # the best checkpoint's dev NLL as this process measured it, when it did (one evaluation fewer)
+    known = (
+        {"dev": checkpoints.best_dev_here} if checkpoints.best_dev_here is not None and trainer.world.size == 1 else {}
+    )
+    report = evaluate(store.dir, known)
     return (
         f"{report['type']}: train {report['train']:.4f}  dev {report['dev']:.4f}  test {report['test']:.4f} "
         f"(best step {report['step']}, {trainer.train_seconds:.1f}s training) -> {store.dir}"
@@ -172,7 +196,6 @@ def _train(store: RunStore | None, trainer: Trainer, progress: bool, best_dev: f
 
 def _follow(trainer: Trainer) -> str:
     """A rank other than 0: the same steps and its share of each evaluation; rank 0 writes and reports."""
-    trainer.hooks = [Checkpoints(None), StopOnSignal()]
     trainer.run()
     if trainer.stop_reason is not None:
         raise MakemoreError(f"interrupted by {trainer.stop_reason} at step {trainer.step}")
@@ -194,11 +217,13 @@ def find_runs(paths: list[str]) -> list[Path]:
     return found
 
 
-def evaluate(run_dir: Path) -> dict:
+def evaluate(run_dir: Path, known: dict[str, float] | None = None) -> dict:
+    """The best checkpoint's NLL on each whole split (those in `known` already measured)."""
     store = RunStore.open(run_dir)
     best = store.load_best()
     data = store.dataset()
-    report = {split: split_nll(best.model, best.model.examples(data.split(split))) for split in SPLITS}
+    known = known or {}
+    report = {s: known[s] if s in known else split_nll(best.model, best.model.examples(data.split(s))) for s in SPLITS}
     return {
         **report,
         "type": best.run.type,

@@ -19,12 +19,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import checkpoint
 from .checkpoint import Checkpoint, RunInfo
 from .data import CacheError, Dataset, Vocab
 from .errors import MakemoreError
 from .files import atomic_copy, atomic_write_bytes, check_owner, open_append
+
+if TYPE_CHECKING:  # (the trainer imports the models; the store needs only their names here)
+    from .models import Model
+    from .train import TrainState
 
 
 def _checked_name(run_dir: Path) -> Path:
@@ -294,24 +299,25 @@ class RunStore:
         payload = "".join(json.dumps(row) + "\n" for row in kept).encode("utf-8")
         atomic_write_bytes(self.dir / METRICS, payload)
 
-    def save_best(self, trainer, best_dev: float) -> None:
-        checkpoint.save(self.dir / checkpoint.BEST, self._record(trainer, trainer.evaluated_model(), best_dev))
+    def save_best(self, model: Model, state: TrainState, best_dev: float) -> None:
+        """The weights that are evaluated and sampled, with where training stood (no resumable state)."""
+        checkpoint.save(self.dir / checkpoint.BEST, self._record(model, state, best_dev))
 
-    def save_last(self, trainer, best_dev: float) -> None:
-        ckpt = self._record(trainer, trainer.model, best_dev)
-        ckpt.optimizer = trainer.optimizer.state_dict() if trainer.optimizer is not None else None
-        ckpt.rng, ckpt.ema = trainer.rng_state(), trainer.ema_state()
+    def save_last(self, model: Model, state: TrainState, best_dev: float) -> None:
+        """The raw weights and the whole training state: what --resume continues from."""
+        ckpt = self._record(model, state, best_dev)
+        ckpt.optimizer, ckpt.rng, ckpt.ema = state.optimizer, state.rng, state.ema
         checkpoint.save(self.dir / checkpoint.LAST, ckpt)
 
-    def _record(self, trainer, model, best_dev: float) -> Checkpoint:
+    def _record(self, model: Model, state: TrainState, best_dev: float) -> Checkpoint:
         return Checkpoint(
             model=model,
             vocab=self.vocab,
             run=self.run,
-            step=trainer.step,
+            step=state.step,
             best_dev=best_dev,
-            train_seconds=trainer.train_seconds,
-            train_config=trainer.cfg,
+            train_seconds=state.train_seconds,
+            train_config=state.config,
         )
 
     def plot(self) -> None:

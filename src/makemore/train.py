@@ -17,6 +17,7 @@ import math
 import signal
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -120,6 +121,18 @@ def warmed_ema(decay: float):
     return update
 
 
+@dataclass
+class TrainState:
+    """Where a training run stands: everything --resume needs besides the model's weights."""
+
+    step: int
+    train_seconds: float
+    config: TrainConfig
+    optimizer: dict | None  # the optimizer's state_dict (None: a model fitted in closed form)
+    rng: dict[str, torch.Tensor]  # the batch order's generator, torch's (CPU) and, on a GPU, CUDA's
+    ema: dict[str, torch.Tensor]  # the weight average's state_dict ({} without one)
+
+
 class NonFiniteLoss(MakemoreError):
     """A step's loss or gradient norm was not finite; the weights were not updated."""
 
@@ -141,8 +154,8 @@ class Trainer:
     """The loop: model + data + recipe, trained by `run()`.
 
     After each step the hooks can read `step`, `loss` (this step's), `lr`, `examples` (predicted
-    characters in this step's batch), `skipped` (why this step was skipped, or None) and call
-    `evaluate_dev()` or `request_stop(reason)`.
+    characters in this step's batch), `skipped` (why this step was skipped, or None), `dev` (the
+    latest dev evaluation) and call `evaluate_dev()`, `state()` or `request_stop(reason)`.
     """
 
     def __init__(self, model: Model, data: Dataset, cfg: TrainConfig, hooks: list[Hook] = ()):
@@ -163,38 +176,52 @@ class Trainer:
         self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # batch order
         self.step, self.train_seconds = 0, 0.0
         self.loss, self.lr, self.examples, self.skipped = math.nan, math.nan, 0, None
+        self.dev = math.nan  # the latest dev evaluation
         self.stop_reason: str | None = None
         self.pending_stop: str | None = None  # requested on this rank, not yet agreed by all
 
     # --- state --------------------------------------------------------------------------------
-    def restore(self, optimizer: dict | None, rng: dict, ema: dict, step: int, train_seconds: float) -> None:
+    def state(self) -> TrainState:
+        """Where training stands, as data: what a checkpoint holds besides the weights."""
+        rng = {"batches": self.gen.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":  # dropout draws on the GPU: its generator too, so resuming is exact there
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return TrainState(
+            step=self.step,
+            train_seconds=self.train_seconds,
+            config=self.cfg,
+            optimizer=self.optimizer.state_dict() if self.optimizer is not None else None,
+            rng=rng,
+            ema=self.ema.state_dict() if self.ema is not None else {},
+        )
+
+    def restore(self, state: TrainState) -> None:
         """Continue from a saved state (store.RunStore.load_last)."""
-        if self.optimizer is not None and optimizer is not None:
-            self.optimizer.load_state_dict(optimizer)
-        self.gen.set_state(rng["batches"])
-        if self.ema is not None and ema:  # else --ema was switched on at resume: averaging starts here
-            self.ema.load_state_dict(ema)
-        torch.set_rng_state(rng["torch"])
-        self.step, self.train_seconds = step, train_seconds
-
-    def rng_state(self) -> dict[str, torch.Tensor]:
-        return {"batches": self.gen.get_state(), "torch": torch.get_rng_state()}
-
-    def ema_state(self) -> dict[str, torch.Tensor]:
-        return self.ema.state_dict() if self.ema is not None else {}
+        if self.optimizer is not None and state.optimizer is not None:
+            self.optimizer.load_state_dict(state.optimizer)
+        self.gen.set_state(state.rng["batches"])
+        if self.ema is not None and state.ema:  # else --ema was switched on at resume: averaging starts here
+            self.ema.load_state_dict(state.ema)
+        torch.set_rng_state(state.rng["torch"])
+        if "cuda" in state.rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state.rng["cuda"], self.device)
+        self.step, self.train_seconds = state.step, state.train_seconds
 
     def evaluated_model(self) -> Model:
         """The weights that are evaluated, saved as the best checkpoint and sampled from."""
         return self.ema.module if self.ema is not None else self.model
 
     def evaluate_dev(self) -> float:
+        """The evaluated weights' NLL on the whole dev split (also kept as `dev`)."""
         if self.ema is not None:
             self.ema.module.recompute_batchnorm(self.train_examples)
         if self.world.size == 1:
-            return split_nll(self.evaluated_model(), self.dev_examples)
-        rows = self.world.shard(len(self.dev_examples))  # each rank its share of the split, then the sums
-        total, count = self.world.sum(*split_totals(self.evaluated_model(), self.dev_examples, rows))
-        return total / count if count else math.nan
+            self.dev = split_nll(self.evaluated_model(), self.dev_examples)
+        else:
+            rows = self.world.shard(len(self.dev_examples))  # each rank its share of the split, then the sums
+            total, count = self.world.sum(*split_totals(self.evaluated_model(), self.dev_examples, rows))
+            self.dev = total / count if count else math.nan
+        return self.dev
 
     def request_stop(self, reason: str) -> None:
         """End training after the current step (its hooks still run). With several ranks, after the
@@ -315,7 +342,8 @@ class Checkpoints(Hook):
     Without a store (the ranks other than 0) it takes its part in the evaluations and writes nothing."""
 
     def __init__(self, store, best_dev: float = math.inf):
-        self.store, self.best_dev, self.dev = store, best_dev, math.nan
+        self.store, self.best_dev = store, best_dev
+        self.best_dev_here: float | None = None
 
     def on_step(self, t: Trainer) -> None:
         if t.step % t.cfg.eval_interval == 0 or t.step == t.cfg.max_steps:
@@ -323,12 +351,12 @@ class Checkpoints(Hook):
 
     def on_end(self, t: Trainer) -> None:
         if t.stop_reason is not None and self.store is not None:
-            self.store.save_last(t, self.best_dev)
+            self.store.save_last(t.model, t.state(), self.best_dev)
         elif t.cfg.max_steps == 0 or t.step == 0:  # closed-form model or nothing to train
             self.evaluate(t)
 
     def evaluate(self, t: Trainer) -> None:
-        self.dev = dev = t.evaluate_dev()
+        dev = t.evaluate_dev()
         if self.store is None:
             return
         self.store.log({"step": t.step, "dev": dev, "train_seconds": round(t.train_seconds, 3)})
@@ -337,8 +365,9 @@ class Checkpoints(Hook):
         # keep the final model rather than none
         if dev < self.best_dev or (final and (math.isnan(dev) or not self.store.has_checkpoint(best=True))):
             self.best_dev = dev if not math.isnan(dev) else self.best_dev
-            self.store.save_best(t, self.best_dev)
-        self.store.save_last(t, self.best_dev)
+            self.store.save_best(t.evaluated_model(), t.state(), self.best_dev)
+            self.best_dev_here = dev  # the best checkpoint's dev NLL, measured by this process
+        self.store.save_last(t.model, t.state(), self.best_dev)
         tqdm.write(
             f"step {t.step}: dev {dev:.4f} (best {self.best_dev:.4f}), {t.train_seconds:.1f}s training", file=sys.stderr
         )
@@ -347,8 +376,8 @@ class Checkpoints(Hook):
 class ProgressBar(Hook):
     """A tqdm bar with the latest train and dev loss and the examples per second."""
 
-    def __init__(self, checkpoints: Checkpoints):
-        self.checkpoints, self.bar = checkpoints, None
+    def __init__(self):
+        self.bar = None
 
     def on_start(self, t: Trainer) -> None:
         self.bar = tqdm(
@@ -368,7 +397,7 @@ class ProgressBar(Hook):
         if now - self.window > 0.5:
             self.bar.set_postfix(
                 loss=f"{t.loss:.4f}",
-                dev=f"{self.checkpoints.dev:.4f}",
+                dev=f"{t.dev:.4f}",
                 ex_s=f"{self.examples / (now - self.window):,.0f}",
                 refresh=False,
             )

@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_tensors_bytes
 from torch.overrides import TorchFunctionMode
 
-from .config import Checked, TrainConfig
+from .config import Checked, TrainConfig, field_type
 from .data import ITEM_LEN_LIMIT, MAX_VOCAB, Vocab
 from .errors import MakemoreError
 from .files import atomic_write_bytes
@@ -185,14 +185,11 @@ def _run_info(path: Path, meta: dict) -> RunInfo:
     return _config(path, RunInfo, {f.name: meta[f.name] for f in fields(RunInfo) if f.name in meta}, "run information")
 
 
-KINDS = {"int": int, "float": float, "str": str, "bool": bool}
-
-
 def _config(path: Path, cls, values, what: str):
     """A config dataclass from JSON values: known fields, each of its type, valid together."""
     if not isinstance(values, dict):
         raise MakemoreError(f"{path}: its {what} is not an object")
-    known = {f.name: KINDS.get(f.type, f.type) for f in fields(cls)}
+    known = {f.name: field_type(f) for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise MakemoreError(f"{path}: its {what} has fields unknown to this makemore: {', '.join(unknown)}")

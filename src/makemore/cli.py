@@ -14,7 +14,7 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from .config import flag
+from .config import field_type, flag
 from .errors import MakemoreError
 
 DEFAULT_TYPE = "mlp"
@@ -43,7 +43,7 @@ def _add_dataclass_flags(group, cls, defaults: dict, short: dict | None = None) 
         default = defaults.get(f.name, f.default if f.default is not MISSING else None)
         if f.metadata.get("from_data"):
             default = "measured on the data"
-        kind = {"int": int, "float": float, "str": str, "bool": bool}.get(f.type, f.type)
+        kind = field_type(f)
         if kind is bool:
             group.add_argument(
                 *names,
@@ -155,6 +155,7 @@ def cmd_train(argv: list[str]) -> int:
     if args.nproc is not None:
         if "WORLD_SIZE" in os.environ:
             raise MakemoreError("--nproc launches torchrun; under torchrun leave it out")
+        distributed.check_nproc(args.nproc)  # 0 or less: refused, not trained in one process
         if args.nproc > 1:
             return distributed.launch(args.nproc, _without_nproc(argv))
     world = distributed.join()  # under torchrun: this process is one rank of several

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 
 from .errors import MakemoreError
 
@@ -33,6 +33,29 @@ class Checked:
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+# The one table of the types a config field may have: each is a command-line flag and a JSON value
+# in every checkpoint, and these four are what both carry without a convention of our own.
+FIELD_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def field_type(f: Field) -> type:
+    """A config field's type (annotations may be strings, under `from __future__ import annotations`)."""
+    kind = FIELD_TYPES.get(f.type) if isinstance(f.type, str) else f.type
+    if kind not in FIELD_TYPES.values():
+        raise MakemoreError(
+            f"config field {f.name}: type {f.type!r} is not one of {', '.join(FIELD_TYPES)} "
+            "(each field is a flag and a JSON value; a tuple or an optional value needs its own convention)"
+        )
+    return kind
+
+
+def check_fields(cls):
+    """Every field of a config class has a type of FIELD_TYPES: checked when the class is registered."""
+    for f in fields(cls):
+        field_type(f)
+    return cls
 
 
 SCHEDULES = ("constant", "step", "cosine", "sweep")
@@ -113,3 +136,6 @@ class TrainConfig(Checked):
             (0 <= self.input_noise < 1, "--input-noise must be in [0, 1)"),
         ]
         return [message for ok, message in checks if not ok]
+
+
+check_fields(TrainConfig)

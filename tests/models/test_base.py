@@ -193,3 +193,16 @@ def test_hidden_matrices_are_the_models_own_inner_weights_and_muon_lowers_the_lo
         losses.append(loss.item())
     print(model_type, "loss", losses[0], "->", losses[-1])
     assert losses[-1] < losses[0] - 0.1
+
+
+def test_a_config_field_of_a_type_without_a_flag_is_refused_when_registered():
+    """tuple and optional fields have no one flag and JSON form: refused when the model is registered
+    (they crashed building the parser before)."""
+
+    @dataclass
+    class TupleConfig(ToyConfig):
+        widths: tuple[int, ...] = (8, 8)
+
+    broken = type("Tupled", (Toy,), {"Config": TupleConfig})
+    with pytest.raises(MakemoreError, match="config field widths: type .* is not one of int, float, str, bool"):
+        check_recipes(broken)

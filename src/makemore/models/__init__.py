@@ -8,7 +8,7 @@ tests), never as a traceback in front of a user.
 
 from dataclasses import fields
 
-from ..config import TrainConfig
+from ..config import TrainConfig, check_fields
 from ..errors import MakemoreError
 from .base import ABILITIES, Model, ModelConfig, SequenceConfig, SequenceModel, WindowConfig, WindowModel
 from .bigram import BigramCounts, BigramNN
@@ -32,6 +32,7 @@ def split_recipe(cls: type[Model], recipe: dict) -> tuple[dict, dict]:
 
 def check_recipes(cls: type[Model]) -> type[Model]:
     """The model's train_defaults and presets, each built into the configs and validated."""
+    check_fields(cls.Config)
     train, model = split_recipe(cls, cls.train_defaults)
     if model:
         raise MakemoreError(f"{cls.__name__}.train_defaults holds model options: {', '.join(model)}")

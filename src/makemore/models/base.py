@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Checked, flag, option
+from ..config import Checked, field_type, flag, option
 from ..data import BOUNDARY, ITEM_LEN_LIMIT, Dataset, Rows, Split, Windows, pack
 from ..errors import MakemoreError
 from .batchnorm import BatchNorm
@@ -82,13 +82,13 @@ class ModelConfig(Checked):
         problems = super().problems()
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", int) and value < 1:
+            if field_type(f) is int and value < 1:
                 problems.append(f"{flag(f.name)} must be >= 1")
-            elif f.type in ("int", int) and f.metadata.get("repeats") and value > repeats_limit:
+            elif field_type(f) is int and f.metadata.get("repeats") and value > repeats_limit:
                 problems.append(f"{flag(f.name)} must be at most {repeats_limit:,} (blocks of the model)")
-            elif f.type in ("int", int) and value > size_limit:
+            elif field_type(f) is int and value > size_limit:
                 problems.append(f"{flag(f.name)} must be at most 2**31 ({size_limit:,})")
-            if f.type in ("float", float) and not 0 <= value < float("inf"):
+            if field_type(f) is float and not 0 <= value < float("inf"):
                 problems.append(f"{flag(f.name)} must be a finite number >= 0")
         return problems
 

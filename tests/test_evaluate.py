@@ -58,3 +58,19 @@ def test_scoring_long_items_on_a_large_vocabulary_stays_small(tmp_path):
     rss_mb = int(result.stdout.split()[-1]) / 1024
     print(f"peak RSS scoring 4 x 40,000 characters, V = 3,001: {rss_mb:.0f} MB")
     assert result.stdout.count('"item"') == 4 and rss_mb < 1500
+
+
+def test_window_chunks_are_bounded_by_memory_not_by_examples(monkeypatch):
+    """A chunk counted 16,384 windows whatever their context: at 1,000 characters of context that
+    was 16 M tokens (2.1 GB); now each chunk's gathered tokens and activations fit CHUNK_BUDGET."""
+    torch.manual_seed(0)
+    vocab = Vocab.from_items(ITEMS)
+    model = REGISTRY["mlp"](REGISTRY["mlp"].Config(vocab_size=len(vocab), context_size=500)).eval()
+    examples = model.examples(Split.of(ITEMS * 40, vocab))
+    whole = split_nll(model, examples)
+    monkeypatch.setattr(evaluate, "CHUNK_BUDGET", 1 << 20)
+    sizes = [len(y) for _, y in evaluate._chunks(model, examples)]
+    print(f"{len(examples)} windows of 501 tokens in {len(sizes)} chunks of at most {max(sizes)}")
+    assert sum(sizes) == len(examples) and len(sizes) > 1
+    assert max(sizes) * 501 * evaluate.INDEX_BYTES <= 1 << 20
+    assert split_nll(model, examples) == pytest.approx(whole, rel=1e-6)

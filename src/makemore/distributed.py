@@ -10,9 +10,12 @@ and summed. Nothing in a checkpoint depends on how many ranks wrote it.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import signal
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,8 @@ import torch.distributed as dist
 from .errors import MakemoreError
 
 REPORTED = "MAKEMORE_REPORTED"  # set by `train --nproc` for its ranks: where rank 0 marks a printed error
+LAUNCHER = "MAKEMORE_LAUNCHER"  # set by `train --nproc` for its ranks: the launcher's process id
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -81,12 +86,27 @@ def join() -> World:
     gloo on CPU, nccl with one GPU per rank. Without torchrun, a single process."""
     global _world
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        _die_with_launcher()
         cuda = torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo")
         _world = World(dist.get_rank(), dist.get_world_size())
     return _world
+
+
+def _die_with_launcher() -> None:
+    """A rank gets SIGTERM when the process that started it dies. torchrun starts each rank in a
+    session of its own, so a launcher killed outright (SIGKILL, the OOM killer), which cannot stop
+    its ranks, left them training and holding the run's lock; now they stop as on Ctrl-C (rank 0
+    saves the state and releases the lock). Linux only (prctl); elsewhere nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    launcher = os.environ.get(LAUNCHER)
+    if launcher and os.getppid() != int(launcher):  # it died before the signal was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def leave() -> None:
@@ -127,6 +147,7 @@ def launch(nproc: int, train_argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         said = Path(tmp) / "reported"
         os.environ[REPORTED] = str(said)
+        os.environ[LAUNCHER] = str(os.getpid())  # the ranks' parent, which they die with (_die_with_launcher)
         try:
             run(args)
         except ChildFailedError as e:

@@ -64,9 +64,19 @@ def page(browser, runs):
 
 
 def wait(browser, condition, timeout=60):
+    """Until condition() holds: the page settled. A redraw between finding an element and reading it
+    (a stale element) only means: not settled yet, look again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, timeout).until(lambda _: condition())
+    waiting = WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,))
+    return waiting.until(lambda _: condition())
+
+
+def js(browser, script: str, *args):
+    """Run script in the page and return its value: everything it reads, it reads between two redraws
+    (the page's JavaScript runs one task at a time), so no element goes stale on the way."""
+    return browser.execute_script(script, *args)
 
 
 def find(browser, css):
@@ -92,11 +102,13 @@ def console_errors(browser) -> list[str]:
 
 def test_the_page_shows_every_run_with_its_nll_and_loss_curves(page):
     wait(page, lambda: len(find(page, "#runs tbody tr")) == 3 and not find(page, "#runs .pending"))
-    rows = {r.get_attribute("data-run"): r.text for r in find(page, "#runs tbody tr")}
+    rows = dict(
+        js(page, "return [...document.querySelectorAll('#runs tbody tr')].map(r => [r.dataset.run, r.textContent])")
+    )
     assert set(rows) == {"bigram", "mlp", "transformer"}
     assert "11,897" in rows["mlp"] and "200" in rows["mlp"]  # parameters, best step
-    for cell in find(page, "#runs td[data-split]"):
-        assert 1.5 < float(cell.text) < 3.4, cell.text  # an NLL in nats per character
+    for cell in texts(page, "#runs td[data-split]"):
+        assert 1.5 < float(cell) < 3.4, cell  # an NLL in nats per character
     wait(page, lambda: len(find(page, "#loss-chart svg path")) >= 2)  # the mlp's and the transformer's curves
     assert console_errors(page) == []
 
@@ -137,13 +149,19 @@ def test_inspecting_emma_shows_a_probability_strip_and_the_next_character_chart(
     choose(form, "other", "mlp")
     form.find_element("css selector", "button[type=submit]").click()
     wait(page, lambda: len(find(page, "#panes .pane")) == 2 and len(find(page, "#panes .next rect")) == 2 * 27)
-    for pane in find(page, "#panes .pane"):
-        strip = pane.find_elements("css selector", ".strip button")
-        assert [b.find_element("css selector", ".ch").text for b in strip] == ["e", "m", "m", "a", "."]
-        assert all("background" in b.get_attribute("style") for b in strip)  # coloured by probability
-        assert "per character" in pane.find_element("css selector", ".numbers").text
+    panes = js(
+        page,
+        """return [...document.querySelectorAll('#panes .pane')].map(pane => ({
+            chars: [...pane.querySelectorAll('.strip button .ch')].map(c => c.textContent),
+            coloured: [...pane.querySelectorAll('.strip button')].every(b => (b.getAttribute('style') || '').includes('background')),
+            numbers: pane.querySelector('.numbers').textContent}))""",
+    )
+    for pane in panes:
+        assert pane["chars"] == ["e", "m", "m", "a", "."]
+        assert pane["coloured"]  # each character coloured by its probability
+        assert "per character" in pane["numbers"]
     wait(page, lambda: all("% of dev items" in text for text in texts(page, "#panes .numbers")))
-    find(page, "#panes .pane .strip button")[2].click()  # the second 'm': what came after "em"?
+    js(page, "document.querySelectorAll('#panes .pane .strip button')[2].click()")  # the second 'm': after "em"?
     wait(page, lambda: 'after "em"' in texts(page, "#panes .pane .next svg text")[0])
     assert console_errors(page) == []
 
@@ -152,7 +170,7 @@ def test_look_inside_attention_embedding_and_bigram_matrix(page):
     form = find(page, "#inside")[0]
     choose(form, "run", "transformer")
     wait(page, lambda: len(find(page, "#attention figure")) == 4)  # 1 layer x 4 heads over ".emma"
-    assert len(find(page, "#attention figure")[0].find_elements("css selector", "rect")) == 15  # 5 x 6 / 2
+    assert js(page, "return document.querySelector('#attention figure').querySelectorAll('rect').length") == 15  # 5x6/2
     choose(form, "run", "mlp")
     wait(page, lambda: len(find(page, ".scatter circle")) == 27)
     choose(form, "run", "bigram")

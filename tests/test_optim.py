@@ -116,3 +116,11 @@ def test_weight_decay_reaches_matrices_only_as_the_help_says(optimizer):
         moved = not torch.equal(p.detach(), before[name])
         assert moved == (p.dim() >= 2), name
     assert "matrices only" in TrainConfig.__dataclass_fields__["weight_decay"].metadata["help"]
+
+
+def test_muon_refuses_a_hidden_weight_that_is_not_a_matrix_in_one_line():
+    model = _tiny_transformer()
+    conv = torch.nn.Parameter(torch.zeros(4, 3, 2))
+    model.hidden_matrices = lambda: [conv]  # a model that names a convolution's 3-D weight
+    with pytest.raises(MakemoreError, match=r"names a weight of shape \(4, 3, 2\)"):
+        check_recipe(model, TrainConfig(optimizer="muon"))

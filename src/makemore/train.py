@@ -99,6 +99,12 @@ def check_recipe(model: Model, cfg: TrainConfig) -> None:
         )
     if cfg.optimizer == "muon" and not model.hidden_matrices():
         raise MakemoreError(f"--optimizer muon: {type(model).__name__} names no hidden matrices for Muon; use adamw")
+    if cfg.optimizer == "muon" and any(p.dim() != 2 for p in model.hidden_matrices()):
+        shape = next(tuple(p.shape) for p in model.hidden_matrices() if p.dim() != 2)
+        raise MakemoreError(
+            f"--optimizer muon orthogonalises matrices; {type(model).__name__} names a weight of shape {shape} "
+            "among its hidden matrices (reshape it to 2-D in hidden_matrices(), or use adamw)"
+        )
     if cfg.manual_grad and not model.can("manual_grad"):
         raise MakemoreError(f"--manual-grad: model {type(model).__name__} has no hand-written backward pass")
     if cfg.batch_size < model.min_batch_size:

@@ -143,3 +143,44 @@ def test_nproc_beyond_the_cores_and_batches_that_do_not_split_are_one_line(tmp_p
         print(f"{result.stderr.strip()} ({time.perf_counter() - start:.1f}s)")
         assert result.returncode == 1 and why in result.stderr and result.stderr.count("\n") == 1, result.stderr
         assert not (tmp_path / "run").exists()
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.slow
+def test_ranks_stop_when_their_launcher_is_killed_and_the_run_resumes(tmp_path):
+    """SIGKILL to `train --nproc` left its ranks training (torchrun puts each in a session of its own)
+    and holding the run's lock; now each rank gets SIGTERM when the launcher dies: rank 0 saves the
+    state and releases the lock, and --resume goes on from it."""
+    run_dir = tmp_path / "run"
+    argv = [*MAKEMORE, "train", "--type", "mlp", "--nproc", "2", "--max-steps", "1000000", "--eval-interval", "200"]
+    with open(tmp_path / "stderr.txt", "w") as err:
+        launcher = subprocess.Popen(
+            [*argv, "--threads", "1", "-q", "-o", str(run_dir)], stderr=err, start_new_session=True
+        )
+    ranks = {}
+    try:
+        wait_for(lambda: (run_dir / checkpoint.LAST).exists())
+        wait_for(lambda: len(_ranks(launcher.pid)) == 2)
+        ranks = _ranks(launcher.pid)
+        launcher.kill()
+        launcher.wait()
+        wait_for(lambda: not any(_alive(pid) for pid in ranks.values()), timeout=60)
+    finally:
+        for pid in ranks.values():  # whatever happened, no rank outlives the test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    print((tmp_path / "stderr.txt").read_text().strip())
+    step = checkpoint._read(run_dir / checkpoint.LAST)[0]["step"]
+    resumed = subprocess.run(
+        [*MAKEMORE, "train", "-o", str(run_dir), "--resume", "--max-steps", str(step + 10), "--threads", "1", "-q"],
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr

@@ -243,8 +243,11 @@ _seed.__name__ = "int"
 
 
 def _shown(item: str) -> str:
-    """An item as the terminal should show it: control characters (ANSI escapes...) escaped."""
-    return "".join(repr(c)[1:-1] if not c.isprintable() else c for c in item) if sys.stdout.isatty() else item
+    """An item as the terminal should show it: control characters (ANSI escapes...) escaped
+    (data.shown); into a pipe or a file, as it is."""
+    from .data import shown
+
+    return shown(item) if sys.stdout.isatty() else item
 
 
 def cmd_sample(argv: list[str]) -> int:
@@ -319,7 +322,7 @@ def cmd_score(argv: list[str]) -> int:
         return 0
     for r in results:
         detail = " ".join(f"{c}:{nll:.2f}" for c, nll in r["chars"])
-        print(f"{r['item']}\ttotal {r['nll']:.4f}\tper char {r['nll_per_char']:.4f}\t{detail}")
+        print(f"{_shown(r['item'])}\ttotal {r['nll']:.4f}\tper char {r['nll_per_char']:.4f}\t{_shown(detail)}")
     return 0
 
 
@@ -599,6 +602,13 @@ def _reported() -> None:
         distributed.reported()
 
 
+def _escaped(message: str) -> str:
+    """An error as stderr prints it: a run's name or a forged field cannot drive the terminal (data.shown)."""
+    from .data import shown
+
+    return shown(message)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     top = _Parser(
@@ -616,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[argv[0]](argv[1:])
     except MakemoreError as e:
         if _world().main:  # every rank meets the same error; rank 0 says it
-            print(f"makemore {argv[0]}: error: {e}", file=sys.stderr)
+            print(f"makemore {argv[0]}: error: {_escaped(str(e))}", file=sys.stderr)
             _reported()
         return 1
     except OSError as e:  # a safety net: file trouble is the user's to fix, not a traceback

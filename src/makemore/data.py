@@ -12,6 +12,7 @@ sequence model's rows padded to the longest item of the batch.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -42,6 +43,14 @@ ITEM_LEN_LIMIT = 100_000  # longest item any model reads or samples: bounds time
 MAX_VOCAB = 10_000  # output layers and logits grow with V; beyond this the input is not "characters of items"
 GATHER_ITEMS = 1 << 20  # items reordered (or hashed) at a time: bounds the index arrays' memory
 CACHE_FORMAT = "makemore-data-1"
+RUN_FILES_ONLY = "makemore reads only regular files in a run directory"
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def bundled_names() -> Path:
@@ -49,10 +58,46 @@ def bundled_names() -> Path:
     return Path(str(resources.files("makemore") / "data" / "names.txt"))
 
 
+def shown(text: str) -> str:
+    """Text from files, flags or a model as a terminal should print it: control characters (escape
+    sequences, carriage returns, bells) escaped as Python writes them, so an item, a run's name or a
+    forged field cannot rewrite the screen. The one helper for items and names printed to a terminal."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def open_regular(path: str | os.PathLike, run_file: bool = False):
+    """A file opened for reading (binary) that is a regular file. It is opened with O_NONBLOCK, so a
+    FIFO is not waited on, and checked once open (fstat), so what is read is what was checked.
+    run_file: a file of a run directory, opened with O_NOFOLLOW too (makemore writes only regular
+    files there, so a link was planted); anything else there is refused with RUN_FILES_ONLY. A
+    missing file raises FileNotFoundError, for the caller to say what it means."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (os.O_NOFOLLOW if run_file else 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        if run_file and e.errno == errno.ELOOP:
+            raise MakemoreError(f"{path} is a symbolic link; {RUN_FILES_ONLY}") from None
+        raise MakemoreError(f"cannot read {path}: {e.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        if run_file:
+            raise MakemoreError(f"{path} is not a regular file ({kind}); {RUN_FILES_ONLY}")
+        raise MakemoreError(f"input is not a regular file ({kind}): {path}")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 # --- reading: whole lines in chunks, items found with array operations ---------------------------
-def _check_input(path: Path, max_item_len: int) -> None:
+def _check_input(path: Path, max_item_len: int, run_file: bool = False) -> None:
+    """The flag, and a first look at the -i file (a run's own input.txt is looked at once open only)."""
     if not 1 <= max_item_len <= ITEM_LEN_LIMIT:
         raise MakemoreError(f"--max-item-len must be in [1, {ITEM_LEN_LIMIT:,}], got {max_item_len}")
+    if run_file:
+        return
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -135,10 +180,10 @@ def _items_in(text: str, max_item_len: int) -> tuple[np.ndarray, np.ndarray, int
     return cp[np.cumsum(inside[:-1], dtype=np.int8).view(bool)], length[keep], int(too_long.sum())
 
 
-def _read(path: Path, max_item_len: int, digest=None):
+def _read(path: Path, max_item_len: int, digest=None, run_file: bool = False):
     """(code points, lengths, skipped) of each chunk of items in the file, in file order."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, run_file) as f:
             for offset, lines in _line_chunks(f, path, max_item_len, digest):
                 if lines is None:
                     yield np.zeros(0, np.uint32), np.zeros(0, np.int64), 1
@@ -441,14 +486,21 @@ class Dataset:
     _index: tuple | None = field(default=None, repr=False)  # membership: sorted item hashes
 
     @classmethod
-    def read(cls, path: str | os.PathLike, max_item_len: int = DEFAULT_MAX_ITEM_LEN, vocab: Vocab | None = None):
+    def read(
+        cls,
+        path: str | os.PathLike,
+        max_item_len: int = DEFAULT_MAX_ITEM_LEN,
+        vocab: Vocab | None = None,
+        run_file: bool = False,
+    ):
         """Encode a file in one streaming pass (the vocabulary grows as characters appear, or is
-        `vocab`), then put the items into split order."""
+        `vocab`), then put the items into split order. run_file: a run directory's input.txt, read
+        as open_regular reads run files (no link followed)."""
         path = Path(path)
-        _check_input(path, max_item_len)
+        _check_input(path, max_item_len, run_file)
         encoder, digest = _Encoder(vocab), hashlib.sha256()
         ids, lengths, skipped = [], [], 0
-        for cp, n, n_skipped in _read(path, max_item_len, digest):
+        for cp, n, n_skipped in _read(path, max_item_len, digest, run_file):
             ids.append(encoder(cp, n))
             lengths.append(n)
             skipped += n_skipped
@@ -475,7 +527,8 @@ class Dataset:
         sizes = split_sizes(len(lengths))
         if not sizes[0]:
             raise MakemoreError(
-                f"{len(lengths)} item(s) leave nothing for training after the 80/10/10 split; give at least 2"
+                f"{len(lengths)} item(s) leave nothing for training after the 80/10/10 split (a single item goes "
+                "to the test split); give at least 2"
             )
         order = shuffled_indices(len(lengths), SPLIT_SEED)
         tokens = token.astype(vocab.dtype)[ids]  # final ids, still in file order
@@ -571,19 +624,32 @@ class Dataset:
             "sha256": self.sha256 or "",
             **facts,
         }
+        meta["checksum"] = _checksum(meta, self.tokens, self.offsets)
         return save({"tokens": self.tokens, "offsets": self.offsets}, metadata=meta)
 
     @classmethod
     def load(cls, path: Path) -> tuple[Dataset, dict[str, str]]:
-        """(data set, its facts) from a file to_bytes wrote; CacheError for anything else."""
+        """(data set, its facts) from a file to_bytes wrote; CacheError for anything else, and
+        MakemoreError for something that is not a regular file (open_regular: a FIFO is not waited on).
+
+        The arrays and the header fields that describe them are checked against the SHA-256 stored
+        with them, so a damaged or edited cache is not used (one that is forged with its checksum
+        computed again still is: the cache is for speed, input.txt is what the checkpoint vouches for)."""
         try:
-            with safe_open(path, framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+            with open_regular(path, run_file=True) as held:
+                # safetensors opens a name: the open file's own, so what is read is what was checked
+                fd_name = f"/proc/self/fd/{held.fileno()}"
+                with safe_open(fd_name if os.path.exists(fd_name) else path, framework="pt") as f:
+                    meta = f.metadata() or {}
+                    tensors = {k: f.get_tensor(k) for k in f.keys()}
         except (OSError, SafetensorError) as e:
             raise CacheError(f"cannot be read ({e})") from None
         if meta.get("format") != CACHE_FORMAT or set(tensors) != {"tokens", "offsets"}:
             raise CacheError("is not a makemore data cache")
+        if "checksum" not in meta:
+            raise CacheError("has no checksum (an older makemore wrote it)")
+        if meta["checksum"] != _checksum(meta, tensors["tokens"], tensors["offsets"]):
+            raise CacheError("does not match its checksum (damaged or edited)")
         try:
             vocab = Vocab(tuple(json.loads(meta["vocab"])))
             sizes = tuple(int(n) for n in json.loads(meta["sizes"]))
@@ -610,6 +676,15 @@ class Dataset:
         if len(tokens) and (int(tokens.min()) < 1 or int(tokens.max()) >= len(self.vocab)):
             return "has token ids outside its vocabulary"
         return None
+
+
+def _checksum(meta: dict[str, str], tokens: torch.Tensor, offsets: torch.Tensor) -> str:
+    """SHA-256 of a cache's header fields (all but the checksum itself) and its arrays' bytes."""
+    digest = hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "checksum"}, sort_keys=True).encode())
+    for array in (tokens, offsets):
+        digest.update(f"|{array.dtype}|{array.numel()}|".encode())
+        digest.update(array.contiguous().numpy().view(np.uint8))
+    return digest.hexdigest()
 
 
 class CacheError(Exception):

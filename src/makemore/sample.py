@@ -13,6 +13,10 @@ from .data import BOUNDARY, Vocab
 from .models import Model
 from .models.row_decoder import row_decoder
 
+LOGITS_BUDGET = 1 << 24  # logits (float32) of a batch of rows: 64 MB
+TOKENS_BUDGET = 1 << 22  # the batch's table of tokens (int64), rows x the longest item it may draw: 32 MB
+MAX_ROWS = 4096
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -29,9 +33,12 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, t
     """Logits whose softmax is the distribution to draw from; filtered-out characters are -inf.
 
     The most likely character is shifted to 0 before dividing by the temperature, so no temperature
-    overflows: a tiny one tends to the argmax, an infinite one to uniform over what the filters keep."""
+    overflows: a tiny one tends to the argmax, an infinite one to uniform over what the filters keep.
+    A temperature below the smallest normal number of the logits' type is that number (it would be 0
+    there, and 0 / 0 is NaN): already the argmax, ties shared."""
     if temperature == 1.0 and top_k is None and top_p is None:
         return logits  # softmax shifts the maximum to 0 itself
+    temperature = max(temperature, torch.finfo(logits.dtype).tiny)
     if top_k is not None and top_k < logits.size(-1):  # ranks: before the temperature, which can tie them all
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -56,14 +63,21 @@ def generate(
 ) -> list[str]:
     """n items, each the prefix followed by at most max_len - len(prefix) sampled characters.
 
-    Items are drawn in batches whose logits stay under 64 MB, so memory does not grow with n."""
-    rows = max(1, min(4096, (1 << 24) // model.config.vocab_size))
+    Items are drawn in batches whose logits stay under 64 MB and whose table of tokens (each row as
+    long as the longest item it may draw) under 32 MB, so memory grows neither with n nor with the
+    sampling bound; what it holds beyond that is the items drawn."""
+    rows = batch_rows(model.config.vocab_size, 1 + max(max_len, len(how.prefix)))
     items = []
     with tqdm(total=n, unit="items", leave=False, disable=None if n > rows else True) as bar:  # None: on a tty
         for start in range(0, n, rows):
             items += _generate_batch(model, vocab, min(rows, n - start), max_len, generator, how, cache)
             bar.update(min(rows, n - start))
     return items
+
+
+def batch_rows(vocab_size: int, row_tokens: int) -> int:
+    """Items drawn at once: logits under LOGITS_BUDGET, the token table under TOKENS_BUDGET, at least one."""
+    return max(1, min(MAX_ROWS, LOGITS_BUDGET // vocab_size, TOKENS_BUDGET // row_tokens))
 
 
 @torch.no_grad()
@@ -103,8 +117,11 @@ def _generate_batch(model, vocab, n, max_len, generator, how, cache) -> list[str
             rows, drawing, nxt = rows[keep], drawing[keep], nxt[keep]
             state = model.select_rows(state, keep) if incremental else None
         fresh = nxt[:, None]
-    drawn = tokens[:, len(start) :].tolist()
-    return [how.prefix + vocab.decode(row[: row.index(BOUNDARY)] if BOUNDARY in row else row) for row in drawn]
+    drawn = tokens[:, len(start) :]
+    ended = drawn == BOUNDARY
+    lengths = torch.where(ended.any(1), ended.int().argmax(1), drawn.size(1)).tolist()
+    # row by row, up to its end: never the whole table as Python lists
+    return [how.prefix + vocab.decode(drawn[i, :k].tolist()) for i, k in enumerate(lengths)]
 
 
 def draw(probs: torch.Tensor, rows: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

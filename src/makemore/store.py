@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import checkpoint
 from .checkpoint import Checkpoint, RunInfo
-from .data import CacheError, Dataset, Vocab
+from .data import CacheError, Dataset, Vocab, open_regular, shown
 from .errors import MakemoreError
 from .files import atomic_copy, atomic_write_bytes, check_owner, open_append
 
@@ -42,8 +42,9 @@ def _checked_name(run_dir: Path) -> Path:
 
 
 def file_sha256(path: Path) -> str:
+    """Of a file of a run directory: a regular file only, never a link followed or a FIFO waited on."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, run_file=True) as f:
         while block := f.read(1 << 24):
             digest.update(block)
     return digest.hexdigest()
@@ -228,8 +229,8 @@ class RunStore:
         if data is not None and stale is None:
             return data
         if stale:
-            print(f"{self.dir / DATA} {stale}; encoding {path} again", file=sys.stderr)
-        data = Dataset.read(path, self.run.max_item_len, vocab=self.vocab)
+            print(shown(f"{self.dir / DATA} {stale}; encoding {path} again"), file=sys.stderr)
+        data = Dataset.read(path, self.run.max_item_len, vocab=self.vocab, run_file=True)
         if self.run.input_sha256 and data.sha256 != self.run.input_sha256:
             raise self._changed()
         if write_cache:
@@ -265,9 +266,12 @@ class RunStore:
     def metrics(self) -> list[dict]:
         """The log's rows. A torn last line (a crash during an append) is dropped; other damage is one line."""
         path = self.dir / METRICS
-        if not path.exists():
+        try:
+            with open_regular(path, run_file=True) as f:
+                text = f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
             return []
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in text.splitlines() if line.strip()]
         rows = []
         for n, line in enumerate(lines, 1):
             try:

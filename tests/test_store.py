@@ -101,7 +101,7 @@ def test_one_writer_at_a_time_and_the_lock_dies_with_its_holder(tmp_path):
         (["--device", "cuda"], "CUDA is not available"),
         (["--type", "mlp", "--manual-grad"], "no hand-written backward pass"),
         (["-l", "1e30", "--optimizer", "sgd", "--warmup-steps", "0"], "loss became nan at step"),
-        (["-b", "10000000000"], "needs at least 2,235.2 GiB to train"),
+        (["-b", "10000000000"], "needs at least 42,766.3 GiB to train and evaluate"),
         (["--type", "transformer", "--n-embd", "100000"], "GiB to train"),
         (["--type", "transformer", "--n-embd", "1000000000"], "too large to build"),
         (["--seed", str(2**70)], "--seed must be in"),

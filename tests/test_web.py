@@ -153,7 +153,8 @@ def test_inspecting_emma_shows_a_probability_strip_and_the_next_character_chart(
         page,
         """return [...document.querySelectorAll('#panes .pane')].map(pane => ({
             chars: [...pane.querySelectorAll('.strip button .ch')].map(c => c.textContent),
-            coloured: [...pane.querySelectorAll('.strip button')].every(b => (b.getAttribute('style') || '').includes('background')),
+            coloured: [...pane.querySelectorAll('.strip button')]
+                .every(b => (b.getAttribute('style') || '').includes('background')),
             numbers: pane.querySelector('.numbers').textContent}))""",
     )
     for pane in panes:

@@ -362,6 +362,14 @@ class Checkpoints(Hook):
             self.evaluate(t)
 
     def evaluate(self, t: Trainer) -> None:
+        if not all(torch.isfinite(p).all() for p in t.model.parameters()):
+            # a finite gradient times the learning rate can overflow float32: every later step is then
+            # non-finite too, so no checkpoint of these weights is written and the run ends here
+            kept = "the last good checkpoint is kept" if self.store and self.store.has_checkpoint() else "nothing saved"
+            raise MakemoreError(
+                f"the weights became infinite by step {t.step} (an update overflowed float32: lower "
+                f"--learning-rate); {kept}"
+            )
         dev = t.evaluate_dev()
         if self.store is None:
             return

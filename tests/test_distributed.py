@@ -16,7 +16,7 @@ from makemore import checkpoint
 
 from conftest import wait_for
 
-pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two ranks need two cores")
+pytestmark = [pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two ranks need two cores"), pytest.mark.slow]
 
 MAKEMORE = [sys.executable, "-m", "makemore"]
 STEPS = ["--max-steps", "20", "--eval-interval", "10", "--threads", "1", "--seed", "3", "-b", "64", "-q"]

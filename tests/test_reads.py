@@ -47,6 +47,7 @@ def _cli(*argv, timeout=120):
 
 # --- 1. only regular files: a FIFO never hangs a command -----------------------------------------
 @pytest.mark.parametrize("name", ["input.txt", "data.safetensors"])
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [
@@ -154,6 +155,7 @@ def test_a_forged_cache_in_a_run_is_encoded_again_with_one_line(capsys, tiny_run
 
 
 # --- 3. sampling memory follows what is drawn, not the longest training item ----------------------
+@pytest.mark.slow
 def test_sampling_after_a_52000_character_item_takes_bounded_memory(tmp_path):
     rng = random.Random(0)
     long_item = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(52_000))

@@ -20,11 +20,13 @@ def written(tmp_path_factory):
     return result
 
 
+@pytest.mark.slow
 def test_every_stage_is_written(written):
     for key, name in gradcode.FILES.items():
         assert written[key].name == name and written[key].stat().st_size > 0, name
 
 
+@pytest.mark.slow
 def test_backward_graph_holds_tanh_backward(written):
     backward = written["backward"].read_text()
     joint = written["joint"].read_text()
@@ -33,6 +35,7 @@ def test_backward_graph_holds_tanh_backward(written):
     assert "aten.tanh.default" in forward and "tanh_backward" not in forward  # the split put it on the right side
 
 
+@pytest.mark.slow
 def test_cpp_kernels_compute_one_minus_t_squared(written):
     cpp = written["inductor_backward_cpp"].read_text()
     assert 'extern "C"' in cpp and "tanh_backward" in cpp
@@ -43,6 +46,7 @@ def test_cpp_kernels_compute_one_minus_t_squared(written):
     assert 'extern "C"' in written["inductor_forward_cpp"].read_text()
 
 
+@pytest.mark.slow
 def test_eager_dump_reaches_every_parameter(written):
     dump = written["eager"].read_text()
     assert "TanhBackward0" in dump and "NllLossBackward0" in dump
@@ -50,6 +54,7 @@ def test_eager_dump_reaches_every_parameter(written):
         assert f"-> {name}.grad {tuple(p.shape)}" in dump, name
 
 
+@pytest.mark.slow
 def test_readme_points_at_every_file_and_the_tanh_backward(written):
     readme = written["readme"].read_text()
     assert all(name in readme for name in gradcode.FILES.values())

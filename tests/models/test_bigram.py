@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from makemore.config import TrainConfig
@@ -38,6 +39,7 @@ def test_counts_dev_nll_on_names():
     assert 2.44 <= dev <= 2.47
 
 
+@pytest.mark.slow
 def test_neural_bigram_lands_on_the_counts_model():
     data = _names()
     counts = REGISTRY["bigram"](REGISTRY["bigram"].Config(vocab_size=27))

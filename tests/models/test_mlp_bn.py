@@ -163,6 +163,7 @@ def bn_run(tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_trained_mlp_bn_samples_are_name_like(bn_run):
     report = runs.evaluate(bn_run)
     samples = [s for s, _ in runs.sample(bn_run, 300, 0, Sampling(1.0, None, None, ""), False)]

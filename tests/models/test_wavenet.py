@@ -202,6 +202,7 @@ def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys, m
     assert saved["train_config"]["max_steps"] == 3  # the flag beat the preset
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_type", ["wavenet", "wavenet-conv"])
 def test_short_training_is_deterministic_and_learns(tmp_path, capsys, model_type):
     runs = []

@@ -121,7 +121,7 @@ def test_a_failed_start_leaves_nothing_and_can_be_run_again(capsys, tmp_path, ar
 def test_running_out_of_memory_mid_start_is_one_line_and_leaves_nothing(tmp_path):
     """A batch that passes the estimate but not the allocator: a 4 GB address-space limit."""
     run_dir = tmp_path / "new"
-    argv = [*SLOW[:-4], "--max-steps", "2", "-b", "20000000", "-o", str(run_dir)]
+    argv = [*SLOW[:-4], "--max-steps", "2", "-b", "2000000", "-o", str(run_dir)]
     limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # noqa: E731
     result = subprocess.run(argv, capture_output=True, text=True, preexec_fn=limit)
     assert result.returncode == 1 and "error: out of memory" in result.stderr, result.stderr

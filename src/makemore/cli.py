@@ -143,9 +143,7 @@ RENAMED = {
 
 
 def cmd_train(argv: list[str]) -> int:
-    from . import distributed, runs
-    from .config import TrainConfig
-    from .models import REGISTRY, split_recipe
+    from . import distributed
 
     for old, message in RENAMED.items():
         if any(a == old or a.startswith(old + "=") for a in argv):
@@ -159,31 +157,39 @@ def cmd_train(argv: list[str]) -> int:
         if args.nproc > 1:
             return distributed.launch(args.nproc, _without_nproc(argv))
     world = distributed.join()  # under torchrun: this process is one rank of several
+    try:
+        result = _train_or_resume(args, given_type)
+    finally:  # on errors too: a process group left alive at exit aborts the rank in gloo's threads
+        distributed.leave()
+    if world.main:
+        print(result)
+    return 0
+
+
+def _train_or_resume(args, given_type: str | None) -> str:
+    from . import runs
+    from .config import TrainConfig
+    from .models import REGISTRY, split_recipe
+
     cls = REGISTRY[args.type or DEFAULT_TYPE]
     train_flags, model_flags = _given(args, TrainConfig), _given(args, cls.Config)
+    preset_train, preset_model = split_recipe(cls, _preset(cls, args.preset))
     if args.resume:  # the same command with --resume appended continues the run
         if not args.work_dir:
             raise MakemoreError("--resume needs -o/--work-dir of the run to continue")
-        preset_train, preset_model = split_recipe(cls, _preset(cls, args.preset))
         run_as = {"--type": given_type, "--max-item-len": args.max_item_len, "--input-file": args.input_file}
         run_as.update({flag(k): v for k, v in {**preset_model, **model_flags}.items()})
-        result = runs.resume(Path(args.work_dir), {**preset_train, **train_flags}, run_as, progress=not args.quiet)
-    else:
-        preset_train, preset_model = split_recipe(cls, _preset(cls, args.preset))
-        cfg = TrainConfig(**{**cls.train_defaults, **preset_train, **train_flags})
-        result = runs.start(
-            args.type or DEFAULT_TYPE,
-            {**preset_model, **model_flags},
-            cfg,
-            args.input_file,
-            args.work_dir,
-            args.max_item_len,
-            progress=not args.quiet,
-        )
-    if world.main:
-        print(result)
-    distributed.leave()
-    return 0
+        return runs.resume(Path(args.work_dir), {**preset_train, **train_flags}, run_as, progress=not args.quiet)
+    cfg = TrainConfig(**{**cls.train_defaults, **preset_train, **train_flags})
+    return runs.start(
+        args.type or DEFAULT_TYPE,
+        {**preset_model, **model_flags},
+        cfg,
+        args.input_file,
+        args.work_dir,
+        args.max_item_len,
+        progress=not args.quiet,
+    )
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

@@ -10,13 +10,12 @@ and summed. Nothing in a checkpoint depends on how many ranks wrote it.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import signal
-import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from .errors import MakemoreError
 
 REPORTED = "MAKEMORE_REPORTED"  # set by `train --nproc` for its ranks: where rank 0 marks a printed error
 LAUNCHER = "MAKEMORE_LAUNCHER"  # set by `train --nproc` for its ranks: the launcher's process id
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -96,24 +94,29 @@ def join() -> World:
 
 
 def _die_with_launcher() -> None:
-    """A rank gets SIGTERM when the process that started it dies. torchrun starts each rank in a
-    session of its own, so a launcher killed outright (SIGKILL, the OOM killer), which cannot stop
-    its ranks, left them training and holding the run's lock; now they stop as on Ctrl-C (rank 0
-    saves the state and releases the lock). Linux only (prctl); elsewhere nothing changes."""
-    if not sys.platform.startswith("linux"):
+    """A rank stops (as on SIGTERM: rank 0 saves the state and releases the lock) when the launcher
+    that started it dies. torchrun starts each rank in a session of its own, so a launcher killed
+    outright (SIGKILL, the OOM killer), which cannot stop its ranks, left them training and holding
+    the run's lock. A watchdog thread looks at the rank's parent twice a second. (The kernel's
+    PR_SET_PDEATHSIG fires when the launcher's *thread* that started the rank ends, which torchrun's
+    threads do at shutdown: it sent SIGTERM into ranks that were already exiting.)"""
+    launcher = int(os.environ.get(LAUNCHER, "0"))
+    if not launcher:
         return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-    launcher = os.environ.get(LAUNCHER)
-    if launcher and os.getppid() != int(launcher):  # it died before the signal was asked for
+
+    def watch() -> None:
+        while os.getppid() == launcher:
+            time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="makemore-launcher-watch", daemon=True).start()
 
 
 def leave() -> None:
-    global _world
+    """Leave the process group (also after an error: a group left alive at exit can abort the
+    process in gloo's threads). The rank is still known, so that rank 0 alone reports the error."""
     if dist.is_initialized():
         dist.destroy_process_group()
-    _world = World()
 
 
 def check_nproc(nproc: int) -> None:

@@ -18,11 +18,15 @@ demo: $(STAMP)
 	$(BIN)/makemore train --type mlp -o $$run && \
 	$(BIN)/makemore sample -o $$run -n 20 --seed 0
 
+# Two test processes at a time (pytest-xdist), each of whose trainings takes one thread: on 2 cores
+# the suite's real processes, servers and signals overlap, and nothing oversubscribes the cores.
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -p no:randomly -n 2 --dist worksteal
+
 check: $(STAMP)  # the fast tier: unit and contract tests, tiny data, no real processes (-m "not slow")
-	$(BIN)/python -m pytest -q -p no:randomly -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test: $(STAMP)  # everything: the fast tier, then goldens, DDP, signals, real servers and the browser
-	$(BIN)/python -m pytest -q -p no:randomly
+	$(PYTEST)
 
 lint: $(STAMP)  # what CI checks: formatting and lint (ruff, configured in pyproject.toml)
 	$(BIN)/ruff format --check .

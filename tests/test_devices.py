@@ -34,3 +34,17 @@ def test_train_without_threads_uses_the_chosen_count(capsys, tmp_path, monkeypat
     code, _, err = run_cli(capsys, "train", "--type", "mlp", "-i", data, "-o", tmp_path / "r", "--max-steps", "2", "-q")
     assert code == 0, err
     assert chosen == [1]
+
+
+def test_all_cores_means_at_most_omp_num_threads_where_it_is_set(monkeypatch):
+    from makemore.devices import set_threads
+
+    chosen = []
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    set_threads(0)  # all cores, as the environment allows
+    set_threads(5)  # an explicit count is the user's
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    set_threads(0)
+    assert chosen == [3, 5, 8]

@@ -43,9 +43,30 @@ def _weights(path):
     return {k: v for k, v in tensors.items() if k.startswith(("model.", "optim."))}
 
 
+def test_ctrl_c_and_sigterm_share_one_handler_that_asks_the_loop_to_stop():
+    """So one real signal in a real process (below) tests both."""
+    from makemore.train import StopOnSignal
+
+    class Loop:
+        stop = None
+
+        def request_stop(self, reason):
+            self.stop = reason
+
+    hook, loop = StopOnSignal(), Loop()
+    hook.on_start(loop)
+    try:
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        assert handlers[signal.SIGINT] is handlers[signal.SIGTERM]
+        handlers[signal.SIGINT](signal.SIGINT, None)
+        assert loop.stop == "SIGINT"
+    finally:
+        hook.close()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, sig):
+def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, sig=signal.SIGTERM):
     steps = ["--max-steps", "3000"]
     subprocess.run([*TRAIN, *steps, "-o", tmp_path / "straight"], check=True, capture_output=True)
     interrupted = tmp_path / "interrupted"

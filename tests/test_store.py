@@ -129,11 +129,11 @@ def test_running_out_of_memory_mid_start_is_one_line_and_leaves_nothing(tmp_path
 
 
 @pytest.mark.slow
-def test_two_fresh_runs_into_one_directory_one_wins_and_the_other_says_so(tmp_path):
+def test_two_fresh_runs_into_one_directory_one_wins_and_the_other_says_so(tmp_path, small_names):
     """Started at the same moment, a few times over: never two writers, never a mixed run."""
     for attempt in range(3):
         run_dir = tmp_path / f"same{attempt}"
-        argv = [*SLOW[:-4], "--max-steps", "200", "--eval-interval", "100", "-o", str(run_dir)]
+        argv = [*SLOW[:-4], "-i", str(small_names), "--max-steps", "200", "--eval-interval", "100", "-o", str(run_dir)]
         procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         results = [(p.wait(), *p.communicate()) for p in procs]  # (code, stdout, stderr)
         winners = [r for r in results if r[0] == 0]

@@ -40,12 +40,20 @@ def auto_threads(model, cfg) -> int:
 
 def set_threads(threads: int, ranks: int = 1) -> None:
     """Explicit intra-op threads: oversubscribing 2 cores slows training by 3-80x, so never more
-    threads than cores, shared among the ranks of this machine (0: all of them)."""
+    threads than cores, shared among the ranks of this machine. 0: all of them, or OMP_NUM_THREADS
+    where the environment sets it (the usual way to say how many a process may take: the test
+    suite runs two at a time with 1 each)."""
     cores = max(1, (os.cpu_count() or 1) // ranks)
     if threads > cores:
         per = " per rank" if ranks > 1 else ""
         print(f"--threads {threads}: this machine has {cores} cores{per}; using {cores}", file=sys.stderr)
-    torch.set_num_threads(min(threads, cores) or cores)
+    torch.set_num_threads(min(threads, cores) or min(cores, _omp_threads() or cores))
+
+
+def _omp_threads() -> int:
+    """OMP_NUM_THREADS as a whole number >= 1, or 0 when it is not set (or not a number)."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) >= 1 else 0
 
 
 def available_memory(device: torch.device) -> int:

@@ -96,11 +96,6 @@ def test_a_preset_flag_and_explicit_flags_reach_the_configs(capsys, tmp_path, mo
     assert code == 0 and saved.model.config.n_embd == 16 and saved.train_config.max_steps == 30, err
 
 
-@pytest.mark.parametrize("model_type", list(REGISTRY))
-def test_every_registered_recipe_names_real_options_with_valid_values(model_type):
-    check_recipes(REGISTRY[model_type])
-
-
 @pytest.mark.parametrize(
     "recipe, why",
     [

@@ -101,7 +101,7 @@ class TrainConfig(Checked):
         0.0,
         "keep an exponential moving average of the weights with this decay per step "
         "(e.g. 0.999; warmed up as min(decay, (1+n)/(10+n)) after n steps, so a short run averages only "
-        "its recent steps); evaluate and save it instead of the raw weights (0: off)",
+        "its recent steps); evaluate and save it instead of the raw weights where it is better (0: off)",
     )
     input_noise: float = option(
         0.0,

@@ -179,6 +179,7 @@ class Trainer:
         if cfg.ema and self.optimizer is not None:
             # buffers too; BatchNorm statistics are then measured again before each evaluation
             self.ema = AveragedModel(model, multi_avg_fn=warmed_ema(cfg.ema), use_buffers=True)
+        self._evaluated = self.ema.module if self.ema is not None else self.model
         self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # batch order
         self.step, self.train_seconds = 0, 0.0
         self.loss, self.lr, self.examples, self.skipped = math.nan, math.nan, 0, None
@@ -214,20 +215,29 @@ class Trainer:
         self.step, self.train_seconds = state.step, state.train_seconds
 
     def evaluated_model(self) -> Model:
-        """The weights that are evaluated, saved as the best checkpoint and sampled from."""
-        return self.ema.module if self.ema is not None else self.model
+        """The weights that are evaluated, saved as the best checkpoint and sampled from: with --ema,
+        the average or the raw weights, whichever had the lower dev NLL at the latest evaluation."""
+        return self._evaluated
 
     def evaluate_dev(self) -> float:
-        """The evaluated weights' NLL on the whole dev split (also kept as `dev`)."""
-        if self.ema is not None:
-            self.ema.module.recompute_batchnorm(self.train_examples)
-        if self.world.size == 1:
-            self.dev = split_nll(self.evaluated_model(), self.dev_examples)
-        else:
-            rows = self.world.shard(len(self.dev_examples))  # each rank its share of the split, then the sums
-            total, count = self.world.sum(*split_totals(self.evaluated_model(), self.dev_examples, rows))
-            self.dev = total / count if count else math.nan
+        """The dev NLL of the weights to keep (also kept as `dev`). With --ema both the average and
+        the raw weights are evaluated and the better kept, so that no --max-steps gives an average
+        worse than the weights it averages (early on, it still remembers weights long left behind)."""
+        if self.ema is None:
+            self.dev = self._dev_nll(self.model)
+            return self.dev
+        self.ema.module.recompute_batchnorm(self.train_examples)
+        average, raw = self._dev_nll(self.ema.module), self._dev_nll(self.model)
+        use_raw = raw < average  # (nan compares false: the average, unless the raw weights are better)
+        self._evaluated, self.dev = (self.model, raw) if use_raw else (self.ema.module, average)
         return self.dev
+
+    def _dev_nll(self, model: Model) -> float:
+        if self.world.size == 1:
+            return split_nll(model, self.dev_examples)
+        rows = self.world.shard(len(self.dev_examples))  # each rank its share of the split, then the sums
+        total, count = self.world.sum(*split_totals(model, self.dev_examples, rows))
+        return total / count if count else math.nan
 
     def request_stop(self, reason: str) -> None:
         """End training after the current step (its hooks still run). With several ranks, after the

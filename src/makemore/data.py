@@ -29,6 +29,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from .errors import MakemoreError
+from .files import file_kind
 from .shuffle import shuffled_indices
 
 BOUNDARY = 0  # token id of the start/end marker; never a data character
@@ -44,13 +45,6 @@ MAX_VOCAB = 10_000  # output layers and logits grow with V; beyond this the inpu
 GATHER_ITEMS = 1 << 20  # items reordered (or hashed) at a time: bounds the index arrays' memory
 CACHE_FORMAT = "makemore-data-1"
 RUN_FILES_ONLY = "makemore reads only regular files in a run directory"
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
 
 
 def bundled_names() -> Path:
@@ -83,7 +77,7 @@ def open_regular(path: str | os.PathLike, run_file: bool = False):
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        kind = file_kind(mode)
         if run_file:
             raise MakemoreError(f"{path} is not a regular file ({kind}); {RUN_FILES_ONLY}")
         raise MakemoreError(f"input is not a regular file ({kind}): {path}")

@@ -34,6 +34,11 @@ _KINDS = (
 )
 
 
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, for a message: 'a FIFO', 'a directory', ..."""
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
 def _existing(path: Path) -> os.stat_result | None:
     """What stands at path (not following a link): None if nothing; refused unless a regular file or a link."""
     try:
@@ -44,7 +49,7 @@ def _existing(path: Path) -> os.stat_result | None:
         raise MakemoreError(f"cannot write {path}: {e.strerror}") from None
     if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
         return st
-    kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+    kind = file_kind(st.st_mode)
     raise MakemoreError(f"{path} is {kind}; makemore replaces only regular files")
 
 

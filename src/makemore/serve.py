@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import __version__, views
 from . import runs as commands
 from .checkpoint import Checkpoint
-from .data import BOUNDARY, SPLITS, Dataset
+from .data import BOUNDARY, SPLITS, Dataset, shown
 from .errors import MakemoreError
 from .evaluate import item_nlls, split_nll
 from .sample import Sampling, generate
@@ -61,12 +61,6 @@ WEB = resources.files("makemore") / "web"  # the page: plain HTML, CSS and JavaS
 # would oversubscribe them and both crawl. Model work runs on one thread of its own (MODEL), so requests
 # waiting for it hold no thread of the server's pool: the run list, the logs and the page never wait.
 COMPUTE = threading.Lock()
-
-
-def shown(text: str) -> str:
-    """Text from files or requests as a terminal should print it: control characters (escape
-    sequences, carriage returns) escaped, so a forged name cannot rewrite the screen."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ModelQueue:

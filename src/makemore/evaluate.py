@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from .data import BOUNDARY, IGNORE, ITEM_LEN_LIMIT, Rows, Split, Vocab, Windows, pack
+from .data import BOUNDARY, IGNORE, ITEM_LEN_LIMIT, Rows, Split, Vocab, Windows
 from .errors import MakemoreError
 from .models import Model
 from .models.base import WindowModel
@@ -129,12 +129,9 @@ def _chunks(model: Model, examples: Rows | Windows, rows: slice = slice(None)):
     """(logits, targets) of the examples (those in `rows`), in chunks of bounded memory (chunk_plan)."""
     tokens, _ = chunk_plan(model)
     for a, b in examples.spans(tokens, rows):
-        X, Y = examples[a:b]
-        if model.can("pack"):  # whole items back to back, in order: the same logits, far less padding
-            X, Y, pos = pack(X, Y, model.pack_width(X.size(1)), in_order=True)
-            logits = model(X.to(model.device), pos.to(model.device))
-        else:
-            logits = model(X.to(model.device))
+        # packed where the model packs: whole items back to back, in order, the same logits, less padding
+        X, Y, pos = model.shape_batch(*examples[a:b], packed=True, in_order=True)
+        logits = model(X.to(model.device)) if pos is None else model(X.to(model.device), pos.to(model.device))
         yield logits.reshape(-1, logits.size(-1)), Y.reshape(-1).to(model.device)
 
 

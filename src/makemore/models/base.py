@@ -232,9 +232,11 @@ class Model(nn.Module):
         raise NotImplementedError
 
     def shape_batch(
-        self, X: torch.Tensor, Y: torch.Tensor, packed: bool
+        self, X: torch.Tensor, Y: torch.Tensor, packed: bool, in_order: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """A training batch drawn from examples() -> (X, Y, pos): pos marks packed rows."""
+        """A batch cut from examples() as forward takes it -> (X, Y, pos): pos marks packed rows. The
+        one place that decides packing: training asks for it with `packed` (--pack), evaluation with
+        `in_order` too (the targets then read item after item, as the examples list them)."""
         return X, Y, None
 
     def next_logits(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -335,15 +337,13 @@ class SequenceModel(Model):
     def examples(self, split):
         return Rows(split)
 
-    def shape_batch(self, X, Y, packed):
+    def shape_batch(self, X, Y, packed, in_order=False):
         if packed and self.can("pack"):  # rows of several items each: less padding still
             # as wide as the model's positions, but attention grows with the row's width: a data set
             # with one long item packs its short ones into rows of PACK_WIDTH (wider only for that item)
-            return pack(X, Y, self.pack_width(X.size(1)))
+            width = max(X.size(1), min(self.config.positions, PACK_WIDTH))
+            return pack(X, Y, width, in_order=in_order)
         return X, Y, None
-
-    def pack_width(self, longest: int) -> int:
-        return max(longest, min(self.config.positions, PACK_WIDTH))
 
     def next_logits(self, tokens):
         return self(tokens[:, -self.config.positions :])[:, -1]

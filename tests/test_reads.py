@@ -46,16 +46,15 @@ def _cli(*argv, timeout=120):
 
 
 # --- 1. only regular files: a FIFO never hangs a command -----------------------------------------
-@pytest.mark.parametrize("name", ["input.txt", "data.safetensors"])
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "command",
+    "name, command",  # each command and each file once: they all read through data.open_regular
     [
-        ["eval"],
-        ["sample", "-n", "3", "--seed", "1"],
-        ["train", "--resume", "--max-steps", "40", "--threads", "1", "-q"],
+        ("input.txt", ["eval"]),
+        ("data.safetensors", ["sample", "-n", "3", "--seed", "1"]),
+        ("data.safetensors", ["train", "--resume", "--max-steps", "40", "--threads", "1", "-q"]),
     ],
-    ids=["eval", "sample", "resume"],
+    ids=["eval-input", "sample-cache", "resume-cache"],
 )
 def test_a_fifo_in_the_run_directory_is_refused_in_one_line(tiny_run, tmp_path, name, command):
     run_dir = _copy(tiny_run, tmp_path)

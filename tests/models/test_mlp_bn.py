@@ -139,7 +139,7 @@ def test_bad_model_options_are_one_line_errors(capsys, tmp_path, flags, message)
 
 
 @pytest.fixture(scope="module")
-def bn_run(tmp_path_factory):
+def bn_run(tmp_path_factory, small_names):
     run_dir = tmp_path_factory.mktemp("runs") / "mlp-bn"
     assert (
         main(
@@ -147,6 +147,8 @@ def bn_run(tmp_path_factory):
                 "train",
                 "--type",
                 "mlp-bn",
+                "-i",
+                str(small_names),
                 "-o",
                 str(run_dir),
                 "--max-steps",

@@ -204,7 +204,7 @@ def test_preset_best_sets_its_options_and_explicit_flags_win(tmp_path, capsys, m
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_type", ["wavenet", "wavenet-conv"])
-def test_short_training_is_deterministic_and_learns(tmp_path, capsys, model_type):
+def test_short_training_is_deterministic_and_learns(tmp_path, capsys, model_type, small_names):
     runs = []
     for name in ("a", "b"):
         code, out, err = run_cli(
@@ -212,6 +212,8 @@ def test_short_training_is_deterministic_and_learns(tmp_path, capsys, model_type
             "train",
             "--type",
             model_type,
+            "-i",
+            small_names,
             "-o",
             tmp_path / name,
             "-q",

@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_tensors_bytes
-from torch.overrides import TorchFunctionMode
 
 from .config import Checked, TrainConfig, field_type
 from .data import ITEM_LEN_LIMIT, MAX_VOCAB, Vocab
 from .errors import MakemoreError
 from .files import atomic_write_bytes
 from .models import REGISTRY, Model, ModelConfig
+from .models.base import shapes_only
 
 FORMAT = "makemore-checkpoint"
 VERSION = 2  # 2: context_size / max_len for block_size, mlp-bn's BatchNorm a module (1 still loads)
@@ -213,17 +213,6 @@ def _model_config(path: Path, meta: dict) -> ModelConfig:
     return _config(path, cls.Config, values, f"{meta['type']} config")
 
 
-class _NoRandomFills(TorchFunctionMode):
-    """Weight initialisation by normal_ skipped while only shapes are built: on the meta device its
-    kernel first imports torch's compiler, 1.5-2 s added to every command that loads a checkpoint."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if getattr(func, "__name__", None) == "normal_":  # nn.init.normal_(tensor=...) or Tensor.normal_
-            return args[0] if args else kwargs["tensor"]
-        return func(*args, **kwargs)
-
-
 def _check_shapes(path: Path, meta: dict, config: ModelConfig, shapes: dict) -> None:
     """The weights the header declares are exactly those of the model the metadata describes. The
     model is built on the meta device: shapes only, nothing allocated."""
@@ -241,7 +230,7 @@ def _check_shapes(path: Path, meta: dict, config: ModelConfig, shapes: dict) -> 
     if meta["version"] == 1:
         cls.upgrade(dict(meta["config"]), declared)
     try:
-        with torch.device("meta"), _NoRandomFills():
+        with shapes_only():
             expected = {f"model.{k}": tuple(v.shape) for k, v in cls(config).state_dict().items()}
     except (RuntimeError, OverflowError, TypeError, ValueError):  # sizes whose byte count overflows
         raise MakemoreError(f"{path}: its metadata describes a {meta['type']} too large to build") from None

@@ -20,7 +20,7 @@ from torch.utils._pytree import tree_leaves
 from .data import BOUNDARY, IGNORE, ITEM_LEN_LIMIT, Rows, Split, Vocab, Windows
 from .errors import MakemoreError
 from .models import Model
-from .models.base import WindowModel
+from .models.base import WindowModel, shapes_only
 
 LOGITS_BUDGET = 1 << 24  # logits (float32) held at once: 64 MB
 CHUNK_TOKENS = 1 << 14  # tokens per forward pass: larger chunks measured slower on CPU (allocation)
@@ -39,6 +39,12 @@ class _Peak(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.live = self.peak = 0
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in dynamo.disable, which imports the compiler (1.1 s
+        # added to every `eval` and `score`); this mode never runs under torch.compile
+        return False
 
     def _free(self, n: int) -> None:
         self.live -= n
@@ -60,6 +66,8 @@ def forward_bytes(model: Model, rows: int, width: int, grad: bool = False) -> in
     what autograd keeps for backward), measured on a shapes-only copy of the model: nothing is
     allocated, whatever the sizes. A model that repeats a block many times (config fields marked
     `repeats`) is measured with two and three blocks and extrapolated: each block adds the same."""
+    if not grad and model.device.type == "cpu":  # a model with its weights: a small real pass measures it
+        return _measure_real(model, rows, width)
     config = model.config
     repeated = [f.name for f in fields(config) if f.metadata.get("repeats") and getattr(config, f.name) > 3]
     if not repeated:
@@ -72,11 +80,24 @@ def forward_bytes(model: Model, rows: int, width: int, grad: bool = False) -> in
 
 
 def _measure(cls: type[Model], config, rows: int, width: int, grad: bool) -> int:
-    with torch.device("meta"):
+    with shapes_only():
         shapes = cls(config)
     shapes.train(grad)
     with torch.set_grad_enabled(grad), _Peak() as peak:
         shapes(torch.zeros(rows, width, dtype=torch.long, device="meta"))
+    return peak.peak
+
+
+def _measure_real(model: Model, rows: int, width: int) -> int:
+    """forward_bytes of a model that has its weights, measured on it in eval mode: on the CPU, a shapes-only
+    pass would take meta kernels that import torch's compiler (a second added to `eval` and `score`)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _Peak() as peak:
+            model(torch.zeros(rows, width, dtype=torch.long))
+    finally:
+        model.train(was_training)
     return peak.peak
 
 

@@ -19,6 +19,7 @@ from .devices import auto_threads, set_threads
 from .errors import MakemoreError
 from .evaluate import score_items, split_nll
 from .models import REGISTRY
+from .models.base import shapes_only
 from .sample import Sampling, generate
 from .store import RunStore
 from .train import (
@@ -52,7 +53,7 @@ def start(
     data = Dataset.read(source, max_item_len)
     config = cls.config_for(data, **model_flags)
     try:
-        with torch.device("meta"):  # shapes only: the recipe is checked against memory before allocating
+        with shapes_only():  # the recipe is checked against memory before anything is allocated
             shapes = cls(config)
     except RuntimeError:  # a size whose byte count overflows
         raise MakemoreError(f"a {model_type} with these sizes is too large to build") from None

@@ -42,11 +42,31 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..config import Checked, field_type, flag, option
 from ..data import BOUNDARY, ITEM_LEN_LIMIT, Dataset, Rows, Split, Windows, pack
 from ..errors import MakemoreError
 from .batchnorm import BatchNorm
+
+
+class _NoRandomFills(TorchFunctionMode):
+    """Weight initialisation by normal_ skipped while only shapes are built: on the meta device its
+    kernel first imports torch's compiler, 1.5-2 s added to every command that builds one."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", None) == "normal_":  # nn.init.normal_(tensor=...) or Tensor.normal_
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def shapes_only():
+    """Models built within are shapes only (the meta device): nothing is allocated, whatever the sizes."""
+    with torch.device("meta"), _NoRandomFills():
+        yield
+
 
 # ability -> the method that provides it (None: a form of forward); see the module's docstring
 ABILITIES = {

@@ -20,7 +20,7 @@ from torch.utils._pytree import tree_leaves
 from .data import BOUNDARY, IGNORE, ITEM_LEN_LIMIT, Rows, Split, Vocab, Windows
 from .errors import MakemoreError
 from .models import Model
-from .models.base import WindowModel, shapes_only
+from .models.base import shapes_only
 
 LOGITS_BUDGET = 1 << 24  # logits (float32) held at once: 64 MB
 CHUNK_TOKENS = 1 << 14  # tokens per forward pass: larger chunks measured slower on CPU (allocation)
@@ -101,23 +101,19 @@ def _measure_real(model: Model, rows: int, width: int) -> int:
     return peak.peak
 
 
-def example_width(model: Model) -> int:
-    """Input tokens of one example: a window's context, or the longest row of a sequence model."""
-    return model.context_size if isinstance(model, WindowModel) else model.config.positions
-
-
 def chunk_plan(model: Model) -> tuple[int, int]:
     """(the size `spans` is given, the bytes of the largest chunk evaluation takes). A window model's
     chunks count examples, each context_size + 1 tokens; a sequence model's count tokens of padded
     rows (at least one row). Both stay under CHUNK_BUDGET, unless one example alone exceeds it."""
-    width, vocab = example_width(model), model.config.vocab_size
+    width, vocab = model.input_width, model.config.vocab_size
+    windows = model.tokens_per_example == 1  # one prediction per example: a window model
     per_row = _row_bytes(model, width)
-    if isinstance(model, WindowModel):  # per example: its gather, activations, logits and their loss
+    if windows:  # per example: its gather, activations, logits and their loss
         per = (width + 1) * INDEX_BYTES + per_row + 2 * 4 * vocab
     else:  # per token of a full-width row: attention makes the widest rows the costliest per token
         per = INDEX_BYTES + per_row / width + 2 * 4 * vocab
     size = max(1, min(CHUNK_TOKENS, LOGITS_BUDGET // vocab, int(CHUNK_BUDGET // per)))
-    rows_at_least = 1 if isinstance(model, WindowModel) else width  # a chunk holds at least one example
+    rows_at_least = 1 if windows else width  # a chunk holds at least one example
     return size, math.ceil(max(size, rows_at_least) * per)
 
 
@@ -131,7 +127,7 @@ def _row_bytes(model: Model, width: int) -> float:
     key = (type(model), repr(model.config), width)
     if key in _measured:
         return _measured[key]
-    if isinstance(model, WindowModel) or width <= PROBE_WIDTH:
+    if model.tokens_per_example == 1 or width <= PROBE_WIDTH:
         measured = forward_bytes(model, PROBE_ROWS, width) / PROBE_ROWS
     else:
         w = [PROBE_WIDTH // 4, PROBE_WIDTH // 2, PROBE_WIDTH]

@@ -30,9 +30,8 @@ from .config import TrainConfig
 from .data import BOUNDARY, IGNORE, Dataset
 from .devices import available_memory, pick_device
 from .errors import MakemoreError
-from .evaluate import INDEX_BYTES, chunk_plan, example_width, forward_bytes, split_nll, split_totals
+from .evaluate import INDEX_BYTES, chunk_plan, forward_bytes, split_nll, split_totals
 from .models import Model
-from .models.base import WindowModel
 from .optim import make_optimizer
 
 
@@ -68,7 +67,7 @@ def memory_needed(model: Model, cfg: TrainConfig, ranks: int = 1) -> int:
     copies = 2 + {"adamw": 2, "muon": 1}.get(cfg.optimizer, 0) + bool(cfg.ema)
     held = 4 * copies * model.num_params()
     rows = max(1, cfg.batch_size // ranks)
-    width = example_width(model) if isinstance(model, WindowModel) else 2
+    width = model.input_width if model.tokens_per_example == 1 else 2  # a window; a row counts as 2 tokens
     step = rows * (width + 1) * INDEX_BYTES + 2 * forward_bytes(model, rows, width, grad=True)
     step += rows * (3 * 8 + 2 * 4 * model.config.vocab_size)
     work = max(step, chunk_plan(model)[1])

@@ -273,6 +273,11 @@ class Model(nn.Module):
         """Positions one training example predicts at, at most (a window: 1; a row: its positions)."""
         return 1
 
+    @property
+    def input_width(self) -> int:
+        """Input tokens of one example, at most: a window's context, a row's positions."""
+        raise NotImplementedError
+
     def decodes(self, tokens: int) -> bool:
         """Whether decode() can take a row of this many tokens."""
         return False
@@ -301,6 +306,10 @@ class WindowModel(Model):
     @property
     def context_size(self) -> int:
         return self.config.context_size
+
+    @property
+    def input_width(self) -> int:
+        return self.context_size
 
     @property
     def min_batch_size(self) -> int:
@@ -381,6 +390,10 @@ class SequenceModel(Model):
 
     @property
     def tokens_per_example(self) -> int:
+        return self.config.positions
+
+    @property
+    def input_width(self) -> int:
         return self.config.positions
 
     def decodes(self, tokens: int) -> bool:

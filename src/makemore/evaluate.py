@@ -172,8 +172,9 @@ def split_totals(model: Model, examples: Rows | Windows, rows: slice = slice(Non
 
 
 @torch.no_grad()
-def item_nlls(model: Model, examples: Rows | Windows) -> torch.Tensor:
-    """Each item's NLL (float64), summed over its characters and end token, in the split's order."""
+def target_nlls(model: Model, examples: Rows | Windows) -> torch.Tensor:
+    """The NLL of every target of the examples (no padding), item after item: each item's
+    characters, then its end token."""
     was_training = model.training
     model.eval()
     nll = [
@@ -181,9 +182,14 @@ def item_nlls(model: Model, examples: Rows | Windows) -> torch.Tensor:
         for logits, y in _chunks(model, examples)
     ]
     model.train(was_training)
+    return torch.cat(nll) if nll else torch.zeros(0)
+
+
+def item_nlls(model: Model, examples: Rows | Windows) -> torch.Tensor:
+    """Each item's NLL (float64), summed over its characters and end token, in the split's order."""
     split = examples.split
     ends = (split.offsets[1:] - split.offsets[0]) + torch.arange(1, len(split) + 1)  # + one end token each
-    running = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cat(nll).double().cumsum(0)])
+    running = torch.cat([torch.zeros(1, dtype=torch.float64), target_nlls(model, examples).double().cumsum(0)])
     return running[ends] - running[torch.cat([ends.new_zeros(1), ends[:-1]])]
 
 

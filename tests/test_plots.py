@@ -47,6 +47,7 @@ def test_an_existing_file_is_kept_unless_forced(capsys, served_runs, tmp_path, m
         (["tanh", "-o", "RUNS/transformer"], "a transformer model offers no tanh layer"),
         (["embedding", "-o", "RUNS/mlp", "--with", "RUNS/transformer"], "--with draws other runs beside"),
         (["loss", "-o", "RUNS/mlp", "--smooth", "-5"], "--smooth must be >= 0"),
+        (["embedding", "-o", "RUNS/mlp", "--log-steps"], "--log-steps draws the loss curve's step axis"),
     ],
 )
 def test_bad_requests_are_one_line(capsys, served_runs, tmp_path, monkeypatch, argv, message):
@@ -59,7 +60,8 @@ def test_bad_requests_are_one_line(capsys, served_runs, tmp_path, monkeypatch, a
 def test_runs_drawn_beside_each_other(capsys, served_runs, tmp_path):
     """loss --with --smooth: several runs' curves; bigram --with: two bigram models side by side."""
     mlp = served_runs / "mlp"
-    for argv in (["loss", "-o", mlp, "--with", served_runs / "transformer", "--smooth", "50"], ["bigram", "-o", mlp]):
+    both = ["loss", "-o", mlp, "--with", served_runs / "transformer"]
+    for argv in (both + ["--smooth", "50"], both + ["--log-steps"], ["bigram", "-o", mlp]):
         out = tmp_path / "x.png"
         code, _, err = run_cli(capsys, "plot", *argv, "--out", out, "--force")
         assert (code == 0) == (argv[0] == "loss"), err  # an mlp has no bigram table
@@ -85,3 +87,23 @@ def test_smoothing_averages_the_logged_losses_of_each_stretch():
 
     points = [(1, 4.0), (50, 2.0), (100, 3.0), (101, 1.0), (200, 1.0)]
     assert _smoothed(points, 100) == [(50.0, 3.0), (150.0, 1.0)]
+
+
+def test_a_far_cluster_breaks_the_compare_axis_and_a_spread_one_does_not():
+    from makemore.plots import _widest_gap
+
+    assert _widest_gap([1.92, 1.99, 2.05, 2.10, 2.15, 2.4533, 2.4535]) == (2.15, 2.4533)
+    assert _widest_gap([1.9, 2.0, 2.1, 2.2, 2.3]) is None
+    assert _widest_gap([2.0, 2.5]) is None  # two runs: nothing to break
+
+
+def test_weight_matrices_get_their_part_of_the_network_as_a_name():
+    from makemore.diagnose import weight_labels
+
+    deep = ["C", *(f"layers.{i}.weight" for i in (0, 3, 6, 9, 12, 15))]
+    shapes = [(27, 10), (30, 100), *[(100, 100)] * 4, (100, 27)]
+    result = {"weights": [{"weight": n, "shape": list(s)} for n, s in zip(deep, shapes)]}
+    labels = weight_labels(result, vocab_size=27)
+    assert labels["C"] == "embedding (C)" and labels["layers.15.weight"] == "output layer (layers.15.weight)"
+    assert labels["layers.0.weight"] == "hidden layer 1 (layers.0.weight)"
+    assert weight_labels(result, vocab_size=27, named=False)["layers.12.weight"] == "hidden layer 5"

@@ -23,7 +23,8 @@ GRADCHECK_MAX_BATCH = 10_000  # ~0.5 GB: the float64 tables keep every intermedi
 
 EPILOG_METRIC = (
     "All losses are mean negative log-likelihood in nats per predicted character "
-    "(each character plus the end token) over the whole split."
+    "(each character plus the end token) over the whole split; in text mode, each character of the split "
+    "after its first."
 )
 
 
@@ -63,8 +64,10 @@ def _add_dataclass_flags(group, cls, defaults: dict, short: dict | None = None) 
         )
 
 
-def _data_args(p) -> None:
-    p.add_argument("-o", "--work-dir", required=True, help="run directory written by `makemore train`")
+def _data_args(p, exported: bool = False) -> None:
+    """-o: a run directory; exported: or a folder `makemore export` wrote."""
+    also = " or a folder written by `makemore export`" if exported else ""
+    p.add_argument("-o", "--work-dir", required=True, help=f"run directory written by `makemore train`{also}")
 
 
 # --- train -------------------------------------------------------------------------------------
@@ -78,10 +81,29 @@ def _train_parser(model_type: str) -> argparse.ArgumentParser:
     cls = REGISTRY[model_type]
     p = _Parser(
         prog="makemore train",
-        description="Train a model on a file of items (one per line) and write a run directory.",
+        description="Train a model on a file of items (one per line), or with --text on one stream of "
+        "characters, and write a run directory.",
         epilog=f"Model options depend on --type; `makemore train --type NAME --help` lists them. {EPILOG_METRIC}",
     )
-    p.add_argument("-i", "--input-file", help="UTF-8 text file, one item per line (default: the bundled names.txt)")
+    p.add_argument(
+        "-i",
+        "--input-file",
+        help="UTF-8 text file, one item per line (default: the bundled names.txt; with --text, the bundled "
+        "Tiny Shakespeare)",
+    )
+    p.add_argument(
+        "--text",
+        action="store_true",
+        help="text mode, as in the GPT lecture: the file is one stream of characters, line breaks included; "
+        "the first 90%% train, the last 10%% is the dev split, no test split",
+    )
+    p.add_argument(
+        "--block-size",
+        type=int,
+        default=None,
+        help="text mode: characters a sequence model reads at once (its positions; default: 8). "
+        "A window model reads --context-size characters",
+    )
     p.add_argument("-o", "--work-dir", help="run directory to create (default: runs/TYPE-DATE-TIME, printed)")
     p.add_argument("--type", choices=list(REGISTRY), help=f"model type (default: {DEFAULT_TYPE})")
     p.add_argument("--resume", action="store_true", help="continue the run in --work-dir from its last checkpoint")
@@ -138,7 +160,7 @@ def _preset(cls, name: str | None) -> dict:
 
 RENAMED = {
     "--block-size": "--block-size is now --context-size (window models) or --max-len (sequence models, "
-    "measured on the data by default)"
+    "measured on the data by default); it stays the block of text mode (--text)"
 }
 
 
@@ -146,7 +168,7 @@ def cmd_train(argv: list[str]) -> int:
     from . import distributed
 
     for old, message in RENAMED.items():
-        if any(a == old or a.startswith(old + "=") for a in argv):
+        if any(a == old or a.startswith(old + "=") for a in argv) and "--text" not in argv:
             raise MakemoreError(message)
     given_type = _peek_type(argv)
     args = _train_parser(given_type or DEFAULT_TYPE).parse_args(argv)
@@ -178,6 +200,7 @@ def _train_or_resume(args, given_type: str | None) -> str:
         if not args.work_dir:
             raise MakemoreError("--resume needs -o/--work-dir of the run to continue")
         run_as = {"--type": given_type, "--max-item-len": args.max_item_len, "--input-file": args.input_file}
+        run_as.update({"--text": args.text or None, "--block-size": args.block_size})
         run_as.update({flag(k): v for k, v in {**preset_model, **model_flags}.items()})
         return runs.resume(Path(args.work_dir), {**preset_train, **train_flags}, run_as, progress=not args.quiet)
     cfg = TrainConfig(**{**cls.train_defaults, **preset_train, **train_flags})
@@ -189,6 +212,8 @@ def _train_or_resume(args, given_type: str | None) -> str:
         args.work_dir,
         args.max_item_len,
         progress=not args.quiet,
+        text=args.text,
+        block_size=args.block_size,
     )
 
 
@@ -213,12 +238,19 @@ def cmd_eval(argv: list[str]) -> int:
         description="Loss of a run's best checkpoint on the whole train, dev and test splits.",
         epilog=EPILOG_METRIC,
     )
-    _data_args(p)
+    _data_args(p, exported=True)
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     args = p.parse_args(argv)
     report = runs.evaluate(Path(args.work_dir))
     if args.json:  # an empty split has no loss: null, never the non-standard NaN
         print(json.dumps({k: None if v != v else v for k, v in report.items()}))
+    elif report["text"]:
+        print(
+            f"{report['type']} ({report['params']:,} parameters, step {report['step']}), text mode, nats per character:"
+        )
+        print(f"  train {report['train']:.4f}  (the first 90% of the characters)")
+        print(f"  dev   {report['dev']:.4f}  (the last 10%: the lecture's validation split)")
+        print("  test  none  (text mode has no test split)")
     else:
         print(f"{report['type']} ({report['params']:,} parameters, step {report['step']}), nats per character:")
         for split in ("train", "dev", "test"):
@@ -262,10 +294,24 @@ def cmd_sample(argv: list[str]) -> int:
 
     p = _Parser(
         prog="makemore sample",
-        description="Sample new items from a trained run; each is marked train / dev / test / new.",
+        description="Sample new items from a trained run; each is marked train / dev / test / new. "
+        "A text-mode run (train --text) instead continues a text for --length characters.",
     )
-    _data_args(p)
-    p.add_argument("-n", "--num-samples", type=_positive(int), default=20, help="how many items (default: 20)")
+    _data_args(p, exported=True)
+    p.add_argument(
+        "-n",
+        "--num-samples",
+        type=_positive(int),
+        default=None,
+        help="how many items (default: 20); the first k items of a seed are the same for any -n",
+    )
+    p.add_argument(
+        "--length",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="text mode: continue the text (--prefix, or a line break) for N characters",
+    )
     p.add_argument(
         "--seed",
         type=_seed,
@@ -285,7 +331,7 @@ def cmd_sample(argv: list[str]) -> int:
         default=None,
         help="sample only from the smallest set of characters with this much probability (0 < p <= 1)",
     )
-    p.add_argument("--prefix", default="", help="start every item with this text")
+    p.add_argument("--prefix", default="", help="start every item with this text (text mode: the text to continue)")
     p.add_argument("--new-only", action="store_true", help="keep only items that appear in none of the splits")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = p.parse_args(argv)
@@ -293,7 +339,9 @@ def cmd_sample(argv: list[str]) -> int:
         p.error("--top-p must be in (0, 1]")
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little") >> 1
     how = Sampling(args.temperature, args.top_k, args.top_p, args.prefix)
-    samples = runs.sample(Path(args.work_dir), args.num_samples, seed, how, args.new_only)
+    if args.length is not None:
+        return _sample_text(args, seed, how)
+    samples = runs.sample(Path(args.work_dir), args.num_samples or 20, seed, how, args.new_only)
     if args.seed is None and not args.json:
         print(f"(seed {seed}; pass --seed {seed} to repeat)", file=sys.stderr)
     if args.json:
@@ -306,15 +354,32 @@ def cmd_sample(argv: list[str]) -> int:
     return 0
 
 
+def _sample_text(args, seed: int, how) -> int:
+    """`sample --length N`: one continuation of a text-mode run's text, the prefix first."""
+    from . import runs
+
+    if args.num_samples is not None or args.new_only:
+        raise MakemoreError("-n and --new-only count items; --length continues one text")
+    text = runs.sample_text(Path(args.work_dir), args.length, seed, how)
+    if args.seed is None and not args.json:
+        print(f"(seed {seed}; pass --seed {seed} to repeat)", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"seed": seed, "prefix": args.prefix, "text": text}))
+    else:  # line breaks are the text's own; other control characters escaped on a terminal
+        print("\n".join(_shown(line) for line in (args.prefix + text).split("\n")))
+    return 0
+
+
 def cmd_score(argv: list[str]) -> int:
     from . import runs
 
     p = _Parser(
         prog="makemore score",
-        description="Negative log-likelihood (nats) of each item under a trained run: total and per character.",
+        description="Negative log-likelihood (nats) of each item under a trained run: total and per character. "
+        "A text-mode run scores each text's characters after its first.",
         epilog=EPILOG_METRIC,
     )
-    _data_args(p)
+    _data_args(p, exported=True)
     p.add_argument("items", nargs="+", metavar="ITEM", help="items to score")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = p.parse_args(argv)
@@ -457,6 +522,41 @@ def cmd_compare(argv: list[str]) -> int:
     return 0
 
 
+def cmd_export(argv: list[str]) -> int:
+    from . import export, runs
+    from .store import RunStore
+
+    p = _Parser(
+        prog="makemore export",
+        description="Share a trained model outside makemore. hf: a folder with config.json (the model, its "
+        "vocabulary, data hash and split, NLL per split, training recipe), model.safetensors (the best weights) "
+        "and README.md (a model card), which `makemore sample/score/serve/eval -o DIR` read as they read a run. "
+        "onnx: model.onnx, next-character logits of a batch of prefixes, for ONNX Runtime (needs the onnx "
+        "extra; rnn, gru and lstm cannot be traced). The folder is written beside DIR and renamed into place.",
+        epilog="To share on the Hugging Face Hub: huggingface-cli upload USER/NAME DIR . " + EPILOG_METRIC,
+    )
+    _data_args(p, exported=True)
+    p.add_argument("--to", required=True, metavar="DIR", help="the folder to write (must not exist, see --force)")
+    p.add_argument("--format", default="hf", choices=export.FORMATS, help="hf (default) or onnx")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in DIR (and nothing else)")
+    p.add_argument(
+        "--with-data",
+        action="store_true",
+        help="hf: add the items trained on (data.safetensors), so that the folder can be evaluated and sampled "
+        "items tagged train/dev/test/new; without it the data stays private and a sample's split is 'unknown'",
+    )
+    args = p.parse_args(argv)
+    loaded = runs.open_model(Path(args.work_dir))
+    data = loaded.dataset() if loaded.has_data else None
+    metrics = RunStore.open(loaded.path).metrics()
+    written = export.write(
+        loaded.best, data, loaded.numbers, metrics, Path(args.to), args.format, args.force, args.with_data
+    )
+    for name, size in written["files"].items():
+        print(f"{Path(args.to) / name}\t{size:,} bytes")
+    return 0
+
+
 PLOTS = {
     "loss": "the train and dev loss curves (the run's loss.png, drawn again; --with adds runs, --smooth averages)",
     "bigram": "Part 1: the bigram matrix, pair and count in each cell (bigram, bigram-nn); with --with RUN, "
@@ -495,6 +595,11 @@ def cmd_plot(argv: list[str]) -> int:
     p.add_argument(
         "--smooth", type=int, default=0, metavar="STEPS", help="loss: mean train loss per STEPS steps (0: each logged)"
     )
+    p.add_argument(
+        "--log-steps",
+        action="store_true",
+        help="loss: a logarithmic step axis, so the first few hundred steps (a bad start's hockey stick) are visible",
+    )
     p.add_argument("--out", metavar="FILE", help="where to write the PNG (default: KIND.png here)")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     args = p.parse_args(argv)
@@ -509,6 +614,8 @@ def cmd_plot(argv: list[str]) -> int:
     from . import plots
     from .store import RunStore
 
+    if args.log_steps and args.kind != "loss":
+        raise MakemoreError(f"--log-steps draws the loss curve's step axis, not {args.kind}")
     if args.others and args.kind not in ("loss", "bigram"):
         raise MakemoreError(f"--with draws other runs beside this one in loss and bigram plots, not in {args.kind}")
     if args.smooth < 0:
@@ -522,7 +629,7 @@ def cmd_plot(argv: list[str]) -> int:
     stores = [RunStore.open(Path(d)) for d in [args.work_dir, *args.others]]
     store = stores[0]
     if args.kind == "loss":
-        plots.plot_losses([(s.dir.name, s.metrics()) for s in stores], out, args.smooth)
+        plots.plot_losses([(s.dir.name, s.metrics()) for s in stores], out, args.smooth, args.log_steps)
     elif args.kind == "lr":
         recipe = store.load_best().train_config
         if recipe is None or recipe.schedule != "sweep":
@@ -589,6 +696,7 @@ COMMANDS = {
     "gradcheck": cmd_gradcheck,
     "gradcode": cmd_gradcode,
     "compare": cmd_compare,
+    "export": cmd_export,
     "plot": cmd_plot,
     "serve": cmd_serve,
 }

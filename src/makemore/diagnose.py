@@ -185,15 +185,34 @@ def _hist(ax, t: torch.Tensor, label: str, bins: int = 60) -> None:
 
 
 def plot_init_loss(results: dict, expected: float) -> bytes:
+    """Each variant's first loss as a bar with its value. Bars near the uniform guess differ in the
+    second decimal, which a scale up to a naive init's ~30 flattens, so they get a zoomed panel too."""
     names = list(results)
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    ax.bar(range(len(names)), [results[n]["init_loss"] for n in names], color="tab:blue")
-    ax.axhline(expected, color="k", ls="--", label=f"-ln(1/V) = {expected:.3f} (uniform guess)")
-    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("loss at step 0 (nats per character)")
-    ax.set_title("loss at initialisation vs a uniform guess")
-    ax.legend(loc="lower right")
-    return _png(fig)
+    losses = [results[n]["init_loss"] for n in names]
+    near = [i for i, v in enumerate(losses) if abs(v - expected) < 0.25 * expected]
+    zoom = 0 < len(near) < len(names)  # some bars far off: the near ones get their own scale
+    fig, axes = plt.subplots(1, 1 + zoom, figsize=(7 + 4 * zoom, 4.2), dpi=110, squeeze=False)
+    panels = [(axes[0][0], list(range(len(names))), "every initialisation")]
+    if zoom:
+        panels.append((axes[0][1], near, "zoomed in on the bars near the uniform guess"))
+    for ax, shown, title in panels:
+        values = [losses[i] for i in shown]
+        bars = ax.bar(range(len(shown)), values, color="tab:blue", width=0.6)
+        ax.bar_label(bars, [f"{v:.4f}" for v in values], fontsize=8, padding=2)
+        ax.axhline(expected, color="k", ls="--", lw=1)
+        ax.set_xticks(range(len(shown)), [names[i] for i in shown], rotation=20, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        if ax is not axes[0][0]:
+            spread = max(abs(v - expected) for v in values) or 0.01
+            ax.set_ylim(expected - 3 * spread, expected + 3 * spread)
+        else:
+            ax.set_ylim(0, max(values) * 1.12)  # room for the labels above the bars
+    axes[0][0].set_ylabel("loss at step 0 (nats per character)")
+    handle = plt.Line2D([], [], color="k", ls="--", lw=1)
+    fig.legend([handle], [f"-ln(1/V) = {expected:.4f} (uniform guess)"], loc="lower center", frameon=False)
+    fig.suptitle("loss at initialisation vs a uniform guess")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return png(fig)
 
 
 def plot_tanh(acts: dict, stats: list[dict], title: str) -> bytes:
@@ -223,13 +242,13 @@ def plot_tanh_grads(grads: dict, stats: list[dict]) -> bytes:
     return _png(fig)
 
 
-def plot_weight_grads(weight_grads: dict, stats: list[dict]) -> bytes:
+def plot_weight_grads(weight_grads: dict, stats: list[dict], labels: dict[str, str]) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for row in stats:
         _hist(
             ax,
             weight_grads[row["weight"]],
-            f"{row['weight']} {tuple(row['shape'])}: grad std {row['grad_std']:.1e}, "
+            f"{labels.get(row['weight'], row['weight'])} {tuple(row['shape'])}: grad std {row['grad_std']:.1e}, "
             f"grad:data {row['grad_to_data']:.1e}",
         )
     ax.set_xlabel("gradient of the loss w.r.t. the weight")
@@ -239,17 +258,41 @@ def plot_weight_grads(weight_grads: dict, stats: list[dict]) -> bytes:
     return _png(fig)
 
 
-def _update_lines(ax, ratios: dict) -> None:
+def weight_labels(result: dict, vocab_size: int, named: bool = True) -> dict[str, str]:
+    """Legend names for a replay's weight matrices (named: the parameter's name in brackets): the embedding
+    (the first matrix with a row per token), the output layer (any later matrix with a token
+    dimension), BatchNorm gains and biases, a position table, and the hidden layers numbered from
+    the input."""
+    labels, hidden = {}, 0
+    for i, row in enumerate(result["weights"]):
+        name, shape = row["weight"], tuple(row["shape"])
+        leaf = name.rsplit(".", 1)[-1]
+        if i == 0 and shape[0] == vocab_size:
+            what = "embedding"
+        elif leaf in ("gamma", "beta"):
+            what = "BatchNorm gain" if leaf == "gamma" else "BatchNorm bias"
+        elif name.startswith("wpe"):
+            what = "position embedding"
+        elif vocab_size in shape:
+            what = "output layer"
+        else:
+            hidden += 1
+            what = f"hidden layer {hidden}"
+        labels[name] = f"{what} ({name})" if named else what
+    return labels
+
+
+def _update_lines(ax, ratios: dict, labels: dict[str, str]) -> None:
     for name, series in ratios.items():
-        ax.plot(series, lw=0.8, label=name)
+        ax.plot(series, lw=0.8, label=labels.get(name, name))
     ax.axhline(REFERENCE_UPDATE, color="k", ls="--", lw=1, label="-3 (rule of thumb)")
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
 
 
-def plot_update_ratio(ratios: dict) -> bytes:
+def plot_update_ratio(ratios: dict, labels: dict[str, str]) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
-    _update_lines(ax, ratios)
+    _update_lines(ax, ratios, labels)
     ax.set_ylabel("log10( std(update) / std(weight) )")
     ax.set_title("update:data ratio per weight matrix during the replay")
     ax.legend(fontsize=7, ncol=2)
@@ -257,12 +300,29 @@ def plot_update_ratio(ratios: dict) -> bytes:
 
 
 def plot_variant_layers(results: dict, key: str, ylabel: str, title: str, log: bool = False) -> bytes:
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
-    for name, r in results.items():
+    """One line per variant across the layers. Variants often land on the same values (BatchNorm
+    makes the gain irrelevant), so each line gets its own marker and dash and a small sideways
+    shift, and the run's own line is drawn on top: every legend entry stays visible."""
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    n = len(results)
+    styles = zip("osD^vP*X", ["-", "--", "-.", ":"] * 2)
+    for k, ((name, r), (marker, dash)) in enumerate(zip(results.items(), styles)):
         values = [row[key] for row in r["layers"]]
-        ax.plot(range(1, len(values) + 1), values, "o-", label=name)
+        shift = 0.16 * (k - (n - 1) / 2) / max(1, n - 1)
+        xs = [i + 1 + shift for i in range(len(values))]
+        own = k == 0  # the run's own network: first in results, drawn last and thicker
+        ax.plot(
+            xs,
+            values,
+            marker=marker,
+            ls=dash,
+            lw=2.2 if own else 1.4,
+            ms=7 if own else 5,
+            zorder=3 + (n if own else k),
+            label=name,
+        )
         ax.set_xticks(range(1, len(values) + 1))
-    ax.set_xlabel("tanh layer (1 = nearest the input)")
+    ax.set_xlabel("tanh layer (1 = nearest the input; the lines are shifted sideways a little to stay apart)")
     ax.set_ylabel(ylabel)
     if log:
         ax.set_yscale("log")
@@ -272,11 +332,11 @@ def plot_variant_layers(results: dict, key: str, ylabel: str, title: str, log: b
     return _png(fig)
 
 
-def plot_variant_updates(results: dict) -> bytes:
+def plot_variant_updates(results: dict, vocab_size: int) -> bytes:
     n = len(results)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), dpi=110, sharey=True, squeeze=False)
-    for ax, (name, r) in zip(axes[0], results.items()):
-        _update_lines(ax, r["update_ratio"])
+    for ax, (name, r) in zip(axes[0], results.items()):  # one legend for all: the names differ by variant
+        _update_lines(ax, r["update_ratio"], weight_labels(r, vocab_size, named=False))
         ax.set_title(name, fontsize=9)
     axes[0][0].set_ylabel("log10( std(update) / std(weight) )")
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -351,12 +411,13 @@ def _diagnose(
     trained = trained_probe.layer_stats()
 
     expected = math.log(len(best.vocab))
+    labels = weight_labels(main, len(best.vocab))
     plots = {  # every figure drawn before anything is written
         "init_loss.png": plot_init_loss(results, expected),
         "activations.png": plot_tanh(probe.acts, main["layers"], f"tanh activations after {steps} replay steps"),
         "gradients.png": plot_tanh_grads(probe.grads, main["layers"]),
-        "weight_gradients.png": plot_weight_grads(probe.weight_grads, main["weights"]),
-        "update_ratio.png": plot_update_ratio(main["update_ratio"]),
+        "weight_gradients.png": plot_weight_grads(probe.weight_grads, main["weights"], labels),
+        "update_ratio.png": plot_update_ratio(main["update_ratio"], labels),
         "trained_activations.png": plot_tanh(
             trained_probe.acts, trained, f"tanh activations at the run's trained weights (step {best.step})"
         ),
@@ -378,7 +439,7 @@ def _diagnose(
             f"gradient per layer after {steps} steps (log scale)",
             log=True,
         )
-        plots["variants_update_ratio.png"] = plot_variant_updates(results)
+        plots["variants_update_ratio.png"] = plot_variant_updates(results, len(best.vocab))
 
     report = {
         "run": str(run_dir),

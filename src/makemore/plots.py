@@ -45,28 +45,102 @@ def plot_compare(rows: list[dict], out: Path) -> None:
     atomic_write_bytes(Path(out), compare_png(rows))
 
 
+# Twelve colours a reader can tell apart (tab10, then black and olive-brown): one per run up to twelve.
+DISTINCT = [*plt.get_cmap("tab10").colors, (0.0, 0.0, 0.0), (0.55, 0.45, 0.1)]
+
+
 def compare_png(rows: list[dict]) -> bytes:
     """Dev NLL against parameters and against training time, one point per run (compare.compare's
-    rows, best dev first), named in the legend: labels beside points collide where runs are close.
-    Both axes are logarithmic past a small linear stretch at zero: the counted bigram has no
-    parameters and no training time."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110, sharey=True)
-    colours, markers = plt.get_cmap("tab10"), "os^Dv<>PX*ph"
-    for ax, key, label, linear in (
-        (axes[0], "params", "parameters", 100),
-        (axes[1], "train_seconds", "training time (s)", 1),
+    rows, best dev first), each named beside its point and in the legend. Both x axes are
+    logarithmic past a small linear stretch at zero: the counted bigram has no parameters and no
+    training time. Where the dev losses fall in two clusters far apart (the bigrams at 2.45, the
+    rest below 2.2) the y axis is broken, so each cluster gets its own readable scale."""
+    devs = [r["dev"] for r in rows]
+    gap = _widest_gap(devs)
+    bands = [(min(devs), gap[0]), (gap[1], max(devs))] if gap else [(min(devs), max(devs))]
+    high = sum(d >= gap[1] for d in devs) if gap else 0
+    heights = ([1, 3] if 2 * high <= len(devs) else [3, 1]) if gap else [1]  # the smaller group, the smaller band
+    fig, axes = plt.subplots(
+        len(bands),
+        2,
+        figsize=(13, 5.6),
+        dpi=110,
+        sharex="col",
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights, "hspace": 0.06},
+    )
+    markers = "os^Dv<>PX*ph"
+    for col, (key, label, linear) in enumerate(
+        (("params", "parameters", 100), ("train_seconds", "training time (s)", 1))
     ):
-        for i, r in enumerate(rows):
-            style = dict(color=colours(i % 10), marker=markers[i % len(markers)], s=48, zorder=3)
-            ax.scatter(r[key], r["dev"], label=f"{plain(r['run'])}  {r['dev']:.4f}", **style)
-        ax.set_xscale("symlog", linthresh=linear)
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("dev NLL (nats per character)")
-    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, title="run, dev NLL", frameon=False)
-    fig.suptitle("dev NLL of each run (whole split)")
-    fig.tight_layout()
+        for row, (low, high) in enumerate(reversed(bands)):  # the highest losses in the top row
+            ax = axes[row][col]
+            pad = max(0.12 * (high - low), 0.01)
+            ax.set_ylim(low - pad, high + pad)
+            shown = []
+            for i, r in enumerate(rows):
+                style = dict(color=DISTINCT[i % len(DISTINCT)], marker=markers[i % len(markers)], s=48, zorder=3)
+                ax.scatter(r[key], r["dev"], label=f"{plain(r['run'])}  {r['dev']:.4f}", **style)
+                if low - pad <= r["dev"] <= high + pad:
+                    shown.append((r[key], r["dev"], plain(r["run"]), style["color"]))
+            ax.set_xscale("symlog", linthresh=linear)
+            ax.grid(alpha=0.3, which="both")
+            _name_points(ax, shown)
+            ax.yaxis.set_major_formatter("{x:.2f}")
+            if row < len(bands) - 1:  # the break: no spine between the two bands, a mark on each side
+                ax.spines["bottom"].set_visible(False)
+                ax.tick_params(bottom=False, which="both")
+                ax.plot([0, 1], [0, 0], transform=ax.transAxes, ls="none", **_BREAK)
+            if row > 0:
+                ax.spines["top"].set_visible(False)
+                ax.plot([0, 1], [1, 1], transform=ax.transAxes, ls="none", **_BREAK)
+        axes[-1][col].set_xlabel(label)
+    fig.supylabel("dev NLL (nats per character)", fontsize=10)
+    handles, labels = axes[-1][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, title="run, dev NLL", frameon=False)
+    broken = " (the y axis is broken between the two groups)" if gap else ""
+    fig.suptitle(f"dev NLL of each run (whole split){broken}")
+    fig.subplots_adjust(left=0.08, right=0.83, bottom=0.1, top=0.91, wspace=0.12)
     return png(fig)
+
+
+_BREAK = dict(marker=[(-1, -0.5), (1, 0.5)], markersize=10, mew=1, color="k", clip_on=False)  # the axis-break marks
+
+
+def _widest_gap(values: list[float]) -> tuple[float, float] | None:
+    """The widest empty stretch between sorted values, when it is most of their range (a cluster far
+    from the rest), else None."""
+    ordered = sorted(set(values))
+    if len(ordered) < 3:
+        return None
+    low, high = max(zip(ordered, ordered[1:]), key=lambda pair: pair[1] - pair[0])
+    return (low, high) if high - low > 0.5 * (ordered[-1] - ordered[0]) else None
+
+
+def _name_points(ax, points: list[tuple[float, float, str, tuple]]) -> None:
+    """Each point's name to its right, nudged up or down (with a thin line to its point) where two
+    names would overlap."""
+    fig = ax.figure
+    fig.canvas.draw()  # the axes' final size and limits, to place labels in pixels
+    to_pixels = ax.transData.transform
+    placed: list[tuple[float, float]] = []  # (x, y) in pixels of names already placed
+    room = 11  # pixels between two names' baselines
+    for x, y, name, colour in sorted(points, key=lambda p: p[1]):
+        px, py = to_pixels((x, y))
+        ly = py
+        while any(abs(ly - qy) < room and abs(px - qx) < 80 for qx, qy in placed):
+            ly += room
+        placed.append((px, ly))
+        ax.annotate(
+            name,
+            (x, y),
+            xytext=(7, ly - py),
+            textcoords="offset points",
+            fontsize=7.5,
+            color=colour,
+            va="center",
+            arrowprops=dict(arrowstyle="-", lw=0.5, color=colour) if ly != py else None,
+        )
 
 
 def plot_bigram(view: dict, out: Path) -> None:
@@ -75,8 +149,9 @@ def plot_bigram(view: dict, out: Path) -> None:
     chars, counted = view["chars"], view["counts"] is not None
     values = view["counts"] if counted else view["probs"]
     V = len(chars)
-    fig, ax = plt.subplots(figsize=(0.6 * V, 0.6 * V), dpi=80)
-    ax.imshow(values, cmap="Blues")
+    fig, ax = plt.subplots(figsize=(0.6 * V + 1.5, 0.6 * V), dpi=80)
+    image = ax.imshow(values, cmap="Blues")
+    fig.colorbar(image, ax=ax, shrink=0.6, label="count" if counted else "probability")
     for i in range(V):
         for j in range(V):
             ax.text(j, i, plain(chars[i] + chars[j]), ha="center", va="bottom", color="gray", fontsize=9)
@@ -122,8 +197,14 @@ def plot_attention(view: dict, out: Path) -> None:
             ax.set_yticks(range(len(tokens)), [plain(t) for t in tokens])
             ax.tick_params(length=0, labelsize=8)
             ax.set_title(f"layer {layer + 1}, head {h + 1}", fontsize=9)
-    fig.suptitle(plain(f"attention over {''.join(tokens)!r}"))
-    fig.tight_layout()
+    for ax in axes[-1]:
+        ax.set_xlabel("key: the position attended to", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("query: the position reading", fontsize=8)
+    fig.suptitle(plain(f"attention over {''.join(tokens)!r}: row i is how position i shares its attention"))
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    bar = fig.colorbar(axes[0][0].images[0], ax=axes, shrink=0.5, pad=0.02)
+    bar.set_label("attention weight (each row sums to 1)")
     _save(fig, out)
 
 
@@ -132,8 +213,9 @@ def plot_dlogits(view: dict, out: Path) -> None:
     per character; dark where the loss pulls a logit down (the right character), light where it
     pushes one up."""
     grads, chars, targets = view["dlogits"], view["chars"], view["targets"]
-    fig, ax = plt.subplots(figsize=(0.32 * len(chars) + 1.5, 0.24 * len(targets) + 1.2), dpi=100)
-    ax.imshow(grads, cmap="gray")
+    fig, ax = plt.subplots(figsize=(0.32 * len(chars) + 3, 0.24 * len(targets) + 1.2), dpi=100)
+    image = ax.imshow(grads, cmap="gray")
+    fig.colorbar(image, ax=ax, shrink=0.5, label="d loss / d logit")
     ax.set_xticks(range(len(chars)), [plain(c) for c in chars], fontsize=8)
     ax.set_yticks(range(len(targets)), [plain(t) for t in targets], fontsize=7)
     ax.set_xlabel("logit of this character")
@@ -173,9 +255,10 @@ def _smoothed(points: list[tuple[int, float]], every: int) -> list[tuple[float, 
     return [((b + 0.5) * every, sum(v) / len(v)) for b, v in sorted(bins.items())]
 
 
-def plot_losses(runs: list[tuple[str, list[dict]]], out: Path, smooth: int = 0) -> None:
+def plot_losses(runs: list[tuple[str, list[dict]]], out: Path, smooth: int = 0, log_steps: bool = False) -> None:
     """The train and dev loss of one or more runs (name, metrics rows); `smooth` > 0 draws each train
-    curve as the mean over stretches of that many steps."""
+    curve as the mean over stretches of that many steps; `log_steps` gives the first hundred steps as
+    much room as the last hundred thousand (where a bad initialisation's hockey stick happens)."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     colours = plt.get_cmap("tab10")
     for i, (name, rows) in enumerate(runs):
@@ -188,10 +271,12 @@ def plot_losses(runs: list[tuple[str, list[dict]]], out: Path, smooth: int = 0) 
             ax.plot(*zip(*shown), lw=1 + bool(smooth), alpha=0.8, color=colours(2 * i), label=prefix + what)
         if dev:
             ax.plot(*zip(*dev), "o-", ms=3, color=colours(2 * i + 1), label=prefix + "dev (whole split)")
-    ax.set_xlabel("step")
+    if log_steps:
+        ax.set_xscale("log")
+    ax.set_xlabel("step (log scale)" if log_steps else "step")
     ax.set_ylabel("NLL (nats per character)")
     ax.set_title("loss curve" if len(runs) == 1 else "loss curves")
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, out)
@@ -222,9 +307,11 @@ def plot_lr(rows: list[dict], out: Path) -> None:
 def plot_bigrams(named: list[tuple[str, dict]], out: Path) -> None:
     """Bigram models side by side: each one's P(next | this) as an image, and every cell of the second
     against the first (the counts' probabilities and the neural net's softmax(W) land on the diagonal)."""
-    fig, axes = plt.subplots(1, len(named) + 1, figsize=(5.2 * (len(named) + 1), 5.2), dpi=90)
+    fig, axes = plt.subplots(1, len(named) + 1, figsize=(5.6 * (len(named) + 1), 5.2), dpi=90)
+    top = max(p for _, view in named for row in view["probs"] for p in row)
     for ax, (name, view) in zip(axes, named):
-        ax.imshow(view["probs"], cmap="Blues", vmin=0)
+        image = ax.imshow(view["probs"], cmap="Blues", vmin=0, vmax=top)  # one scale for both
+        fig.colorbar(image, ax=ax, shrink=0.7, label="P(next | this)")
         chars = view["chars"]
         ax.set_xticks(range(len(chars)), [plain(c) for c in chars], fontsize=7)
         ax.set_yticks(range(len(chars)), [plain(c) for c in chars], fontsize=7)
@@ -232,7 +319,6 @@ def plot_bigrams(named: list[tuple[str, dict]], out: Path) -> None:
     first, second = (v["probs"] for _, v in named[:2])
     xs = [p for row in first for p in row]
     ys = [p for row in second for p in row]
-    top = max(xs + ys)
     axes[-1].plot([0, top], [0, top], color="gray", lw=1)
     axes[-1].scatter(xs, ys, s=8)
     gap = max(abs(x - y) for x, y in zip(xs, ys))

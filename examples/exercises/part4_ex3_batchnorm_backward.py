@@ -1,12 +1,13 @@
-"""Part 4, exercise 3: BatchNorm's backward pass in one formula.
+"""Part 4, exercise 3 (the lecture's numbering): BatchNorm's backward pass in one formula.
 
 Fill in `batchnorm_backward` below, then run
 
-    python examples/exercises/part4_backward.py
+    python examples/exercises/part4_ex3_batchnorm_backward.py
 
 It runs mlp-bn's BatchNorm forward on a random batch in float64, lets autograd compute the
 gradient of the loss with respect to the BatchNorm's input, and compares yours with it.
 `--solution` checks makemore's own answer (makemore.backprop.batchnorm_backward) instead.
+Chapter: docs/part4-gradients.md.
 """
 
 import argparse

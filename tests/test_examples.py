@@ -108,3 +108,13 @@ def test_example_matches_its_golden_output(tmp_path, example):
     golden = golden if golden.exists() else golden_dir / f"{example}.txt"  # examples with no quick mode
     problems = compare_transcripts(out.stdout, golden.read_text())
     assert not problems, "\n".join(problems)
+
+
+def test_an_example_given_a_bad_run_directory_says_why_on_stderr(tmp_path):
+    """Training output is no longer thrown away: a run directory that cannot be made is named."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    (tmp_path / "a-file").write_text("")
+    script = ROOT / "examples" / "part1_bigram.sh"
+    out = subprocess.run(["bash", script, tmp_path / "a-file" / "run"], capture_output=True, text=True, env=env)
+    assert out.returncode != 0 and out.stdout == ""
+    assert "cannot create run directory" in out.stderr and "a-file" in out.stderr, out.stderr

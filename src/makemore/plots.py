@@ -152,11 +152,13 @@ def plot_bigram(view: dict, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(0.6 * V + 1.5, 0.6 * V), dpi=80)
     image = ax.imshow(values, cmap="Blues")
     fig.colorbar(image, ax=ax, shrink=0.6, label="count" if counted else "probability")
+    top = max(max(row) for row in values)
     for i in range(V):
         for j in range(V):
-            ax.text(j, i, plain(chars[i] + chars[j]), ha="center", va="bottom", color="gray", fontsize=9)
+            ink = "white" if values[i][j] > 0.5 * top else "gray"  # readable on the darkest cells
+            ax.text(j, i, plain(chars[i] + chars[j]), ha="center", va="bottom", color=ink, fontsize=9)
             shown = str(values[i][j]) if counted else f"{values[i][j]:.2f}"
-            ax.text(j, i, shown, ha="center", va="top", color="gray", fontsize=8)
+            ax.text(j, i, shown, ha="center", va="top", color=ink, fontsize=8)
     ax.set_xticks(range(V), [plain(c) for c in chars])
     ax.set_yticks(range(V), [plain(c) for c in chars])
     ax.set_xlabel("next character")

@@ -124,11 +124,17 @@ def _name_points(ax, points: list[tuple[float, float, str, tuple]]) -> None:
     fig.canvas.draw()  # the axes' final size and limits, to place labels in pixels
     to_pixels = ax.transData.transform
     placed: list[tuple[float, float]] = []  # (x, y) in pixels of names already placed
+    markers = [tuple(to_pixels((x, y))) for x, y, _, _ in points]
     room = 11  # pixels between two names' baselines
+
+    def crowded(px: float, py: float, ly: float) -> bool:  # another name, or another point, in the way
+        names = any(abs(ly - qy) < room and abs(px - qx) < 80 for qx, qy in placed)
+        return names or any(abs(ly - my) < room and 0 < mx - px < 80 and (mx, my) != (px, py) for mx, my in markers)
+
     for x, y, name, colour in sorted(points, key=lambda p: p[1]):
         px, py = to_pixels((x, y))
         ly = py
-        while any(abs(ly - qy) < room and abs(px - qx) < 80 for qx, qy in placed):
+        while crowded(px, py, ly):
             ly += room
         placed.append((px, ly))
         ax.annotate(

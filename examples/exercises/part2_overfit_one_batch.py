@@ -25,6 +25,7 @@ Chapter: docs/part1-2-bigram-mlp.md.
 import argparse
 import math
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -127,10 +128,11 @@ def first_steps(step, parameters, X, Y) -> tuple[list[tuple[str, str]], list[flo
     return results, [loss, second_loss]
 
 
-def check(step, path: Path = NAMES) -> tuple[list[tuple[str, str]], list[float]]:
-    """(property, '' or what is wrong) for each check, and the losses of the STEPS steps."""
+def check(step, path: Path = NAMES) -> tuple[list[tuple[str, str]], list[float], float]:
+    """(property, '' or what is wrong) for each check, the losses of the STEPS steps and their seconds."""
     X, Y = examples(path)
     parameters = init_parameters()
+    start = time.perf_counter()
     results, losses = first_steps(step, parameters, X, Y)
     for _ in range(STEPS - 2):
         losses.append(step(parameters, X, Y, LR))
@@ -138,10 +140,11 @@ def check(step, path: Path = NAMES) -> tuple[list[tuple[str, str]], list[float]]
             break
     with torch.no_grad():
         final = F.cross_entropy(forward(parameters, X), Y).item()
+    seconds = time.perf_counter() - start
     target = floor(X, Y) + MARGIN
     name = f"train NLL after {STEPS} steps <= {target:.4f} (the floor {target - MARGIN:.4f} + {MARGIN})"
     results.append((name, "" if final <= target else f"it is {final:.4f}"))
-    return results, [*losses, final]
+    return results, [*losses, final], seconds
 
 
 def main(argv=None) -> int:
@@ -153,7 +156,7 @@ def main(argv=None) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a batch of 32: more threads only add overhead (and contend on a busy machine)
     try:
-        results, losses = check(step, args.names)
+        results, losses, seconds = check(step, args.names)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -168,7 +171,7 @@ def main(argv=None) -> int:
     for name, wrong in results:
         print(f"{'ok   ' if not wrong else 'wrong'}  {name}" + (f"  -- {wrong}" if wrong else ""))
     seen = ", ".join(f"step {i + 1} {losses[i]:.4f}" for i in (0, 9, 99) if i < len(losses) - 1)
-    print(f"loss: {seen}; after the last step {losses[-1]:.4f}")
+    print(f"loss: {seen}; after the last step {losses[-1]:.4f} ({len(losses) - 1} steps in {seconds:.2f} s, 1 thread)")
     ok = not any(wrong for _, wrong in results)
     print("all ok" if ok else f"{sum(bool(w) for _, w in results)} of {len(results)} wrong")
     return 0 if ok else 1

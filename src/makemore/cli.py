@@ -547,7 +547,7 @@ def cmd_export(argv: list[str]) -> int:
     )
     args = p.parse_args(argv)
     loaded = runs.open_model(Path(args.work_dir))
-    data = loaded.dataset() if loaded.has_data else None
+    data = loaded.dataset(write_cache=False) if loaded.has_data else None  # exporting writes nothing to RUN
     metrics = RunStore.open(loaded.path).metrics()
     written = export.write(
         loaded.best, data, loaded.numbers, metrics, Path(args.to), args.format, args.force, args.with_data

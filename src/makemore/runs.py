@@ -6,12 +6,13 @@ The files of a run directory are the run store's (store.py); the loop is train.p
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
-from . import distributed
+from . import distributed, export
 from .checkpoint import BEST, Checkpoint, RunInfo
 from .config import TrainConfig, flag
 from .data import DEFAULT_MAX_ITEM_LEN, SPLITS, Dataset, bundled_names
@@ -218,11 +219,57 @@ def find_runs(paths: list[str]) -> list[Path]:
     return found
 
 
+@dataclass
+class Loaded:
+    """A trained model, opened from a run directory or from a folder `makemore export` wrote.
+
+    best: its best checkpoint (the model in eval mode, the vocabulary, run information, step).
+    numbers: the NLL of each split an export recorded; None for a run (its data is there to measure them).
+    dataset(): the items, split as they were trained on; an export without its data has none: export.NoData,
+    whose splits are empty and whose items' splits are 'unknown' (has_data says which)."""
+
+    path: Path
+    best: Checkpoint
+    numbers: dict[str, float | None] | None
+    has_data: bool
+    _read_data: Callable[[bool], Dataset | export.NoData] = field(repr=False)
+    _data: Dataset | export.NoData | None = field(default=None, repr=False)
+
+    def dataset(self, write_cache: bool = True) -> Dataset | export.NoData:
+        """write_cache: a run directory's data cache is written again where it was stale."""
+        if self._data is None:
+            self._data = self._read_data(write_cache)
+        return self._data
+
+
+def open_model(path: str | Path) -> Loaded:
+    """A run directory (model.safetensors from `makemore train`) or an exported folder (config.json from
+    `makemore export --format hf`), loaded and checked; anything else is one line saying what it is not."""
+    path = Path(path)
+    if export.is_export(path):
+        best, described, data = export.read_folder(path)
+        found = data if data is not None else export.NoData(best.vocab)
+        return Loaded(path, best, described["nll"], data is not None, lambda _: found)
+    if (path / BEST).is_file():
+        store = RunStore.open(path)
+        return Loaded(path, store.load_best(), None, True, lambda write_cache: store.dataset(write_cache))
+    onnx = " (it holds an ONNX export: run it with onnxruntime, e.g. examples/onnx_names.py)"
+    raise MakemoreError(
+        f"{path} is neither a run directory ({BEST} from makemore train) nor an exported folder ({export.CONFIG} "
+        f"from makemore export){onnx if (path / export.ONNX).is_file() else ''}"
+    )
+
+
 def evaluate(run_dir: Path, known: dict[str, float] | None = None) -> dict:
     """The best checkpoint's NLL on each whole split (those in `known` already measured)."""
-    store = RunStore.open(run_dir)
-    best = store.load_best()
-    data = store.dataset()
+    loaded = open_model(run_dir)
+    if not loaded.has_data:
+        recorded = "  ".join(f"{s} {v:.4f}" if v is not None else f"{s} n/a" for s, v in loaded.numbers.items())
+        raise MakemoreError(
+            f"{run_dir} was exported without its data, so it cannot be evaluated here (export the run with "
+            f"--with-data for that); the NLL it recorded when exported: {recorded}"
+        )
+    best, data = loaded.best, loaded.dataset()
     known = known or {}
     report = {s: known[s] if s in known else split_nll(best.model, best.model.examples(data.split(s))) for s in SPLITS}
     return {
@@ -239,13 +286,17 @@ def sample(run_dir: Path, n: int, seed: int, how: Sampling, new_only: bool) -> l
     """n items, each with the split it appears in ('new' for none); new_only keeps only new ones."""
     if n > MAX_SAMPLES:
         raise MakemoreError(f"-n {n:,} is more than one call samples ({MAX_SAMPLES:,}); run it several times")
-    store = RunStore.open(run_dir)
-    best = store.load_best()
-    return draw(best, store.dataset(), n, seed, how, new_only)
+    loaded = open_model(run_dir)
+    if new_only and not loaded.has_data:
+        raise MakemoreError(f"--new-only needs the items trained on, and {run_dir} was exported without them")
+    return draw(loaded.best, loaded.dataset(), n, seed, how, new_only)
 
 
-def draw(best: Checkpoint, data: Dataset, n: int, seed: int, how: Sampling, new_only: bool) -> list[tuple[str, str]]:
-    """sample() with the run loaded: its best checkpoint and its data (for the split of each item)."""
+def draw(
+    best: Checkpoint, data: Dataset | export.NoData, n: int, seed: int, how: Sampling, new_only: bool
+) -> list[tuple[str, str]]:
+    """sample() with the run loaded: its best checkpoint and its data (for the split of each item; an
+    export without its data says 'unknown')."""
     best.vocab.encode(how.prefix)  # unknown characters in the prefix: one clear error
     limit = best.model.max_sample_len(best.run.max_len)
     if len(how.prefix) > limit:
@@ -265,7 +316,7 @@ def draw(best: Checkpoint, data: Dataset, n: int, seed: int, how: Sampling, new_
 
 
 def score(run_dir: Path, items: list[str]) -> list[dict]:
-    return score_checked(RunStore.open(run_dir).load_best(), items)
+    return score_checked(open_model(run_dir).best, items)
 
 
 def score_checked(best: Checkpoint, items: list[str]) -> list[dict]:

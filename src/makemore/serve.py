@@ -312,10 +312,9 @@ def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]
     named, skipped = {Path(p) for p in paths}, []
     runs: dict[str, Run] = {}
     for run_dir in commands.find_runs(paths):
-        try:
-            store = RunStore.open(run_dir)
-            best = store.load_best()
-            data = store.dataset(write_cache=False)
+        try:  # a run directory, or a folder `makemore export` wrote (its data may be export.NoData)
+            loaded = commands.open_model(run_dir)
+            best, data = loaded.best, loaded.dataset(write_cache=False)
         except MakemoreError as e:
             if run_dir in named:  # asked for by name: it is an error, not a skip
                 raise MakemoreError(shown(f"cannot serve {run_dir}: {e}")) from None
@@ -326,7 +325,7 @@ def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]
         while run_id in runs:
             k += 1
             run_id = f"{base}-{k}"
-        runs[run_id] = Run(run_id, store, best, data)
+        runs[run_id] = Run(run_id, RunStore.open(run_dir), best, data)
         runs[run_id].views  # noqa: B018  (computed now, before requests share the model)
     if not runs:
         raise MakemoreError(

@@ -108,11 +108,12 @@ def first_steps(step, parameters, X, Y) -> tuple[list[tuple[str, str]], list[flo
     want_loss = F.cross_entropy(forward(before, X), Y).item()
     grads = gradients(before, X, Y)
     loss = step(parameters, X, Y, LR)
-    returned = (
-        ""
-        if isinstance(loss, float) and math.isclose(loss, want_loss, rel_tol=1e-5)
-        else (f"returned {loss!r}, the batch's loss is {want_loss:.4f}")
-    )
+    if isinstance(loss, torch.Tensor):
+        returned = "returned a tensor: return loss.item(), a float (a tensor would keep its graph alive)"
+    elif isinstance(loss, float) and math.isclose(loss, want_loss, rel_tol=1e-5):
+        returned = ""
+    else:
+        returned = f"returned {loss!r}, the batch's loss is {want_loss:.4f}"
     first = moved(before, [p.detach() for p in parameters], grads)
     before = [p.detach().clone() for p in parameters]
     grads = gradients(before, X, Y)

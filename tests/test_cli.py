@@ -45,7 +45,7 @@ def test_train_help_shows_the_types_own_options_and_recipe(capsys, model_type):
     cls = REGISTRY[model_type]
     code, out, _ = run_cli(capsys, "train", "--type", model_type, "--help")
     options = {f.name for f in fields(cls.Config)} - {"vocab_size"}
-    assert code == 0 and (f"model: {model_type}" in out) == bool(options) and "--block-size" not in out
+    assert code == 0 and (f"model: {model_type}" in out) == bool(options) and "--text" in out
     assert ("--context-size" in out) == ("context_size" in options)
     assert ("--max-len" in out) == issubclass(cls, SequenceModel) and (
         issubclass(cls, WindowModel) or "measured on the data" in out

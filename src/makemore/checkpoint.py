@@ -63,6 +63,7 @@ class RunInfo(Checked):
     params: int
     skipped_items: int
     input_sha256: str = ""  # of DIR/input.txt: a run refuses an input edited after it trained ("" before v2)
+    text: bool = False  # text mode: input.txt is one stream of characters (data.Dataset.read_text), not items
 
     def problems(self) -> list[str]:
         problems = []

@@ -4,6 +4,12 @@ An item is one line of the input file. Each item becomes a sequence of predictio
 for "emma" the model sees <b> and must say e, sees <b>e and must say m, ... and after
 the final a it must say <b> again. So an item of n characters gives n + 1 examples.
 
+In text mode (the "Let's build GPT" lecture) the file is instead one stream of characters, line
+breaks included: the first 90% of them train, the last 10% are the dev split, and there is no
+test split. Every character after a split's first is predicted once, from the characters before
+it: a window model's context, or for a sequence model those since its block of `block_size`
+characters began (Blocks).
+
 A data set is held as one flat array of token ids, its items back to back in split order
 (train, dev, test), and the offset where each item starts: one or two bytes per character and
 no padding. Batches are cut from it when they are drawn: a window model's windows, or a
@@ -12,6 +18,7 @@ sequence model's rows padded to the longest item of the batch.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import hashlib
 import json
@@ -44,12 +51,20 @@ ITEM_LEN_LIMIT = 100_000  # longest item any model reads or samples: bounds time
 MAX_VOCAB = 10_000  # output layers and logits grow with V; beyond this the input is not "characters of items"
 GATHER_ITEMS = 1 << 20  # items reordered (or hashed) at a time: bounds the index arrays' memory
 CACHE_FORMAT = "makemore-data-1"
+TEXT_TRAIN = 0.9  # text mode: the first 90% of the characters train, the rest is the dev split (the lecture's)
+TEXT_BLOCK = 8  # text mode: characters a sequence model reads at once, unless --block-size says (the lecture's first)
 RUN_FILES_ONLY = "makemore reads only regular files in a run directory"
 
 
 def bundled_names() -> Path:
     """Path of the names.txt shipped inside the package (32,033 US first names)."""
     return Path(str(resources.files("makemore") / "data" / "names.txt"))
+
+
+def bundled_text() -> Path:
+    """Path of the Tiny Shakespeare shipped inside the package (1,115,394 characters, public domain):
+    the text of the "Let's build GPT" lecture, text mode's default input."""
+    return Path(str(resources.files("makemore") / "data" / "tinyshakespeare.txt"))
 
 
 def shown(text: str) -> str:
@@ -195,6 +210,37 @@ def _read(path: Path, max_item_len: int, digest=None, run_file: bool = False):
         raise MakemoreError(f"cannot read input file {path}: {e.strerror}") from None
 
 
+def _text_chunks(path: Path, digest, run_file: bool = False):
+    """Text mode: the file's code points, about READ_CHUNK bytes at a time, every character kept (line
+    breaks and spaces too); a BOM at the start is not text. Every byte read goes into `digest`."""
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    try:
+        with open_regular(path, run_file) as f:
+            while True:
+                block = f.read(READ_CHUNK)
+                digest.update(block)
+                if (nul := block.find(0)) >= 0:
+                    raise MakemoreError(
+                        f"input file {path} contains NUL bytes at offset {offset + nul}; is it a binary file?"
+                    )
+                held = len(decoder.getstate()[0])  # bytes of a character cut at the last block's end
+                try:
+                    text = decoder.decode(block, final=not block)
+                except UnicodeDecodeError as e:
+                    raise MakemoreError(
+                        f"input file {path} is not valid UTF-8 (byte offset {offset - held + e.start})"
+                    ) from None
+                if offset == 0 and text.startswith("\ufeff"):
+                    text = text[1:]
+                offset += len(block)
+                if text:
+                    yield np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+                if not block:
+                    return
+    except OSError as e:
+        raise MakemoreError(f"cannot read input file {path}: {e.strerror}") from None
+
+
 def _no_items(path, skipped: int, max_item_len: int) -> MakemoreError:
     why = f" (all {skipped} longer than --max-item-len {max_item_len})" if skipped else ""
     return MakemoreError(f"input file {path} has no items{why}")
@@ -307,14 +353,15 @@ class Split:
 
     tokens: torch.Tensor
     offsets: torch.Tensor
+    text: bool = False  # text mode: one stream of characters (its one "item"), not items
 
     @classmethod
-    def of(cls, items: list[str], vocab: Vocab) -> Split:
-        """A few items given as strings (scoring, tests)."""
+    def of(cls, items: list[str], vocab: Vocab, text: bool = False) -> Split:
+        """A few items given as strings (scoring, tests); text: one string, as a stream of characters."""
         ids = [vocab.encode(item) for item in items]
         offsets = np.concatenate(([0], np.cumsum([len(i) for i in ids], dtype=np.int64)))
         tokens = np.array([t for item in ids for t in item], dtype=vocab.dtype)
-        return cls(torch.from_numpy(tokens), torch.from_numpy(offsets))
+        return cls(torch.from_numpy(tokens), torch.from_numpy(offsets), text)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -336,7 +383,7 @@ class Split:
         return ix
 
     def to(self, device) -> Split:
-        return Split(self.tokens.to(device), self.offsets.to(device))
+        return Split(self.tokens.to(device), self.offsets.to(device), self.text)
 
     def chars(self, at: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
         """Token ids (int64) at positions `at` of the flat array; BOUNDARY where `outside` an item."""
@@ -365,6 +412,10 @@ class Rows:
 
     def targets(self, ix: torch.Tensor) -> int:
         return int(self.split.bounds(ix)[1].sum()) + len(ix)
+
+    def draws(self) -> Rows:
+        """The examples training batches are drawn from: these ones."""
+        return self
 
     def spans(self, tokens: int, rows: slice = slice(None)):
         """Consecutive (start, stop) ranges of rows whose padded batches hold at most `tokens`
@@ -407,10 +458,81 @@ class Windows:
     def targets(self, ix: torch.Tensor) -> int:
         return len(ix)
 
+    def draws(self) -> Windows:
+        """The examples training batches are drawn from: these ones."""
+        return self
+
     def spans(self, tokens: int, rows: slice = slice(None)):
         a, b = rows.indices(len(self))[:2]
         for start in range(a, b, tokens):
             yield start, min(b, start + tokens)
+
+
+# --- text mode: one stream of characters -----------------------------------------------------------
+class TextWindows(Windows):
+    """A window model's examples in text mode: one per character after the split's first, its context
+    the context_size characters before it (the boundary before the split starts)."""
+
+    def __init__(self, split: Split, context_size: int):
+        self.split, self.context_size = split, context_size
+        self.columns = torch.arange(-context_size, 1, device=split.tokens.device)  # the context, then the target
+
+    def __len__(self) -> int:
+        return max(0, len(self.split.tokens) - 1)
+
+    def __getitem__(self, ex: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        at = (self.split.indices(ex, len(self)) + 1)[:, None] + self.columns
+        tokens = self.split.chars(at, at < 0)
+        return tokens[:, :-1], tokens[:, -1]
+
+
+class Blocks:
+    """A sequence model's examples in text mode: windows of `width` characters of the stream, X =
+    s[i : i + width] and Y = s[i + 1 : i + width + 1] (the lecture's get_batch). Example k is the
+    block at k * width: the blocks tile the split, so evaluation predicts each character after the
+    first once, from the characters since its block began. Training draws windows at every start
+    (draws()), as the lecture does."""
+
+    def __init__(self, split: Split, width: int, stride: int | None = None):
+        self.split, self.width, self.stride = split, width, stride or width
+        self.n = len(split.tokens)  # characters
+
+    def __len__(self) -> int:
+        return max(0, -(-(self.n - 1) // self.stride))  # blocks that predict at least one character
+
+    def starts(self, ix: torch.Tensor | slice) -> torch.Tensor:
+        return self.split.indices(ix, len(self)) * self.stride
+
+    def __getitem__(self, ix: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        at = self.starts(ix)[:, None] + torch.arange(self.width + 1, device=self.split.tokens.device)
+        past = at >= self.n  # beyond the end of the split: the last block is shorter
+        chars = self.split.chars(at, past)
+        return chars[:, :-1], chars[:, 1:].masked_fill(past[:, 1:], IGNORE)  # (X is a view of chars)
+
+    def targets(self, ix: torch.Tensor) -> int:
+        return int((self.n - 1 - self.starts(ix)).clamp(0, self.width).sum())
+
+    def draws(self) -> Blocks:
+        """Every window of `width` characters that the split holds whole, one per start (the lecture's
+        torch.randint(len(data) - block_size)): training sees the text at every offset."""
+        return _Starts(self.split, self.width)
+
+    def spans(self, tokens: int, rows: slice = slice(None)):
+        """Consecutive ranges of blocks of at most `tokens` tokens (at least one block)."""
+        a, b = rows.indices(len(self))[:2]
+        step = max(1, tokens // self.width)
+        for start in range(a, b, step):
+            yield start, min(b, start + step)
+
+
+class _Starts(Blocks):
+    """Windows at every start whose window the split holds whole (one at 0 in a split shorter than that)."""
+
+    def __init__(self, split: Split, width: int):
+        super().__init__(split, width, stride=1)
+
+    def __len__(self) -> int:
+        return max(1, self.n - self.width)
 
 
 def pack(X: torch.Tensor, Y: torch.Tensor, width: int, in_order: bool = False):
@@ -477,6 +599,7 @@ class Dataset:
     sizes: tuple[int, int, int]  # items in train, dev, test
     skipped: int = 0  # lines longer than --max-item-len, left out
     sha256: str | None = None  # of the bytes the items were read from
+    text: bool = False  # text mode: the "items" are the train and dev parts of one stream (read_text)
     _index: tuple | None = field(default=None, repr=False)  # membership: sorted item hashes
 
     @classmethod
@@ -505,6 +628,39 @@ class Dataset:
         data = cls._in_split_order(ids, lengths, *encoder.vocab())
         data.skipped, data.sha256 = skipped, digest.hexdigest()
         return data
+
+    @classmethod
+    def read_text(cls, path: str | os.PathLike, vocab: Vocab | None = None, run_file: bool = False) -> Dataset:
+        """Text mode: the file as one stream of characters in file order, line breaks included (the
+        lecture's). The first 90% train; the last 10% are the dev split; there is no test split, so
+        that the dev split is the lecture's validation data."""
+        path = Path(path)
+        _check_input(path, DEFAULT_MAX_ITEM_LEN, run_file)
+        encoder, digest = _Encoder(vocab), hashlib.sha256()
+        ids = [encoder(cp, np.array([len(cp)])) for cp in _text_chunks(path, digest, run_file)]
+        ids = np.concatenate(ids) if ids else np.zeros(0, np.uint16)
+        return cls.of_text(ids, *encoder.vocab(), digest.hexdigest(), f"input file {path}")
+
+    @classmethod
+    def from_text(cls, text: str, vocab: Vocab | None = None) -> Dataset:
+        """A text-mode data set of a string; for tests and examples."""
+        encoder = _Encoder(vocab)
+        ids = encoder(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32), np.array([len(text)]))
+        return cls.of_text(ids, *encoder.vocab(), None, "the text")
+
+    @classmethod
+    def of_text(cls, ids: np.ndarray, vocab: Vocab, token: np.ndarray, sha256: str | None, name) -> Dataset:
+        n = len(ids)
+        n_train = int(TEXT_TRAIN * n)
+        if n - n_train < 2:  # the dev split predicts at least one character (so does train, then)
+            least = next(k for k in range(n, 100) if k - int(TEXT_TRAIN * k) >= 2)
+            raise MakemoreError(
+                f"{name} has {n} character(s); text mode needs at least {least} "
+                f"(the first {TEXT_TRAIN:.0%} train, the rest is the dev split)"
+            )
+        tokens = torch.from_numpy(token.astype(vocab.dtype)[ids])
+        offsets = torch.tensor([0, n_train, n])
+        return cls(vocab, tokens, offsets, (1, 1, 0), sha256=sha256, text=True)
 
     @classmethod
     def from_items(cls, items: list[str], vocab: Vocab | None = None) -> Dataset:
@@ -549,7 +705,14 @@ class Dataset:
         i = SPLITS.index(name)
         a, b = sum(self.sizes[:i]), sum(self.sizes[: i + 1])
         start = self.offsets[a]
-        return Split(self.tokens[start : self.offsets[b]], self.offsets[a : b + 1] - start)
+        return Split(self.tokens[start : self.offsets[b]], self.offsets[a : b + 1] - start, self.text)
+
+    def summary(self) -> str:
+        """How the data is split, in one line."""
+        if self.text:
+            train, dev = (int(n) for n in self.offsets.diff())
+            return f"text: {train:,}/{dev:,} characters train/dev (the first {TEXT_TRAIN:.0%} and the rest; no test)"
+        return f"{self.sizes[0]}/{self.sizes[1]}/{self.sizes[2]} items train/dev/test"
 
     def items(self, name: str) -> list[str]:
         """One split's items as strings (small data sets: tests, examples)."""
@@ -562,6 +725,7 @@ class Dataset:
             and self.sizes == other.sizes
             and torch.equal(self.offsets, other.offsets)
             and torch.equal(self.tokens, other.tokens)
+            and self.text == other.text
         )
 
     # --- which split an item is in ------------------------------------------------------------------
@@ -616,6 +780,7 @@ class Dataset:
             "sizes": json.dumps(self.sizes),
             "skipped": str(self.skipped),
             "sha256": self.sha256 or "",
+            **({"mode": "text"} if self.text else {}),
             **facts,
         }
         meta["checksum"] = _checksum(meta, self.tokens, self.offsets)
@@ -647,7 +812,8 @@ class Dataset:
         try:
             vocab = Vocab(tuple(json.loads(meta["vocab"])))
             sizes = tuple(int(n) for n in json.loads(meta["sizes"]))
-            data = cls(vocab, tensors["tokens"], tensors["offsets"], sizes, int(meta["skipped"]), meta["sha256"])
+            text = meta.get("mode") == "text"
+            data = cls(vocab, tensors["tokens"], tensors["offsets"], sizes, int(meta["skipped"]), meta["sha256"], text)
         except (KeyError, TypeError, ValueError) as e:
             raise CacheError(f"has a damaged header ({e!r})") from None
         if problem := data._problem():
@@ -665,6 +831,8 @@ class Dataset:
             return "holds offsets of the wrong type"
         if min(self.sizes) < 0 or not self.sizes[0] or sum(self.sizes) != len(offsets) - 1:
             return "has split sizes that do not match its items"
+        if self.text and self.sizes != (1, 1, 0):
+            return "has split sizes that are not text mode's (train, dev)"
         if offsets[0] != 0 or offsets[-1] != len(tokens) or (offsets[1:] <= offsets[:-1]).any():
             return "has item offsets out of order"
         if len(tokens) and (int(tokens.min()) < 1 or int(tokens.max()) >= len(self.vocab)):

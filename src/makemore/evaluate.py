@@ -1,6 +1,7 @@
 """The one metric: mean negative log-likelihood in nats per predicted character.
 
-Every character of an item counts, plus one end token; padding counts for nothing.
+Every character of an item counts, plus one end token; padding counts for nothing. In text mode
+every character of the split after its first counts, once (data.Blocks, data.TextWindows).
 Evaluations always cover the whole split, in chunks so memory stays bounded.
 """
 
@@ -216,6 +217,27 @@ def score_items(model: Model, vocab: Vocab, items: list[str]) -> list[dict]:
             chars = [*zip(item, values), (end, values[-1])]  # the characters predicted, then the end token
             results.append({"item": item, "nll": total, "nll_per_char": total / n, "chars": chars})
             start += n
+    return results
+
+
+@torch.no_grad()
+def score_text(model: Model, vocab: Vocab, texts: list[str]) -> list[dict]:
+    """Text mode: the NLL of each text's characters after its first, each seen as evaluation sees the
+    split's (the characters before it in its block, or the window model's context)."""
+    model.eval()
+    results = []
+    for text in texts:
+        examples = model.examples(Split.of([text], vocab, text=True))
+        nll = torch.cat(
+            [
+                F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="none")[y != IGNORE].cpu()
+                for logits, y in _chunks(model, examples)
+            ]
+        ).tolist()
+        total = sum(nll)
+        results.append(
+            {"item": text, "nll": total, "nll_per_char": total / len(nll), "chars": list(zip(text[1:], nll))}
+        )
     return results
 
 

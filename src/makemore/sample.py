@@ -1,10 +1,18 @@
 """Autoregressive sampling: start from the boundary (plus an optional prefix), draw one
-character at a time until the model emits the boundary again."""
+character at a time until the model emits the boundary again; in text mode, continue a text for
+a given number of characters (the boundary is never drawn).
+
+Each item has its own stream of random numbers: a key drawn for it from the generator (the i-th
+item of a call takes the generator's i-th draw), hashed with the step to give one uniform number
+per character. So an item does not depend on how many items are drawn with it, on the batches they
+are drawn in, or on which of them have ended: the first k items of a seed are the same for any -n.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -13,6 +21,8 @@ from .data import BOUNDARY, Vocab
 from .models import Model
 from .models.row_decoder import row_decoder
 
+KEY_LIMIT = 1 << 62  # item keys are drawn in [0, 2**62)
+GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment: consecutive steps give well-spread hash inputs
 LOGITS_BUDGET = 1 << 24  # logits (float32) of a batch of rows: 64 MB
 TOKENS_BUDGET = 1 << 22  # the batch's table of tokens (int64), rows x the longest item it may draw: 32 MB
 MAX_ROWS = 4096
@@ -61,18 +71,46 @@ def generate(
     how: Sampling = Sampling(),
     cache: bool = True,
 ) -> list[str]:
-    """n items, each the prefix followed by at most max_len - len(prefix) sampled characters.
+    """n items, each the prefix followed by at most max_len - len(prefix) sampled characters. The
+    i-th item is drawn with the generator's i-th key (a second call continues the stream).
 
     Items are drawn in batches whose logits stay under 64 MB and whose table of tokens (each row as
     long as the longest item it may draw) under 32 MB, so memory grows neither with n nor with the
     sampling bound; what it holds beyond that is the items drawn."""
     rows = batch_rows(model.config.vocab_size, 1 + max(max_len, len(how.prefix)))
+    keys = item_keys(n, generator)
+    start, steps = [BOUNDARY] + vocab.encode(how.prefix), max(0, max_len - len(how.prefix))
     items = []
     with tqdm(total=n, unit="items", leave=False, disable=None if n > rows else True) as bar:  # None: on a tty
-        for start in range(0, n, rows):
-            items += _generate_batch(model, vocab, min(rows, n - start), max_len, generator, how, cache)
-            bar.update(min(rows, n - start))
+        for first in range(0, n, rows):
+            drawn = _generate_batch(model, keys[first : first + rows], start, steps, how, cache, text=False)
+            items += [how.prefix + vocab.decode(ids) for ids in drawn]
+            bar.update(len(drawn))
     return items
+
+
+def continue_text(
+    model: Model, vocab: Vocab, context: str, length: int, generator: torch.Generator, how: Sampling = Sampling()
+) -> str:
+    """Text mode: `length` characters that continue `context` (a sequence model sees the last block of
+    characters it was trained on, a window model its context). The boundary is never drawn."""
+    drawn = _generate_batch(model, item_keys(1, generator), vocab.encode(context), length, how, True, text=True)
+    return vocab.decode(drawn[0])
+
+
+def item_keys(n: int, generator: torch.Generator) -> np.ndarray:
+    """One key per item: the generator's next n draws, so that item i takes draw i whatever n is."""
+    return torch.randint(0, KEY_LIMIT, (n,), generator=generator).numpy().astype(np.uint64)
+
+
+def uniforms(keys: np.ndarray, step: int) -> np.ndarray:
+    """One number in [0, 1) for each item key at this step: SplitMix64's mix of key + step * GOLDEN
+    (uint64 arithmetic wraps), its top 52 bits as a fraction."""
+    z = keys + np.uint64(step * GOLDEN % 2**64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(12)).astype(np.float64) * 2.0**-52
 
 
 def batch_rows(vocab_size: int, row_tokens: int) -> int:
@@ -81,11 +119,12 @@ def batch_rows(vocab_size: int, row_tokens: int) -> int:
 
 
 @torch.no_grad()
-def _generate_batch(model, vocab, n, max_len, generator, how, cache) -> list[str]:
+def _generate_batch(model, keys: np.ndarray, start: list[int], steps: int, how, cache, text: bool) -> list[list[int]]:
+    """The token ids drawn after `start` for each item key, at most `steps` of them: up to the boundary,
+    or in text mode exactly `steps` (the boundary is never drawn)."""
     if model.training:  # (eval() walks every module: a cost per call when items are drawn one at a time)
         model.eval()
-    start = [BOUNDARY] + vocab.encode(how.prefix)
-    steps = max(0, max_len - len(how.prefix))
+    n = len(keys)
     device = model.device
     tokens = torch.full((n, len(start) + steps), BOUNDARY, dtype=torch.long, device=device)
     tokens[:, : len(start)] = torch.tensor(start)
@@ -105,8 +144,10 @@ def _generate_batch(model, vocab, n, max_len, generator, how, cache) -> list[str
             logits = logits[:, -1]
         else:
             logits = model.next_logits(tokens[rows, :t])
+        if text:  # a text goes on: no end to draw
+            logits = logits.float().index_fill(-1, torch.tensor([BOUNDARY], device=logits.device), float("-inf"))
         probs = F.softmax(filter_logits(logits.float(), how.temperature, how.top_k, how.top_p), dim=-1)
-        nxt = draw(probs.cpu(), rows.cpu(), n, generator).to(device)
+        nxt = draw(probs.cpu(), uniforms(keys[rows.cpu().numpy()], t)).to(device)
         tokens[rows, t] = nxt  # a row that has ended writes on past its end, which is cut off below
         drawing &= nxt != BOUNDARY
         live = int(drawing.sum())  # the one host sync of a step: has any row ended?
@@ -121,12 +162,12 @@ def _generate_batch(model, vocab, n, max_len, generator, how, cache) -> list[str
     ended = drawn == BOUNDARY
     lengths = torch.where(ended.any(1), ended.int().argmax(1), drawn.size(1)).tolist()
     # row by row, up to its end: never the whole table as Python lists
-    return [how.prefix + vocab.decode(drawn[i, :k].tolist()) for i, k in enumerate(lengths)]
+    return [drawn[i, :k].tolist() for i, k in enumerate(lengths)]
 
 
-def draw(probs: torch.Tensor, rows: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """One character per row of probs, the batch's rows `rows` of n: what torch.multinomial(all n rows'
-    probabilities, 1) draws for them -- its one-draw path is argmax(p / q) with q ~ Exp(1) -- so a
-    row's characters and the generator's stream do not depend on which rows are still computed."""
-    q = torch.empty(n, probs.size(-1)).exponential_(1, generator=generator)
-    return (probs / q[rows]).argmax(-1)
+def draw(probs: torch.Tensor, u: np.ndarray) -> torch.Tensor:
+    """One character per row of probs by inverse transform: the first whose cumulative probability
+    exceeds u times the row's total (float64, so a character of probability 0 is never drawn)."""
+    cum = probs.double().cumsum(-1)
+    x = torch.from_numpy(u)[:, None] * cum[:, -1:]  # u < 1 - 2**-52: strictly below the total
+    return torch.searchsorted(cum, x, right=True)[:, 0].clamp_(max=probs.size(-1) - 1)

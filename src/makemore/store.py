@@ -1,7 +1,8 @@
 """The run store: one run directory's files, and the only code that writes them.
 
 DIR/input.txt          the input file trained on (a copy: the run is self-contained)
-DIR/data.safetensors   its items encoded, in split order (a cache, rebuilt from input.txt if needed)
+DIR/data.safetensors   its items encoded, in split order, or in text mode its characters in file order
+                       (a cache, rebuilt from input.txt if needed)
 DIR/model.safetensors  best-dev checkpoint (weights, config, vocab)
 DIR/last.safetensors   latest state for --resume (adds optimizer and RNG state)
 DIR/metrics.jsonl      train loss every 100 steps, dev loss at each evaluation
@@ -230,7 +231,10 @@ class RunStore:
             return data
         if stale:
             print(shown(f"{self.dir / DATA} {stale}; encoding {path} again"), file=sys.stderr)
-        data = Dataset.read(path, self.run.max_item_len, vocab=self.vocab, run_file=True)
+        if self.run.text:
+            data = Dataset.read_text(path, vocab=self.vocab, run_file=True)
+        else:
+            data = Dataset.read(path, self.run.max_item_len, vocab=self.vocab, run_file=True)
         if self.run.input_sha256 and data.sha256 != self.run.input_sha256:
             raise self._changed()
         if write_cache:
@@ -246,6 +250,8 @@ class RunStore:
             return "was built from other data"
         if data.vocab != self.vocab or facts.get("max_item_len") != str(self.run.max_item_len):
             return "was built with another vocabulary or --max-item-len"
+        if data.text != self.run.text:
+            return "was built in another mode (items or text)"
         if facts.get("input") != size_and_time and self.run.input_sha256:  # input.txt touched: is it the same?
             if file_sha256(self.dir / INPUT) != self.run.input_sha256:
                 raise self._changed()

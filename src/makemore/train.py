@@ -172,6 +172,7 @@ class Trainer:
         # DDP averages the ranks' gradients in backward; a closed-form model has none to average
         self.net = DistributedDataParallel(model) if self.world.size > 1 and not model.can("fit") else model
         self.train_examples = model.examples(data.split("train").to(self.device))
+        self.batches = self.train_examples.draws()  # text mode: windows at every start, not only the tiling blocks
         self.dev_examples = model.examples(data.split("dev").to(self.device))
         self.optimizer = make_optimizer(model, cfg, self.device) if not model.can("fit") else None
         self.ema = None
@@ -268,12 +269,12 @@ class Trainer:
             self.lr = lr_at(self.cfg, self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
-            ix = torch.randint(0, len(self.train_examples), (self.cfg.batch_size,), generator=self.gen).to(self.device)
+            ix = torch.randint(0, len(self.batches), (self.cfg.batch_size,), generator=self.gen).to(self.device)
             targets = None
             if self.world.size > 1:  # every rank drew the same global batch; each trains on its slice
-                targets = self.train_examples.targets(ix)
+                targets = self.batches.targets(ix)
                 ix = self.world.share(ix)
-            X, Y, pos = self.model.shape_batch(*self.train_examples[ix], self.cfg.pack)
+            X, Y, pos = self.model.shape_batch(*self.batches[ix], self.cfg.pack)
             if self.cfg.input_noise:
                 X = self._noised(X)
             self.loss = self._train_step(X, Y, pos, targets)

@@ -45,7 +45,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..config import Checked, field_type, flag, option
-from ..data import BOUNDARY, ITEM_LEN_LIMIT, Dataset, Rows, Split, Windows, pack
+from ..data import BOUNDARY, ITEM_LEN_LIMIT, TEXT_BLOCK, Blocks, Dataset, Rows, Split, TextWindows, Windows, pack
 from ..errors import MakemoreError
 from .batchnorm import BatchNorm
 
@@ -242,13 +242,15 @@ class Model(nn.Module):
 
     # --- the kind's contract ------------------------------------------------------------------
     @classmethod
-    def config_for(cls, data: Dataset, **options) -> ModelConfig:
-        """The config for this data (vocabulary size, lengths) with the user's options, validated."""
+    def config_for(cls, data: Dataset, block: int | None = None, **options) -> ModelConfig:
+        """The config for this data (vocabulary size, lengths) with the user's options, validated.
+        block: text mode's --block-size, where the user gave it."""
         raise NotImplementedError
 
-    def examples(self, split: Split) -> Rows | Windows:
+    def examples(self, split: Split) -> Rows | Windows | Blocks:
         """A split's examples as this model trains and evaluates on them: examples[ix] -> (X, Y)
-        gives forward's input and the targets, item after item (padding targets are IGNORE)."""
+        gives forward's input and the targets, item after item (padding targets are IGNORE); in
+        text mode, along the stream."""
         raise NotImplementedError
 
     def shape_batch(
@@ -316,11 +318,16 @@ class WindowModel(Model):
         return 2 if self.batchnorms() else 1  # a batch variance needs two windows
 
     @classmethod
-    def config_for(cls, data: Dataset, **options) -> ModelConfig:
+    def config_for(cls, data: Dataset, block: int | None = None, **options) -> ModelConfig:
+        if block is not None:
+            raise MakemoreError(
+                f"--block-size is the block a sequence model reads in text mode; {cls.__name__} is a window model, "
+                "which reads --context-size characters"
+            )
         return _build(cls, options, vocab_size=len(data.vocab))
 
     def examples(self, split):
-        return Windows(split, self.context_size)
+        return TextWindows(split, self.context_size) if split.text else Windows(split, self.context_size)
 
     def next_logits(self, tokens):
         n = self.context_size
@@ -354,7 +361,16 @@ class SequenceModel(Model):
     Config = SequenceConfig
 
     @classmethod
-    def config_for(cls, data: Dataset, **options) -> ModelConfig:
+    def config_for(cls, data: Dataset, block: int | None = None, **options) -> ModelConfig:
+        if data.text:  # rows of block_size characters, no boundary: positions = block_size
+            if "max_len" in options:
+                raise MakemoreError("in text mode a sequence model reads --block-size characters; leave --max-len out")
+            block = TEXT_BLOCK if block is None else block
+            if not 2 <= block <= ITEM_LEN_LIMIT:
+                raise MakemoreError(f"--block-size must be in [2, {ITEM_LEN_LIMIT:,}], got {block}")
+            return _build(cls, options, vocab_size=len(data.vocab), max_len=block - 1)
+        if block is not None:
+            raise MakemoreError("--block-size is for text mode (--text); items set --max-len")
         max_len = options.pop("max_len", data.max_len)
         if max_len < data.max_len:
             raise MakemoreError(
@@ -364,7 +380,7 @@ class SequenceModel(Model):
         return _build(cls, options, vocab_size=len(data.vocab), max_len=max_len)
 
     def examples(self, split):
-        return Rows(split)
+        return Blocks(split, self.config.positions) if split.text else Rows(split)
 
     def shape_batch(self, X, Y, packed, in_order=False):
         if packed and self.can("pack"):  # rows of several items each: less padding still

@@ -100,3 +100,40 @@ def test_members_must_share_the_vocabulary_and_for_a_split_the_data(data, tmp_pa
     with pytest.raises(MakemoreError, match="other data"):
         ensemble.evaluate([member("mlp", data, 0), elsewhere], data)
     assert ensemble.score([member("mlp", data, 0), elsewhere], ["zoe"])  # scoring needs no split
+
+
+@pytest.fixture(scope="module")
+def two_runs(small_names, tmp_path_factory):
+    """A bigram-nn and an mlp on the same 500 names, a few steps each."""
+    from makemore.cli import main
+
+    root = tmp_path_factory.mktemp("ensemble")
+    for kind in ("bigram-nn", "mlp"):
+        argv = ["train", "--type", kind, "-i", small_names, "-o", root / kind, "--max-steps", "40", "-q"]
+        assert main([str(a) for a in [*argv, "--eval-interval", "40", "--threads", "1"]]) == 0
+    return root / "bigram-nn", root / "mlp"
+
+
+def test_the_commands_take_several_runs_as_one_ensemble(two_runs, capsys, tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    a, b = two_runs
+    code, out, _ = run_cli(capsys, "eval", "-o", a, "-o", b, "--json")
+    mixture = json.loads(out)
+    singles = [json.loads(run_cli(capsys, "eval", "-o", r, "--json")[1]) for r in two_runs]
+    assert code == 0 and mixture["type"] == "ensemble of bigram-nn + mlp"
+    assert mixture["dev"] <= (singles[0]["dev"] + singles[1]["dev"]) / 2
+    code, out, _ = run_cli(capsys, "score", "-o", a, "-o", b, "emma", "--json")
+    assert code == 0 and json.loads(out)["items"][0]["nll"] > 0
+    code, out, _ = run_cli(capsys, "sample", "-o", a, "-o", b, "-n", "5", "--seed", "3", "--json")
+    assert code == 0 and len(json.loads(out)["samples"]) == 5
+    assert out == run_cli(capsys, "sample", "-o", a, "-o", b, "-n", "5", "--seed", "3", "--json")[1]
+    code, out, _ = run_cli(capsys, "compare", a, b, "--ensemble")
+    assert code == 0 and "| ensemble of 2 | `ensemble of bigram-nn + mlp` |" in out
+    other = tmp_path / "other.txt"
+    other.write_text("zoe\nquinn\nxu\n")
+    assert run_cli(capsys, "train", "--type", "bigram", "-i", other, "-o", tmp_path / "z", "-q")[0] == 0
+    code, _, err = run_cli(capsys, "score", "-o", a, "-o", tmp_path / "z", "zoe")
+    assert code != 0 and "another vocabulary" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

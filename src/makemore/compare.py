@@ -10,17 +10,22 @@ import math
 from pathlib import Path
 
 from .errors import MakemoreError
-from .runs import evaluate, find_runs
+from .runs import evaluate, evaluate_ensemble, find_runs
 
 
-def compare(paths: list[str]) -> list[dict]:
-    """One row per run (each path a run directory, or a folder of runs), best dev NLL first."""
+def compare(paths: list[str], with_ensemble: bool = False) -> list[dict]:
+    """One row per run (each path a run directory, or a folder of runs), best dev NLL first;
+    with_ensemble: one more row, the ensemble of all of them (ensemble.py)."""
     run_dirs = find_runs(paths)
     names = [d.name for d in run_dirs]
     rows = []
     for run_dir, name in zip(run_dirs, names):
         label = name if names.count(name) == 1 else str(run_dir)  # two runs called alike: their paths
         rows.append({"run": label, **evaluate(run_dir)})
+    if with_ensemble:
+        if len(run_dirs) < 2:
+            raise MakemoreError("--ensemble mixes several runs; these paths hold one")
+        rows.append({"run": f"ensemble of {len(run_dirs)}", **evaluate_ensemble(run_dirs)})
     return sorted(rows, key=lambda r: (r["dev"] != r["dev"], r["dev"]))  # an empty dev split (nan) last
 
 

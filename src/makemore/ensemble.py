@@ -102,6 +102,7 @@ def evaluate(members: list[Checkpoint], data: Dataset) -> dict:
         "params": sum(m.model.num_params() for m in members),
         "train_seconds": sum(m.train_seconds for m in members),
         "members": len(members),
+        "text": False,  # text-mode runs do not join ensembles
     }
 
 

@@ -168,7 +168,7 @@ def bn_run(tmp_path_factory, small_names):
 @pytest.mark.slow
 def test_trained_mlp_bn_samples_are_name_like(bn_run):
     report = runs.evaluate(bn_run)
-    samples = [s for s, _ in runs.sample(bn_run, 300, 0, Sampling(1.0, None, None, ""), False)]
+    samples = [s for s, _ in runs.sample([bn_run], 300, 0, Sampling(1.0, None, None, ""), False)]
     lengths = [len(s) for s in samples]
     # a reference that knows nothing of the model: the data's own bigram statistics
     items, _ = read_items(bundled_names())

@@ -533,7 +533,8 @@ def cmd_export(argv: list[str]) -> int:
         "and README.md (a model card), which `makemore sample/score/serve/eval -o DIR` read as they read a run. "
         "onnx: model.onnx, next-character logits of a batch of prefixes, for ONNX Runtime (needs the onnx "
         "extra; rnn, gru and lstm cannot be traced). The folder is written beside DIR and renamed into place.",
-        epilog="To share on the Hugging Face Hub: huggingface-cli upload USER/NAME DIR . " + EPILOG_METRIC,
+        epilog="To share an hf folder on the Hugging Face Hub, its own client uploads it: hf upload USER/NAME DIR . "
+        "(pip install huggingface_hub; hf auth login first). " + EPILOG_METRIC,
     )
     _data_args(p, exported=True)
     p.add_argument("--to", required=True, metavar="DIR", help="the folder to write (must not exist, see --force)")

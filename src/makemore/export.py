@@ -416,7 +416,7 @@ def model_card(described: dict, samples: list[tuple[str, str]], fmt: str, folder
     lines = [
         f"# {kind}: a character-level model trained with makemore",
         "",
-        f"A `{kind}` language model over characters ({described['params']:,} parameters), trained on "
+        f"A language model of type `{kind}` over characters ({described['params']:,} parameters), trained on "
         f"`{data['source']}`. It makes more items like those it learned from, one character at a time, "
         "and scores how likely an item is under it.",
         "",
@@ -460,8 +460,9 @@ def model_card(described: dict, samples: list[tuple[str, str]], fmt: str, folder
         "## Samples",
         "",
         f"`makemore sample -o {folder} -n {len(samples)} --seed 0`"
-        + (" (the hf export of the same run draws these)" if fmt == "onnx" else "")
-        + ", each with the split it appears in (`new`: none; `unknown`: the data is not here):",
+        + (" on the hf export of the same run" if fmt == "onnx" else "")
+        + " draws these; beside each, the split it appears in, looked up in the training data when the model was "
+        "exported (`new`: in none of them; `unknown`: the data was not at hand)",
         "",
         "```",
         *[f"{item}  {where}" for item, where in samples],

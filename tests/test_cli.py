@@ -24,6 +24,7 @@ OWN_FLAG = {
     "compare": "--force",
     "plot": "--item",
     "serve": "--host",
+    "export": "--format",
 }
 
 
@@ -138,7 +139,7 @@ def _bad_inputs(tmp_path, mlp_run):
             "shorter than the longest item of the data (15",
         ),
         (["train", "-o", fresh, "--type", "wavenet", "--context-size", "6"], "power of 2"),
-        (["eval", "-o", tmp_path / "norun"], "no checkpoint"),
+        (["eval", "-o", tmp_path / "norun"], "is neither a run directory"),
         (["eval", "-o", tmp_path / "nowhere"], "not found"),
         (["eval", "-o", corrupt], "truncated or corrupted"),
         (["score", "-o", mlp_run, "ann3"], "not in the vocabulary: '3'"),

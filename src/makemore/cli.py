@@ -64,10 +64,19 @@ def _add_dataclass_flags(group, cls, defaults: dict, short: dict | None = None) 
         )
 
 
-def _data_args(p, exported: bool = False) -> None:
-    """-o: a run directory; exported: or a folder `makemore export` wrote."""
+def _data_args(p, exported: bool = False, several: bool = False) -> None:
+    """-o: a run directory; exported: or a folder `makemore export` wrote; several: -o may be given
+    again, and the models read as one ensemble."""
     also = " or a folder written by `makemore export`" if exported else ""
-    p.add_argument("-o", "--work-dir", required=True, help=f"run directory written by `makemore train`{also}")
+    if several:
+        also += (
+            "; give -o several times to use the runs as one ensemble: the average of their next-character "
+            "distributions (the same vocabulary; for eval, the same data)"
+        )
+    action = "append" if several else "store"
+    p.add_argument(
+        "-o", "--work-dir", required=True, action=action, help=f"run directory written by `makemore train`{also}"
+    )
 
 
 # --- train -------------------------------------------------------------------------------------
@@ -99,10 +108,11 @@ def _train_parser(model_type: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--block-size",
+        dest="block",
         type=int,
         default=None,
-        help="text mode: characters a sequence model reads at once (its positions; default: 8). "
-        "A window model reads --context-size characters",
+        help="text mode: characters a sequence model reads at once, its positions (default: 8; window models "
+        "have their own context)",
     )
     p.add_argument("-o", "--work-dir", help="run directory to create (default: runs/TYPE-DATE-TIME, printed)")
     p.add_argument("--type", choices=list(REGISTRY), help=f"model type (default: {DEFAULT_TYPE})")
@@ -200,7 +210,7 @@ def _train_or_resume(args, given_type: str | None) -> str:
         if not args.work_dir:
             raise MakemoreError("--resume needs -o/--work-dir of the run to continue")
         run_as = {"--type": given_type, "--max-item-len": args.max_item_len, "--input-file": args.input_file}
-        run_as.update({"--text": args.text or None, "--block-size": args.block_size})
+        run_as.update({"--text": args.text or None, "--block-size": args.block})
         run_as.update({flag(k): v for k, v in {**preset_model, **model_flags}.items()})
         return runs.resume(Path(args.work_dir), {**preset_train, **train_flags}, run_as, progress=not args.quiet)
     cfg = TrainConfig(**{**cls.train_defaults, **preset_train, **train_flags})
@@ -213,7 +223,7 @@ def _train_or_resume(args, given_type: str | None) -> str:
         args.max_item_len,
         progress=not args.quiet,
         text=args.text,
-        block_size=args.block_size,
+        block=args.block,
     )
 
 
@@ -238,10 +248,11 @@ def cmd_eval(argv: list[str]) -> int:
         description="Loss of a run's best checkpoint on the whole train, dev and test splits.",
         epilog=EPILOG_METRIC,
     )
-    _data_args(p, exported=True)
+    _data_args(p, exported=True, several=True)
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     args = p.parse_args(argv)
-    report = runs.evaluate(Path(args.work_dir))
+    paths = [Path(path) for path in args.work_dir]
+    report = runs.evaluate(paths[0]) if len(paths) == 1 else runs.evaluate_ensemble(paths)
     if args.json:  # an empty split has no loss: null, never the non-standard NaN
         print(json.dumps({k: None if v != v else v for k, v in report.items()}))
     elif report["text"]:
@@ -297,7 +308,7 @@ def cmd_sample(argv: list[str]) -> int:
         description="Sample new items from a trained run; each is marked train / dev / test / new. "
         "A text-mode run (train --text) instead continues a text for --length characters.",
     )
-    _data_args(p, exported=True)
+    _data_args(p, exported=True, several=True)
     p.add_argument(
         "-n",
         "--num-samples",
@@ -341,7 +352,7 @@ def cmd_sample(argv: list[str]) -> int:
     how = Sampling(args.temperature, args.top_k, args.top_p, args.prefix)
     if args.length is not None:
         return _sample_text(args, seed, how)
-    samples = runs.sample(Path(args.work_dir), args.num_samples or 20, seed, how, args.new_only)
+    samples = runs.sample([Path(path) for path in args.work_dir], args.num_samples or 20, seed, how, args.new_only)
     if args.seed is None and not args.json:
         print(f"(seed {seed}; pass --seed {seed} to repeat)", file=sys.stderr)
     if args.json:
@@ -360,7 +371,9 @@ def _sample_text(args, seed: int, how) -> int:
 
     if args.num_samples is not None or args.new_only:
         raise MakemoreError("-n and --new-only count items; --length continues one text")
-    text = runs.sample_text(Path(args.work_dir), args.length, seed, how)
+    if len(args.work_dir) > 1:
+        raise MakemoreError("--length continues the text of one run: give one -o")
+    text = runs.sample_text(Path(args.work_dir[0]), args.length, seed, how)
     if args.seed is None and not args.json:
         print(f"(seed {seed}; pass --seed {seed} to repeat)", file=sys.stderr)
     if args.json:
@@ -379,11 +392,11 @@ def cmd_score(argv: list[str]) -> int:
         "A text-mode run scores each text's characters after its first.",
         epilog=EPILOG_METRIC,
     )
-    _data_args(p, exported=True)
+    _data_args(p, exported=True, several=True)
     p.add_argument("items", nargs="+", metavar="ITEM", help="items to score")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = p.parse_args(argv)
-    results = runs.score(Path(args.work_dir), args.items)
+    results = runs.score([Path(path) for path in args.work_dir], args.items)
     if args.json:  # a non-finite NLL (a character the model gives probability 0) is null, as in eval --json
         finite = lambda x: x if math.isfinite(x) else None
         for r in results:
@@ -495,6 +508,11 @@ def cmd_compare(argv: list[str]) -> int:
         epilog=EPILOG_METRIC,
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, or folders with runs anywhere below")
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="add a row for the ensemble of all the runs: the average of their next-character distributions",
+    )
     p.add_argument("--out", metavar="DIR", help="also write DIR/compare.md and DIR/compare.png")
     p.add_argument("--force", action="store_true", help="replace compare.md and compare.png already in DIR")
     args = p.parse_args(argv)
@@ -508,7 +526,7 @@ def cmd_compare(argv: list[str]) -> int:
 
         for f in files:
             check_replaceable(f)  # a folder, device or FIFO there: refused even with --force
-    rows = compare(args.runs)
+    rows = compare(args.runs, with_ensemble=args.ensemble)
     table = markdown(rows)
     print(table, end="")
     if args.out:

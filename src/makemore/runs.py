@@ -5,6 +5,7 @@ The files of a run directory are the run store's (store.py); the loop is train.p
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -12,16 +13,16 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, export
+from . import distributed, ensemble, export
 from .checkpoint import BEST, Checkpoint, RunInfo
 from .config import TrainConfig, flag
-from .data import DEFAULT_MAX_ITEM_LEN, SPLITS, Dataset, bundled_names
+from .data import DEFAULT_MAX_ITEM_LEN, ITEM_LEN_LIMIT, SPLITS, Dataset, bundled_names, bundled_text
 from .devices import auto_threads, set_threads
 from .errors import MakemoreError
-from .evaluate import score_items, split_nll
+from .evaluate import score_items, score_text, split_nll
 from .models import REGISTRY
 from .models.base import shapes_only
-from .sample import Sampling, generate
+from .sample import Sampling, continue_text, generate
 from .store import RunStore
 from .train import (
     Checkpoints,
@@ -35,6 +36,7 @@ from .train import (
 )
 
 MAX_SAMPLES = 1_000_000  # items per `sample` call: at most ~200 MB of results held before printing
+MAX_TEXT_LENGTH = 1_000_000  # characters per `sample --length` call (its table of tokens: 8 MB)
 
 
 def start(
@@ -45,14 +47,20 @@ def start(
     work_dir: str | None,
     max_item_len: int | None,
     progress: bool = True,
+    text: bool = False,
+    block: int | None = None,
 ) -> str:
-    """A new run: everything is checked against the data before the run directory is written."""
+    """A new run: everything is checked against the data before the run directory is written.
+    text: the input is one stream of characters (default: the bundled Tiny Shakespeare), read in
+    blocks of `block` characters (--block-size) by a sequence model."""
     cls = REGISTRY[model_type]
     cfg.validate()
-    max_item_len = DEFAULT_MAX_ITEM_LEN if max_item_len is None else max_item_len
-    source = Path(input_file) if input_file else bundled_names()
-    data = Dataset.read(source, max_item_len)
-    config = cls.config_for(data, **model_flags)
+    if text and max_item_len is not None:
+        raise MakemoreError("--max-item-len skips long items; text mode has none (it reads every character)")
+    max_item_len = (ITEM_LEN_LIMIT if text else DEFAULT_MAX_ITEM_LEN) if max_item_len is None else max_item_len
+    source = Path(input_file) if input_file else bundled_text() if text else bundled_names()
+    data = Dataset.read_text(source) if text else Dataset.read(source, max_item_len)
+    config = cls.config_for(data, block=block, **model_flags)
     try:
         with shapes_only():  # the recipe is checked against memory before anything is allocated
             shapes = cls(config)
@@ -67,9 +75,10 @@ def start(
         type=model_type,
         source=str(source),
         max_item_len=max_item_len,
-        max_len=data.max_len,
+        max_len=min(data.max_len, max_item_len),  # text mode: the train part's characters
         params=model.num_params(),
         skipped_items=data.skipped,
+        text=text,
     )
     store = None
     try:
@@ -87,9 +96,7 @@ def start(
                 print(f"skipped {data.skipped} items longer than {max_item_len} characters", file=sys.stderr)
             ranks = f"; {world.size} ranks" if world.size > 1 else ""
             print(
-                f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; "
-                f"{data.sizes[0]}/{data.sizes[1]}/{data.sizes[2]} items "
-                f"train/dev/test{ranks}",
+                f"{model_type}: {model.num_params():,} parameters; {len(data.vocab)} tokens; {data.summary()}{ranks}",
                 file=sys.stderr,
             )
         return _train(store, model, data, cfg, progress)
@@ -137,13 +144,15 @@ def resume(run_dir: Path, train_flags: dict, run_as: dict | None = None, progres
 
 def _check_same_run(last, data: Dataset, run_as: dict) -> None:
     """Flags that describe the run may be repeated on --resume, with the run's own values only."""
-    stored = {"--type": last.run.type, "--max-item-len": last.run.max_item_len}
+    stored = {"--type": last.run.type, "--max-item-len": last.run.max_item_len, "--text": last.run.text}
     stored.update({flag(k): v for k, v in asdict(last.model.config).items() if k != "vocab_size"})
+    if last.run.text and "--max-len" in stored:  # a text run's sequence model: rows of --block-size characters
+        stored["--block-size"] = stored.pop("--max-len") + 1
     for name, value in run_as.items():
         if value is None:
             continue
         if name == "--input-file":
-            given = Dataset.read(value, last.run.max_item_len)
+            given = Dataset.read_text(value) if last.run.text else Dataset.read(value, last.run.max_item_len)
             if given.sha256 != last.run.input_sha256 and not given.same_items(data):
                 raise MakemoreError(f"--input-file {value} is not what this run trained on (its input.txt)")
         elif name not in stored:
@@ -190,8 +199,9 @@ def _train(
         {"dev": checkpoints.best_dev_here} if checkpoints.best_dev_here is not None and trainer.world.size == 1 else {}
     )
     report = evaluate(store.dir, known)
+    test = "(text mode: no test split)" if report["text"] else f"test {report['test']:.4f}"
     return (
-        f"{report['type']}: train {report['train']:.4f}  dev {report['dev']:.4f}  test {report['test']:.4f} "
+        f"{report['type']}: train {report['train']:.4f}  dev {report['dev']:.4f}  {test} "
         f"(best step {report['step']}, {trainer.train_seconds:.1f}s training) -> {store.dir}"
     )
 
@@ -246,6 +256,8 @@ def open_model(path: str | Path) -> Loaded:
     """A run directory (model.safetensors from `makemore train`) or an exported folder (config.json from
     `makemore export --format hf`), loaded and checked; anything else is one line saying what it is not."""
     path = Path(path)
+    if not os.path.lexists(path):
+        raise MakemoreError(f"run directory not found: {path}")
     if export.is_export(path):
         best, described, data = export.read_folder(path)
         found = data if data is not None else export.NoData(best.vocab)
@@ -258,6 +270,33 @@ def open_model(path: str | Path) -> Loaded:
         f"{path} is neither a run directory ({BEST} from makemore train) nor an exported folder ({export.CONFIG} "
         f"from makemore export){onnx if (path / export.ONNX).is_file() else ''}"
     )
+
+
+def open_models(paths: list[Path]) -> list[Loaded]:
+    """open_model of each path; several must make one ensemble (models of items, one vocabulary)."""
+    loaded = [open_model(path) for path in paths]
+    if len(loaded) > 1:
+        if any(one.best.run.text for one in loaded):
+            raise MakemoreError("text-mode runs cannot join an ensemble: it mixes models of items (one per line)")
+        ensemble.check_members([one.best for one in loaded], same_data=False)
+    return loaded
+
+
+def mixed(loaded: list[Loaded]) -> Checkpoint:
+    """The first model's checkpoint with the ensemble's Mixture as its model: what draw() samples from."""
+    first = loaded[0].best
+    longest = max(one.best.run.max_len for one in loaded)
+    return replace(
+        first, model=ensemble.Mixture([one.best.model for one in loaded]), run=replace(first.run, max_len=longest)
+    )
+
+
+def evaluate_ensemble(paths: list[Path]) -> dict:
+    """The ensemble's NLL on each whole split of the data its runs trained on (the same for all)."""
+    loaded = open_models(paths)
+    if missing := [str(one.path) for one in loaded if not one.has_data]:
+        raise MakemoreError(f"{missing[0]} was exported without its data: an ensemble is evaluated on its runs' splits")
+    return ensemble.evaluate([one.best for one in loaded], loaded[0].dataset())
 
 
 def evaluate(run_dir: Path, known: dict[str, float] | None = None) -> dict:
@@ -279,17 +318,38 @@ def evaluate(run_dir: Path, known: dict[str, float] | None = None) -> dict:
         "params": best.model.num_params(),
         "train_seconds": best.train_seconds,
         "options": asdict(best.model.config),
+        "text": best.run.text,  # text mode: train is the first 90% of the characters, dev the rest, no test
     }
 
 
-def sample(run_dir: Path, n: int, seed: int, how: Sampling, new_only: bool) -> list[tuple[str, str]]:
-    """n items, each with the split it appears in ('new' for none); new_only keeps only new ones."""
+def sample(paths: list[Path], n: int, seed: int, how: Sampling, new_only: bool) -> list[tuple[str, str]]:
+    """n items, each with the split it appears in ('new' for none); new_only keeps only new ones.
+    Several paths: drawn from their ensemble, each item's split that of the first run's data."""
     if n > MAX_SAMPLES:
         raise MakemoreError(f"-n {n:,} is more than one call samples ({MAX_SAMPLES:,}); run it several times")
-    loaded = open_model(run_dir)
-    if new_only and not loaded.has_data:
-        raise MakemoreError(f"--new-only needs the items trained on, and {run_dir} was exported without them")
-    return draw(loaded.best, loaded.dataset(), n, seed, how, new_only)
+    loaded = open_models(paths)
+    first = loaded[0]
+    if first.best.run.text:
+        raise MakemoreError(f"{first.path} was trained in text mode: continue its text with --length N [--prefix TEXT]")
+    if new_only and not first.has_data:
+        raise MakemoreError(f"--new-only needs the items trained on, and {first.path} was exported without them")
+    best = first.best if len(loaded) == 1 else mixed(loaded)
+    return draw(best, first.dataset(), n, seed, how, new_only)
+
+
+def sample_text(run_dir: Path, length: int, seed: int, how: Sampling) -> str:
+    """Text mode: `length` characters that continue how.prefix (by default a line break, as the lecture's
+    generate starts from its token 0, the newline)."""
+    best = RunStore.open(run_dir).load_best()
+    if not best.run.text:
+        raise MakemoreError(f"--length continues a text; {run_dir} was trained on items (one per line): sample with -n")
+    if not 1 <= length <= MAX_TEXT_LENGTH:
+        raise MakemoreError(f"--length must be in [1, {MAX_TEXT_LENGTH:,}], got {length}")
+    context = how.prefix or "\n"
+    if not how.prefix and "\n" not in best.vocab.chars:
+        raise MakemoreError("this run's text has no line breaks to start from; give --prefix")
+    best.vocab.encode(context)  # unknown characters in the prefix: one clear error
+    return continue_text(best.model, best.vocab, context, length, torch.Generator().manual_seed(seed), how)
 
 
 def draw(
@@ -315,13 +375,26 @@ def draw(
     return out[:n]
 
 
-def score(run_dir: Path, items: list[str]) -> list[dict]:
-    return score_checked(open_model(run_dir).best, items)
+def score(paths: list[Path], items: list[str]) -> list[dict]:
+    """Each item's NLL under one run, or under the ensemble of several."""
+    loaded = open_models(paths)
+    if len(loaded) == 1:
+        return score_checked(loaded[0].best, items)
+    return ensemble.score([one.best for one in loaded], _stripped(items))
 
 
 def score_checked(best: Checkpoint, items: list[str]) -> list[dict]:
-    """score() with the checkpoint loaded: items stripped; score_items checks them against its vocabulary."""
+    """score() with the checkpoint loaded: items stripped; score_items checks them against its vocabulary.
+    A text run scores each text as given (whitespace is text), its characters after the first."""
+    if best.run.text:
+        if any(len(s) < 2 for s in items):
+            raise MakemoreError("a text run scores each character after a text's first: give at least 2 characters")
+        return score_text(best.model, best.vocab, items)
+    return score_items(best.model, best.vocab, _stripped(items))
+
+
+def _stripped(items: list[str]) -> list[str]:
     items = [s.strip() for s in items]
     if any(not s for s in items):
         raise MakemoreError("cannot score an empty item")
-    return score_items(best.model, best.vocab, items)
+    return items

@@ -114,12 +114,15 @@ _FOLDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (it
 
 def row_decoder(model) -> RowDecoder | None:
     """A NumPy decoder for one row of `model`, or None where this path does not apply: a model other
-    than the Transformer, weights that are not float32 on the CPU, training mode, or autograd on."""
+    than the Transformer with its whole block (MLP, residual connections, LayerNorm), weights that are
+    not float32 on the CPU, training mode, or autograd on."""
     from .transformer import Transformer
 
     weight = next(model.parameters(), None)
     if not isinstance(model, Transformer) or weight is None or model.training or torch.is_grad_enabled():
         return None
+    if not (model.config.ffn and model.config.residual and model.config.layer_norm):
+        return None  # the folding assumes every piece of the block
     if weight.device.type != "cpu" or weight.dtype != torch.float32:
         return None
     params = list(model.parameters())

@@ -18,6 +18,11 @@ the tokens it has already seen, in buffers allocated once for the longest row, s
 costs one row of attention instead of a recomputation of the whole prefix. The sampler uses it
 when a model provides it.
 
+Each piece of the block can be switched off (`--no-ffn`, `--no-residual`, `--no-layer-norm`; one
+head is `--n-head 1`, no dropout `--dropout 0 --emb-dropout 0`), so the "Let's build GPT" lecture's
+ladder, from one attention head up to the full block, is one command per rung (docs/part6-transformer.md).
+A piece switched off is absent from the model and its checkpoint, not merely bypassed.
+
 Speed tricks live outside this file: `Dropout` is nn.Dropout with a cheaper mask (kernels.py),
 and the sampler draws a single row through a NumPy copy of these weights (row_decoder.py).
 """
@@ -44,6 +49,18 @@ class TransformerConfig(SequenceConfig):
     dropout: float = option(0.25, "dropout on the residual branches (attention and MLP outputs) while training")
     emb_dropout: float = option(0.25, "dropout on the token + position embeddings while training")
     head: str = option("separate", "output layer: 'separate' (makemore.py) or 'tied' to the token embedding")
+    ffn: bool = option(
+        True, "each block's feed-forward layer (the MLP: each token computes on what attention gathered)"
+    )
+    residual: bool = option(
+        True, "residual connections: each branch adds to the stream (off: each branch's output replaces it)"
+    )
+    layer_norm: bool = option(True, "LayerNorm before each branch and before the output layer")
+    init: str = option(
+        "gpt2",
+        "initial weights: 'gpt2' (N(0, 0.02), the residual branches' output layers scaled down) or 'pytorch' "
+        "(torch's own defaults for each layer, as in the lecture's code)",
+    )
 
     def problems(self) -> list[str]:
         problems = super().problems()
@@ -54,6 +71,8 @@ class TransformerConfig(SequenceConfig):
                 problems.append(f"--{name.replace('_', '-')} must be in [0, 1)")
         if self.head not in ("separate", "tied"):
             problems.append(f"--head must be 'separate' or 'tied', not {self.head!r}")
+        if self.init not in ("gpt2", "pytorch"):
+            problems.append(f"--init must be 'gpt2' or 'pytorch', not {self.init!r}")
         return problems
 
 
@@ -113,23 +132,39 @@ def same_item_causal_mask(pos: torch.Tensor) -> torch.Tensor:
     return (same & (col.unsqueeze(1) >= col.unsqueeze(0))).unsqueeze(1)
 
 
+def layer_norm(config: TransformerConfig) -> nn.Module:
+    """A LayerNorm, or nothing (no weights either) under --no-layer-norm."""
+    return nn.LayerNorm(config.n_embd) if config.layer_norm else nn.Identity()
+
+
 class Block(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.residual = config.residual
+        self.ln_1 = layer_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd)
-        self.mlp = nn.Sequential(
-            nn.Linear(config.n_embd, 4 * config.n_embd),
-            nn.GELU(),
-            nn.Linear(4 * config.n_embd, config.n_embd),
-            Dropout(config.dropout),
-        )
+        if config.ffn:
+            self.ln_2 = layer_norm(config)
+            self.mlp = nn.Sequential(
+                nn.Linear(config.n_embd, 4 * config.n_embd),
+                nn.GELU(),
+                nn.Linear(4 * config.n_embd, config.n_embd),
+                Dropout(config.dropout),
+            )
 
     def forward(self, x, cache: tuple | None = None, mask: torch.Tensor | None = None):
-        x = x + self.attn(self.ln_1(x), cache, mask)  # communicate: tokens gather information from earlier tokens
-        x = x + self.mlp(self.ln_2(x))  # compute: each token thinks about what it gathered
+        x = self.add(x, self.attn(self.ln_1(x), cache, mask))  # communicate: tokens gather from earlier tokens
+        if hasattr(self, "mlp"):
+            x = self.add(x, self.mlp(self.ln_2(x)))  # compute: each token thinks about what it gathered
         return x
+
+    def add(self, x, branch):
+        """The residual connection: the branch adds to the stream, or (--no-residual) replaces it."""
+        return x + branch if self.residual else branch
+
+    def output_projections(self) -> list[nn.Linear]:
+        """The last layer of each branch: what writes into the stream."""
+        return [self.attn.c_proj] + ([self.mlp[2]] if hasattr(self, "mlp") else [])
 
 
 class Transformer(SequenceModel):
@@ -158,6 +193,24 @@ class Transformer(SequenceModel):
         # the most dev NLL for 90 seconds of CPU: Muon learns more per step than AdamW, and so few
         # epochs (11) need little dropout (docs/performance.md, entry 12)
         "quick": dict(optimizer="muon", max_steps=2300, ema=0.995, dropout=0.1, emb_dropout=0.1, eval_interval=500),
+        # the "Let's build GPT" lecture's loop for its small models (ng-video-lecture's v2.py): AdamW at a
+        # constant 1e-3 (torch's default weight decay 0.01), 5,000 steps of 32 rows, torch's default
+        # init, n_embd 32, no dropout: the ladder's recipe, each rung then switching pieces of the block on
+        "lecture": dict(
+            max_steps=5000,
+            batch_size=32,
+            learning_rate=1e-3,
+            schedule="constant",
+            warmup_steps=0,
+            weight_decay=0.01,
+            beta2=0.999,
+            ema=0.0,
+            eval_interval=500,
+            init="pytorch",
+            n_embd=32,
+            dropout=0.0,
+            emb_dropout=0.0,
+        ),
     }
 
     def __init__(self, config: TransformerConfig):
@@ -166,7 +219,7 @@ class Transformer(SequenceModel):
         self.wpe = nn.Embedding(config.positions, config.n_embd)
         self.drop = Dropout(config.emb_dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.ln_f = layer_norm(config)
         if config.head == "tied":
             # the output layer reuses the token embedding (a character's logit is the dot
             # product of the final state with that character's embedding); only its bias is
@@ -175,12 +228,18 @@ class Transformer(SequenceModel):
             self.lm_bias = nn.Parameter(torch.zeros(config.vocab_size))
         else:
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
+        if config.init == "gpt2":
+            self._init_gpt2()
+
+    def _init_gpt2(self):
+        """Small weights, N(0, 0.02): each branch starts near zero and the residual stream carries the
+        input (without the stream, each layer shrinks the signal ~10x; `--init pytorch` is for that)."""
         self.apply(self._init_weights)
-        # GPT-2: each residual branch adds to the stream, so scale its output projection by
-        # 1/sqrt(2 n_layer) to keep the stream's variance from growing with depth
-        for block in self.blocks:
-            for proj in (block.attn.c_proj, block.mlp[2]):
-                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layer))
+        # each residual branch adds to the stream, so scale its output projection by 1/sqrt(branches)
+        # (2 n_layer with the MLP) to keep the stream's variance from growing with depth
+        projections = [proj for block in self.blocks for proj in block.output_projections()]
+        for proj in projections:
+            nn.init.normal_(proj.weight, std=0.02 / math.sqrt(len(projections)))
 
     def hidden_matrices(self) -> list[nn.Parameter]:
         return [m.weight for block in self.blocks for m in block.modules() if isinstance(m, nn.Linear)]

@@ -39,7 +39,7 @@ train mlp-lr-sweep --type mlp --optimizer sgd --batch-size 32 --schedule sweep -
   --min-lr-ratio 0.001 --max-steps 1000 --log-interval 1 --weight-decay 0 --eval-interval 1000
 # Part 2's network and loop as the lecture wrote them (SGD, batch 32, 200k steps, /10 at 100k, N(0, 1) init),
 # its loss logged every 10 steps so that the first few hundred (the hockey stick) have points to draw
-train mlp-naive-lecture --type mlp --preset lecture --log-interval 10
+train mlp-lecture --type mlp --preset lecture --log-interval 10
 # Part 5's steps, each with the lecture's loop (/10 at 150k of 200k) and its BatchNorm momentum 0.1
 train part5-flat --type mlp-bn --preset lecture --context-size 8 --step-at 0.75 --bn-momentum 0.1 --log-interval 10
 train part5-hierarchical-bug --type wavenet --preset lecture --n-embd 10 --n-hidden 68 --bn-per-position \
@@ -56,7 +56,7 @@ train part5-scaled --type wavenet --preset lecture --log-interval 10
   --out "$img/wavenet-smoothed-loss.png" --force
 "$makemore" plot embedding -o "$runs/mlp-2d" --out "$img/mlp-embedding-2d.png" --force
 "$makemore" plot loss -o "$runs/mlp" --out "$img/mlp-loss.png" --force
-"$makemore" plot loss -o "$runs/mlp-naive-lecture" --log-steps --out "$img/mlp-naive-loss.png" --force
+"$makemore" plot loss -o "$runs/mlp-lecture" --log-steps --out "$img/mlp-naive-loss.png" --force
 "$makemore" plot attention -o "$runs/transformer" --item emma --out "$img/transformer-attention.png" --force
 "$makemore" plot dlogits -o "$runs/mlp-bn" --out "$img/mlp-bn-dlogits.png" --force
 "$makemore" diagnose -o "$runs/mlp" --out "$runs/mlp-diagnostics"  # Part 3 on the plain mlp

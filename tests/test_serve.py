@@ -7,6 +7,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from makemore.data import Dataset
@@ -73,7 +74,73 @@ def test_the_next_character_distribution_is_the_models(client, run):
 
 def test_each_run_says_which_views_of_its_inside_it_has(client):
     views = {r["id"]: r["views"] for r in client.get("/api/runs").json()}
-    assert views == {"bigram": ["bigram"], "mlp": ["embedding"], "transformer": ["embedding", "attention"]}
+    assert views == {
+        "bigram": ["bigram", "dlogits"],
+        "mlp": ["embedding", "tanh", "dlogits"],
+        "transformer": ["embedding", "attention", "dlogits"],
+    }
+
+
+def test_next_says_what_sampling_draws_from_after_temperature_and_top_k(client):
+    plain = client.post("/api/next", json={"run": "mlp", "text": "em"}).json()
+    assert plain["sampled"] == pytest.approx([p for _, p in plain["next"]], abs=1e-6)
+    assert plain["next"][plain["end"]][0] == "."
+    top2 = client.post("/api/next", json={"run": "mlp", "text": "em", "top_k": 2, "temperature": 0.5}).json()
+    (a, pa), (b, pb) = top2["next"][:2]
+    assert top2["sampled"][2:] == [0] * 25  # only the two most likely are kept
+    assert top2["sampled"][0] / top2["sampled"][1] == pytest.approx((pa / pb) ** 2, rel=1e-4)  # T = 0.5 squares odds
+
+
+def test_unique_items_are_distinct_and_a_short_answer_says_why(client):
+    answer = client.post("/api/sample", json={"run": "mlp", "n": 200, "seed": 1, "unique": True}).json()
+    items = [i["item"] for i in answer["items"]]
+    assert len(items) == 200 == len(set(items)) and "note" not in answer and answer["step"] == 200
+    stuck = client.post("/api/sample", json={"run": "mlp", "n": 20, "top_k": 1, "unique": True}).json()
+    assert len(stuck["items"]) == 1 and "only 1 of 20 items are distinct after 100 rounds" in stuck["note"]
+
+
+def test_the_tanh_view_shows_the_trained_layer_and_each_initialisation(client):
+    t = client.get("/api/runs/mlp/tanh").json()
+    labels = [v["label"] for v in t["variants"]]
+    assert labels[0] == "trained weights" and labels[1].startswith("run: init") and len(labels) >= 3
+    for v in t["variants"]:
+        assert len(v["saturated"]) == 32 and all(-1 <= h <= 1 for h in v["h"])
+        assert sum(map(sum, v["saturated"])) == sum(abs(h) > t["threshold"] for h in v["h"])
+
+
+def test_dlogits_of_the_users_items_sum_to_zero_per_target(client):
+    d = client.post("/api/dlogits", json={"run": "transformer", "items": ["emma", "ava"]}).json()
+    assert d["targets"] == ["e", "m", "m", "a", ".", "a", "v", "a", "."]
+    for row, target in zip(d["dlogits"], d["targets"]):
+        assert sum(row) == pytest.approx(0, abs=1e-6) and row[d["chars"].index(target)] < 0
+    refused = client.post("/api/dlogits", json={"run": "mlp", "items": ["Zoe"]})
+    assert refused.status_code == 400 and refused.json()["field"] == "items"
+
+
+def test_a_run_still_training_is_served_at_its_new_best_and_new_runs_are_added(runs_dir, tmp_path):
+    """What train does at a better evaluation (a new model.safetensors), and a run folder created
+    while serving: the next look serves both."""
+    from dataclasses import replace
+
+    from makemore import checkpoint
+    from makemore.serve import Watch
+
+    shutil.copytree(runs_dir, tmp_path / "runs", ignore=shutil.ignore_patterns("bigram"))
+    runs, _ = load_runs([str(tmp_path / "runs")])
+    client, watch = TestClient(make_app(runs)), Watch(runs, [str(tmp_path / "runs")])
+    before = client.get("/api/runs/mlp/evaluation").json()
+    best = runs["mlp"].store.load_best()
+    torch.manual_seed(0)
+    for weight in best.model.parameters():
+        weight.data += 0.5 * torch.randn_like(weight)  # other weights: another NLL
+    checkpoint.save(tmp_path / "runs" / "mlp" / checkpoint.BEST, replace(best, step=300))
+    shutil.copytree(runs_dir / "bigram", tmp_path / "runs" / "late")
+    watch.refresh()
+    served = {r["id"]: r["step"] for r in client.get("/api/runs").json()}
+    assert served == {"mlp": 300, "transformer": 20, "late": 0}
+    after = client.get("/api/runs/mlp/evaluation").json()
+    assert after["step"] == 300 and after["dev"] != before["dev"]
+    assert client.post("/api/sample", json={"run": "late", "n": 2}).json()["step"] == 0
 
 
 def test_the_evaluation_is_the_runs_nll_on_each_whole_split(client, runs_dir):
@@ -125,9 +192,12 @@ def test_the_page_and_its_files_are_served_by_the_package(client):
     assert "http" not in page.text.replace("http://www.w3.org", "")  # nothing fetched from elsewhere
     docs = client.get("/docs")  # the API reference is ours too: FastAPI's pages load from a CDN
     assert docs.status_code == 200 and "http" not in docs.text and client.get("/redoc").status_code == 404
-    for name in ("app.js", "api.js"):
-        script = (WEB / name).read_text()
+    for script_file in WEB.iterdir():
+        if not script_file.name.endswith(".js"):
+            continue
+        name, script = script_file.name, script_file.read_text()
         assert "http" not in script.replace("http://www.w3.org/2000/svg", ""), name
+        assert client.get(f"/static/{name}").status_code == 200, name  # every module the page imports
 
 
 @pytest.mark.parametrize(
@@ -216,3 +286,32 @@ def test_the_server_answers_on_localhost_and_stops_on_ctrl_c(runs_dir):
         assert len(json.loads(urllib.request.urlopen(request, timeout=30).read())["items"]) == 3
         assert "openapi" in urllib.request.urlopen(url + "/openapi.json", timeout=30).read().decode()
     assert f"serving 1 run(s) at {url}" in server.stderr_text and "Traceback" not in server.stderr_text
+
+
+def test_the_documented_answers_have_the_real_answers_keys(client):
+    """/docs shows an example answer of each endpoint: its keys are the real answer's."""
+    from makemore.serve import ANSWERS
+
+    real = {
+        "runs": client.get("/api/runs").json(),
+        "metrics": client.get("/api/runs/mlp/metrics").json(),
+        "sample": client.post("/api/sample", json={"run": "mlp", "n": 20, "top_k": 1, "unique": True}).json(),
+        "next": client.post("/api/next", json={"run": "mlp", "text": "em"}).json(),
+        "evaluation": client.get("/api/runs/mlp/evaluation").json(),
+        "embedding": client.get("/api/runs/mlp/embedding").json(),
+        "bigram": client.get("/api/runs/bigram/bigram").json(),
+        "tanh": client.get("/api/runs/mlp/tanh").json(),
+        "dlogits": client.post("/api/dlogits", json={"run": "mlp", "items": ["ava"]}).json(),
+        "attention": client.post("/api/attention", json={"run": "transformer", "text": "em"}).json(),
+        "score": client.post("/api/score", json={"run": "mlp", "items": ["ava"]}).json(),
+    }
+    keys = lambda x: sorted(x[0] if isinstance(x, list) else x)  # noqa: E731
+    for name, example in ANSWERS.items():
+        assert keys(example) == keys(real[name]), name
+    assert keys(ANSWERS["sample"]["items"]) == keys(real["sample"]["items"])
+    assert keys(ANSWERS["tanh"]["variants"]) == keys(real["tanh"]["variants"])
+    assert keys(ANSWERS["score"]["items"]) == keys(real["score"]["items"])
+    docs = client.get("/openapi.json").json()["paths"]
+    assert (
+        docs["/api/sample"]["post"]["responses"]["200"]["content"]["application/json"]["example"] == ANSWERS["sample"]
+    )

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
 from makemore import runs as commands
@@ -345,3 +346,23 @@ def test_the_real_server_refuses_an_endless_chunked_upload_and_foreign_hosts(ser
             answer = b"".join(iter(lambda: s.recv(1 << 16), b""))
         assert answer.startswith(b"HTTP/1.1 400") and b"this server answers to" in answer
     assert "Traceback" not in server.stderr_text
+
+
+def test_a_queued_request_whose_asker_left_is_never_run():
+    """A slider drag supersedes its requests: the page cancels them, and those still waiting for the
+    model are dropped, not computed."""
+    queue, started, release, ran = serve.ModelQueue(), threading.Event(), threading.Event(), []
+
+    async def left():
+        return True
+
+    async def drag():
+        busy = asyncio.ensure_future(queue.run(lambda: (started.set(), release.wait())))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait)
+        with pytest.raises(HTTPException) as refused:
+            await queue.run(ran.append, "superseded", gone=left)
+        release.set()
+        await busy
+        return refused.value.status_code
+
+    assert asyncio.run(drag()) == 499 and ran == [] and queue.waiting == 0

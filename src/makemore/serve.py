@@ -1,6 +1,8 @@
 """`makemore serve`: trained runs behind a local JSON API, for people and for programs.
 
-Runs are loaded once, when the server starts, and named by an id; a request never names a path.
+Runs are loaded when the server starts, and named by an id; a request never names a path. A run still
+training is served at its newest best checkpoint, and run folders that appear under a served folder
+are added (Watch: one look a second).
 Every request is checked before it reaches a model (a bad one is a 4xx with one line saying why),
 and each draws from its own seeded generator, so the same seed gives the same items whatever else
 the server is doing. Sampling and scoring are the package's own (runs.draw, runs.score_checked).
@@ -37,11 +39,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, views
 from . import runs as commands
-from .checkpoint import Checkpoint
-from .data import BOUNDARY, SPLITS, Dataset, shown
+from .checkpoint import BEST, Checkpoint
+from .data import BOUNDARY, SPLITS, Dataset, Split, shown
 from .errors import MakemoreError
 from .evaluate import item_nlls, split_nll
-from .sample import Sampling, generate
+from .sample import Sampling, filter_logits, generate
 from .store import METRICS, RunStore
 
 MAX_ITEMS = 10_000  # items sampled or scored per request
@@ -49,12 +51,14 @@ MAX_ITEM_CHARS = 1_000  # characters per prefix or scored item
 MAX_BODY = 1 << 20  # bytes per request body, counted as they arrive (chunked uploads too)
 MAX_SAMPLE_CHARS = 1 << 22  # items x the longest item the model can draw, per request
 MAX_BIGRAM_CHARS = 256  # the page draws the bigram matrix cell by cell: 256 x 256 at most
+MAX_DLOGITS_ROWS = 256  # targets in a dlogits answer
 MAX_ATTENTION_WEIGHTS = 1 << 22  # layers x heads x (characters + 1)^2 per attention request
 MAX_LOG_BYTES = 256 << 20  # a metrics.jsonl longer than this is not read
 MAX_LOG_LINE = 1 << 16  # bytes per line of metrics.jsonl
 MAX_CURVE_ROWS = 2_000  # rows of each kind (train loss, dev NLL) in a metrics answer: longer logs are thinned
 NEW_ONLY_SECONDS = 5.0  # how long one new_only request may redraw to find new items
 MAX_WAITING = 64  # model requests queued at once; more are answered 503
+GONE_POLL = 0.05  # seconds between two looks at whether a queued sample request's asker left
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 WEB = resources.files("makemore") / "web"  # the page: plain HTML, CSS and JavaScript
 # One model computation at a time: each already uses every core (intra-op threads), and two at once
@@ -71,14 +75,22 @@ class ModelQueue:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="makemore-model")
         self.limit, self.waiting, self._lock = limit, 0, threading.Lock()
 
-    async def run(self, fn, *args):
+    async def run(self, fn, *args, gone=None):
+        """fn(*args) on the model's thread. gone: an async check that the asker left (a page cancels a
+        request a newer one supersedes, as a slider drags): while the call waits its turn it is asked
+        every GONE_POLL seconds, and a call whose asker left is never run."""
         with self._lock:
             if self.waiting >= self.limit:
                 raise HTTPException(503, f"the server is busy: {self.waiting} requests wait for the model; try again")
             self.waiting += 1
         future = self.pool.submit(self._locked, fn, *args)
         future.add_done_callback(self._done)  # counted until it has run (or was cancelled, unstarted)
-        return await asyncio.wrap_future(future)
+        answer = asyncio.wrap_future(future)
+        while gone is not None and not future.running() and not future.done():
+            if await gone() and future.cancel():
+                raise HTTPException(499, "the request was cancelled before its turn")
+            await asyncio.wait({answer}, timeout=GONE_POLL)
+        return await answer
 
     @staticmethod
     def _locked(fn, *args):
@@ -249,25 +261,61 @@ class MetricsLog:
         return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
 
 
+def checkpoint_identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What tells one checkpoint file from the next one written there (each save replaces the file
+    atomically: a new inode); None while there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def views_of(best: Checkpoint) -> tuple[list[str], int]:
+    """What the page can show of this model's inside, and its attention maps per position pair
+    (layers x heads: what an attention request's size is counted in)."""
+    model, heads = best.model, 0
+    if model.can("attention"):
+        maps = model.attention(torch.tensor([[BOUNDARY]], device=model.device))
+        heads = maps.shape[0] * maps.shape[1]
+    shown = [view for view in ("embedding", "bigram", "attention") if model.can(view)]
+    return [*shown, *(["tanh"] if model.can("probes") else []), "dlogits"], heads
+
+
 @dataclass
 class Run:
-    """One run directory, loaded: its best checkpoint, and its data for the split of each item."""
+    """One run directory, loaded: its best checkpoint, and its data for the split of each item. A run
+    still training writes a new best checkpoint now and then: refresh() serves it from then on."""
 
     id: str
     store: RunStore
     best: Checkpoint
     data: Dataset
-    _evaluation: dict | None = field(default=None, repr=False)
+    _evaluation: tuple[Checkpoint, dict] | None = field(default=None, repr=False)
     heads: int = 0  # attention maps per position pair (layers x heads), found with the views
+    views: list[str] = field(default_factory=list)
+    # the file the served checkpoint was read from (taken just after the load: a save in between is
+    # picked up at the next one)
+    loaded: tuple | None = field(default=None, repr=False)
 
-    @cached_property
-    def views(self) -> list[str]:
-        """What the page can show of this model's inside (asked once, when the run is loaded)."""
-        model = self.best.model
-        if model.can("attention"):
-            maps = model.attention(torch.tensor([[BOUNDARY]], device=model.device))
-            self.heads = maps.shape[0] * maps.shape[1]  # layers x heads
-        return [view for view in ("embedding", "bigram", "attention") if model.can(view)]
+    def __post_init__(self):
+        self.views, self.heads = views_of(self.best)
+        self.loaded = checkpoint_identity(self.store.dir / BEST)
+
+    def refresh(self) -> bool:
+        """Serve the run's best checkpoint if a newer one was written; whether one was. A checkpoint
+        that cannot be read (yet) leaves the one served."""
+        now = checkpoint_identity(self.store.dir / BEST)
+        if now is None or now == self.loaded:
+            return False
+        try:
+            best = self.store.load_best()
+            views, heads = views_of(best)
+        except MakemoreError:
+            return False
+        self.loaded = now
+        self.views, self.heads, self.best = views, heads, best  # requests under way keep the old one
+        return True
 
     @cached_property
     def log(self) -> MetricsLog:
@@ -275,20 +323,25 @@ class Run:
 
     def evaluation(self) -> dict:
         """NLL on each whole split, and the dev items' per-character NLLs at every percentile (computed
-        on first use, then kept: the checkpoint does not change while it is served)."""
-        if self._evaluation is None:
-            model = self.best.model.eval()
+        on first use, then kept until another checkpoint is served)."""
+        best = self.best
+        if self._evaluation is None or self._evaluation[0] is not best:
+            model = best.model.eval()
             report = {name: split_nll(model, model.examples(self.data.split(name))) for name in ("train", "test")}
             dev = self.data.split("dev")
             totals = item_nlls(model, model.examples(dev))
             per_char = totals / (dev.offsets.diff().cpu() + 1)
             report["dev"] = float(totals.sum() / dev.targets) if len(dev) else math.nan
             quantiles = per_char.quantile(torch.linspace(0, 1, 101, dtype=torch.float64)) if len(dev) else []
-            self._evaluation = {
-                **{name: report[name] if math.isfinite(report[name]) else None for name in SPLITS},
-                "dev_percentiles": [round(float(q), 6) for q in quantiles],
-            }
-        return self._evaluation
+            self._evaluation = (
+                best,
+                {
+                    **{name: report[name] if math.isfinite(report[name]) else None for name in SPLITS},
+                    "step": best.step,
+                    "dev_percentiles": [round(float(q), 6) for q in quantiles],
+                },
+            )
+        return self._evaluation[1]
 
     def summary(self) -> dict:
         b = self.best
@@ -334,6 +387,82 @@ def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]
     return runs, skipped
 
 
+class Watch:
+    """The served runs kept live while they train: a new best checkpoint is served from the next
+    look on, and a run folder that appears under a served folder is added. Looks once a second on a
+    thread of its own (start), or when asked (refresh)."""
+
+    def __init__(self, runs: dict[str, Run], paths: list[str]):
+        self.runs, self.paths = runs, paths
+        self.unloadable: dict[Path, tuple | None] = {}  # tried again only once its checkpoint changes
+
+    def refresh(self) -> None:
+        for run in list(self.runs.values()):
+            run.refresh()
+        try:
+            found = commands.find_runs(self.paths)
+        except MakemoreError:  # a served folder went away: keep serving what is loaded
+            return
+        known = {run.store.dir.resolve() for run in list(self.runs.values())}
+        for run_dir in found:
+            identity = checkpoint_identity(run_dir / BEST)
+            if run_dir.resolve() in known or self.unloadable.get(run_dir, ()) == identity:
+                continue
+            try:
+                (run,) = load_runs([str(run_dir)])[0].values()
+            except MakemoreError:  # still being written, or broken: skipped, as at the start
+                self.unloadable[run_dir] = identity
+                continue
+            base, k = run.id, 1
+            while run.id in self.runs:
+                k += 1
+                run.id = f"{base}-{k}"
+            self.runs[run.id] = run
+
+    def start(self, every: float = 1.0) -> None:
+        def loop():
+            while True:
+                time.sleep(every)
+                self.refresh()
+
+        threading.Thread(target=loop, name="makemore-watch", daemon=True).start()
+
+
+def answer(example) -> dict:
+    """An endpoint's answer as /docs shows it: an example of its shape (tests check its keys)."""
+    return {
+        200: {
+            "description": "the answer (an example of its shape)",
+            "content": {"application/json": {"example": example}},
+        }
+    }
+
+
+RUN_EXAMPLE = {
+    "id": "mlp", "type": "mlp", "params": 11897, "step": 200, "best_dev": 2.4275, "train_seconds": 0.2,
+    "vocab": "abcdefghijklmnopqrstuvwxyz", "max_sample_len": 30, "length_limit": None,
+    "views": ["embedding", "tanh", "dlogits"],
+}  # fmt: skip
+ANSWERS = {
+    "runs": [RUN_EXAMPLE],
+    "metrics": [{"step": 100, "loss": 2.61, "lr": 0.1}, {"step": 100, "dev": 2.52, "train_seconds": 0.1}],
+    "sample": {"seed": 0, "step": 200,
+               "items": [{"item": "emma", "split": "train"}, {"item": "kaylin", "split": "new"}],
+               "note": "only when fewer than n came back: why"},
+    "next": {"text": "em", "next": [["m", 0.31], ["i", 0.12], [".", 0.01]], "sampled": [0.31, 0.12, 0.01], "end": 2},
+    "evaluation": {"train": 2.43, "dev": 2.43, "test": 2.43, "step": 200, "dev_percentiles": [1.21, 1.64, 3.9]},
+    "embedding": {"chars": [".", "a"], "dims": 10, "points": [[0.1, -0.3], [1.2, 0.4]], "explained": [0.18, 0.13]},
+    "bigram": {"chars": [".", "a"], "probs": [[0.0, 0.14], [0.2, 0.02]], "counts": [[0, 4410], [6640, 556]]},
+    "tanh": {"examples": 32, "threshold": 0.97, "variants": [
+        {"label": "trained weights", "preact": [0.4, -2.9], "h": [0.38, -0.99], "saturated": [[False, True]]}]},
+    "dlogits": {"chars": [".", "a", "e"], "targets": ["e", "."], "ends": [1],
+                "dlogits": [[0.01, 0.02, -0.03], [-0.04, 0.01, 0.03]]},
+    "attention": {"tokens": [".", "e", "m"], "layers": [[[[1.0, 0.0, 0.0], [0.4, 0.6, 0.0], [0.2, 0.3, 0.5]]]]},
+    "score": {"items": [{"item": "ava", "nll": 6.4, "nll_per_char": 1.6,
+                         "chars": [["a", 2.0], ["v", 2.9], ["a", 0.9], [".", 0.6]]}]},
+}  # fmt: skip
+
+
 class FieldError(MakemoreError):
     """A request refused because of one field's value: the page shows the message next to it."""
 
@@ -362,11 +491,20 @@ class SampleRequest(BaseModel):
     prefix: str = Field("", max_length=MAX_ITEM_CHARS, description="every item starts with it")
     seed: int = Field(0, ge=0, lt=2**63, description="the same seed gives the same items")
     new_only: bool = Field(False, description="only items that are in none of the splits")
+    unique: bool = Field(False, description="each item once: drawn again until n distinct items")
 
 
 class NextRequest(BaseModel):
     run: str = Field(description="a run id from GET /api/runs")
     text: str = Field("", max_length=MAX_ITEM_CHARS, description="the start of an item")
+    temperature: float = Field(1.0, gt=0, description="for `sampled`: as in /api/sample")
+    top_k: int | None = Field(None, ge=1, description="for `sampled`: as in /api/sample")
+    top_p: float | None = Field(None, gt=0, le=1, description="for `sampled`: as in /api/sample")
+
+
+class ItemsRequest(BaseModel):
+    run: str = Field(description="a run id from GET /api/runs")
+    items: list[str] = Field(min_length=1, max_length=64, description="the items whose characters are the batch")
 
 
 class AttentionRequest(BaseModel):
@@ -508,21 +646,22 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
 
     # Requests that only read what was loaded are `async def`: they run on the event loop and never
     # wait for a thread, so they answer while any number of model requests wait their turn.
-    @app.get("/api/runs")
+    @app.get("/api/runs", responses=answer(ANSWERS["runs"]))
     async def list_runs() -> list[dict]:
         """Every run served: type, parameters, best step and dev NLL, training time."""
-        return [run.summary() for run in runs.values()]
+        return [run.summary() for run in list(runs.values())]  # a copy: runs may be added meanwhile
 
-    @app.get("/api/runs/{run_id}/metrics")
+    @app.get("/api/runs/{run_id}/metrics", responses=answer(ANSWERS["metrics"]))
     def metrics(run_id: str) -> list[dict]:
         """The run's log: train loss every 100 steps, dev loss at each evaluation (what was appended
         since the last call is read; a long log is thinned to 2,000 rows of each, the last kept)."""
         return run_of(run_id).log.rows()
 
-    @app.post("/api/sample")
-    async def sample(req: SampleRequest) -> dict:
-        """n items drawn from the run's model, each with the split it appears in (train, dev, test) or new.
-        With new_only, fewer than n may come back: `note` says why."""
+    @app.post("/api/sample", responses=answer(ANSWERS["sample"]))
+    async def sample(req: SampleRequest, request: Request) -> dict:
+        """n items drawn from the run's model, each with the split it appears in (train, dev, test) or new,
+        and the step of the checkpoint that drew them. With new_only or unique, fewer than n may come
+        back: `note` says why."""
         run = run_of(req.run)
         limit = run.best.model.max_sample_len(run.best.run.max_len)
         if req.n * max(limit, 1) > MAX_SAMPLE_CHARS:
@@ -531,42 +670,52 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
                 "n", f"n: this model's items can be {limit:,} characters long: at most {most:,} per request"
             )
         how = Sampling(req.temperature, req.top_k, req.top_p, req.prefix)
-        items, note = await MODEL.run(draw_within, run, req.n, req.seed, how, req.new_only)
+        items, note = await MODEL.run(
+            draw_within, run, req.n, req.seed, how, req.new_only, req.unique, gone=request.is_disconnected
+        )
 
         def answer_of(items: list[tuple[str, str]]) -> dict:
-            answer = {"seed": req.seed, "items": [{"item": item, "split": split} for item, split in items]}
+            answer = {"seed": req.seed, "step": run.best.step, "items": [{"item": i, "split": s} for i, s in items]}
             return {**answer, "note": note} if note else answer
 
         return await rendered(answer_of, items)
 
-    @app.post("/api/next")
+    @app.post("/api/next", responses=answer(ANSWERS["next"]))
     async def next_char(req: NextRequest) -> dict:
-        """The model's distribution of the character after `text` (the boundary '.' ends the item),
-        most likely first."""
+        """The model's distribution of the character after `text`, most likely first (`next`: [character,
+        probability] pairs); `sampled`: the probabilities sampling draws them with under temperature,
+        top_k and top_p, in the same order; `end`: the index of the end of the item (shown '.')."""
         best = run_of(req.run).best
 
         def compute():
             with blame("text"), torch.no_grad():
-                return best.model.eval().next_logits(views.row_of(best, req.text))
+                logits = best.model.eval().next_logits(views.row_of(best, req.text)).float()
+            sampled = filter_logits(logits, req.temperature, req.top_k, req.top_p).softmax(-1)[0]
+            return logits.softmax(-1)[0].tolist(), sampled.tolist()
 
-        probs = (await MODEL.run(compute)).float().softmax(-1)[0].tolist()
-        ranked = sorted(((best.vocab.show(i), p) for i, p in enumerate(probs)), key=lambda pair: -pair[1])
-        return {"text": req.text, "next": ranked}
+        probs, sampled = await MODEL.run(compute)
+        order = sorted(range(len(probs)), key=lambda i: -probs[i])
+        return {
+            "text": req.text,
+            "next": [(best.vocab.show(i), probs[i]) for i in order],
+            "sampled": [sampled[i] for i in order],
+            "end": order.index(BOUNDARY),
+        }
 
-    @app.get("/api/runs/{run_id}/evaluation")
+    @app.get("/api/runs/{run_id}/evaluation", responses=answer(ANSWERS["evaluation"]))
     async def evaluation(run_id: str) -> dict:
         """NLL on the whole train, dev and test splits, and the dev items' per-character NLL at each
         percentile 0..100 (where a scored item falls among them). The first call evaluates the run."""
         run = run_of(run_id)
         return await MODEL.run(run.evaluation)
 
-    @app.get("/api/runs/{run_id}/embedding")
+    @app.get("/api/runs/{run_id}/embedding", responses=answer(ANSWERS["embedding"]))
     def embedding(run_id: str) -> dict:
         """The character embedding projected to its two principal directions (as it is, for 2-D
         embeddings), with the share of the variance each direction holds."""
         return views.embedding(run_of(run_id).best)
 
-    @app.get("/api/runs/{run_id}/bigram")
+    @app.get("/api/runs/{run_id}/bigram", responses=answer(ANSWERS["bigram"]))
     def bigram(run_id: str) -> dict:
         """P(next | previous) of a bigram model, row by previous character ('.' starts and ends
         items), and the counts behind it for the counting model (vocabularies of up to 256)."""
@@ -579,7 +728,33 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
             )
         return views.bigram(best)
 
-    @app.post("/api/attention")
+    @app.get("/api/runs/{run_id}/tanh", responses=answer(ANSWERS["tanh"]))
+    async def tanh(run_id: str) -> dict:
+        """Part 3: the first tanh layer on 32 training examples, under the served weights and under a
+        fresh initialisation of each kind the model offers: pre-activations, outputs (`h`, example by
+        example) and which outputs saturate (|h| > `threshold`)."""
+        run = run_of(run_id)
+        return await MODEL.run(views.tanh_at_init, run.best, run.data, 32, 42, True)
+
+    @app.post("/api/dlogits", responses=answer(ANSWERS["dlogits"]))
+    async def dlogits(req: ItemsRequest) -> dict:
+        """Part 4: the gradient of the mean loss on the logits of every target of these items (each
+        character, then the end; 256 at most): (softmax - one-hot) / targets, one row per target."""
+        best = run_of(req.run).best
+
+        def compute():
+            with blame("items"):
+                items = [item.strip() for item in req.items]
+                if not all(items):
+                    raise MakemoreError("items: an item is empty")
+                limit = best.model.length_limit
+                if limit is not None and max(map(len, items)) > limit:
+                    raise MakemoreError(f"items: this model reads at most {limit} characters")
+                return views.dlogits_of(best, Split.of(items, best.vocab), MAX_DLOGITS_ROWS)
+
+        return await MODEL.run(compute)
+
+    @app.post("/api/attention", responses=answer(ANSWERS["attention"]))
     async def attention(req: AttentionRequest) -> dict:
         """The attention weights of every layer and head over '.' and the text: layers[l][h][i][j] is
         how much position i takes from position j (j <= i)."""
@@ -611,7 +786,7 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
 
     app.mount("/static", StaticFiles(directory=str(WEB)), name="static")
 
-    @app.post("/api/score")
+    @app.post("/api/score", responses=answer(ANSWERS["score"]))
     async def score(req: ScoreRequest) -> dict:
         """Each item's NLL in nats: in total, per character, and at each character (then the end)."""
         if too_long := next((s for s in req.items if len(s) > MAX_ITEM_CHARS), None):
@@ -644,28 +819,37 @@ async def rendered(shape, result) -> Response:
     return Response(await run_in_threadpool(render), media_type="application/json")
 
 
-def draw_within(run: Run, n: int, seed: int, how: Sampling, new_only: bool) -> tuple[list[tuple[str, str]], str]:
-    """runs.draw(), with new_only redrawing for at most NEW_ONLY_SECONDS: the items (the same as draw's
-    for the seed, or the first of them) and, when fewer than n came back, a note saying why."""
+def draw_within(
+    run: Run, n: int, seed: int, how: Sampling, new_only: bool, unique: bool = False
+) -> tuple[list[tuple[str, str]], str]:
+    """runs.draw(), with new_only (items in no split) and unique (each item once) redrawing for at most
+    NEW_ONLY_SECONDS: the items (the same as draw's for the seed, or the first of them) and, when
+    fewer than n came back, a note saying why."""
     with blame("prefix"):  # what draw() refuses is the prefix
-        if not new_only:
+        if not (new_only or unique):
             return commands.draw(run.best, run.data, n, seed, how, False), ""
         commands.draw(run.best, run.data, 0, seed, how, False)  # its checks alone: it draws nothing
     best, deadline = run.best, time.monotonic() + NEW_ONLY_SECONDS
     limit = best.model.max_sample_len(best.run.max_len)
     gen = torch.Generator().manual_seed(seed)
     out: list[tuple[str, str]] = []
-    for rounds in range(1, 101):  # as draw() does: until enough new items, within 100 rounds
+    seen: set[str] = set()
+    kind = " and ".join(word for word, asked in (("distinct", unique), ("new", new_only)) if asked)
+    for rounds in range(1, 101):  # as draw() does: until enough items, within 100 rounds
         items = generate(best.model, best.vocab, n, limit, gen, how)
-        out += [(item, where) for item, where in zip(items, run.data.membership(items)) if where == "new"]
+        for item, where in zip(items, run.data.membership(items)):
+            if (new_only and where != "new") or (unique and item in seen):
+                continue
+            seen.add(item)
+            out.append((item, where))
         if len(out) >= n:
             return out[:n], ""
         if time.monotonic() > deadline:
             return out, (
-                f"only {len(out):,} of {n:,} items are new after {rounds} rounds of drawing {n:,} "
-                f"({NEW_ONLY_SECONDS:g} s, the most one request may take); a higher temperature draws more new ones"
+                f"only {len(out):,} of {n:,} items are {kind} after {rounds} rounds of drawing {n:,} "
+                f"({NEW_ONLY_SECONDS:g} s, the most one request may take); a higher temperature draws more"
             )
-    return out, f"only {len(out):,} of {n:,} items are new after 100 rounds of drawing {n:,}"
+    return out, f"only {len(out):,} of {n:,} items are {kind} after 100 rounds of drawing {n:,}"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -699,6 +883,7 @@ def serve(paths: list[str], host: str, port: int) -> None:
     for path, why in skipped:
         print(shown(f"skipped {path}: {why}"), file=sys.stderr)
     sock = bind(host, port)
+    Watch(runs, paths).start()
     if host not in LOCAL_HOSTS:
         print(shown(f"warning: serving on {host}: whoever reaches it can use the runs (no login)"), file=sys.stderr)
     address = f"[{host}]" if ":" in host else host

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import Checkpoint
-from .data import BOUNDARY, IGNORE, Dataset
+from .data import BOUNDARY, IGNORE, Dataset, Split
 from .errors import MakemoreError
 
 
@@ -81,8 +81,13 @@ def dlogits(best: Checkpoint, data: Dataset, n: int = 32) -> dict:
     logits, softmax(logits) - one_hot(target), divided by n. Each row sums to zero: the right
     character is pulled down by what the model failed to give it, the others pushed up by what
     they took."""
+    return dlogits_of(best, data.split("train"), n)
+
+
+def dlogits_of(best: Checkpoint, split: Split, n: int) -> dict:
+    """dlogits() over the first n targets of these items (each item's characters, then its end)."""
     model = best.model.eval()
-    examples = model.examples(data.split("train"))
+    examples = model.examples(split)
     X, Y = examples[: max(1, n)]
     logits = model(X.to(model.device)).reshape(-1, model.config.vocab_size)
     targets = Y.reshape(-1).to(model.device)
@@ -92,6 +97,7 @@ def dlogits(best: Checkpoint, data: Dataset, n: int = 32) -> dict:
     return {
         "chars": [best.vocab.show(i) for i in range(model.config.vocab_size)],
         "targets": [best.vocab.show(t) for t in targets.tolist()],
+        "ends": [k for k, t in enumerate(targets.tolist()) if t == BOUNDARY],  # '.' may be a character too
         "dlogits": logits.grad.float().cpu().tolist(),
     }
 
@@ -105,28 +111,32 @@ SATURATED = 0.97
 
 
 @torch.no_grad()
-def tanh_at_init(best: Checkpoint, data: Dataset, n: int = 32, seed: int = 42) -> dict:
+def tanh_at_init(best: Checkpoint, data: Dataset, n: int = 32, seed: int = 42, trained: bool = False) -> dict:
     """Part 3's look at a freshly initialised network's first tanh layer on n training examples,
     under each of the model's initialisations (Model.diagnostic_variants): its pre-activations, its
-    outputs, and which of them saturate (|h| > SATURATED), one row per example, one column per neuron."""
+    outputs, and which of them saturate (|h| > SATURATED), one row per example, one column per neuron.
+    trained: the served weights' layer on the same examples first (in eval mode, as they generate)."""
     if not best.model.can("probes"):
         raise MakemoreError(f"a {best.run.type} model offers no tanh layer to look at")
     examples = best.model.examples(data.split("train"))
     X = examples[torch.randint(0, len(examples), (n,), generator=torch.Generator().manual_seed(seed))][0]
-    variants = []
+    variants = [_first_tanh("trained weights", best.model.eval(), X, n)] if trained else []
     for label, config in best.model.diagnostic_variants():
         torch.manual_seed(seed)
         model = type(best.model)(config).train()  # training mode: BatchNorm normalises this batch
-        seen: list[tuple] = []  # (the tanh's input, its output) of each probe point
-        with model.probing(lambda out, pre, seen=seen: seen.append((pre, out))):
-            model(X)
-        pre, h = seen[0][0], seen[0][1].reshape(n, -1)  # the first tanh layer
-        variants.append(
-            {
-                "label": label,
-                "preact": pre.reshape(-1).tolist(),
-                "saturated": (h.abs() > SATURATED).tolist(),
-                "h": h.reshape(-1).tolist(),
-            }
-        )
+        variants.append(_first_tanh(label, model, X, n))
     return {"examples": n, "threshold": SATURATED, "variants": variants}
+
+
+def _first_tanh(label: str, model, X: torch.Tensor, n: int) -> dict:
+    """The first tanh layer of model on the batch X: pre-activations, outputs, and which saturate."""
+    seen: list[tuple] = []  # (the tanh's input, its output) of each probe point
+    with model.probing(lambda out, pre: seen.append((pre, out))):
+        model(X.to(model.device))
+    pre, h = seen[0][0].float().cpu(), seen[0][1].float().cpu().reshape(n, -1)
+    return {
+        "label": label,
+        "preact": pre.reshape(-1).tolist(),
+        "saturated": (h.abs() > SATURATED).tolist(),
+        "h": h.reshape(-1).tolist(),
+    }

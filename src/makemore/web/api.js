@@ -31,7 +31,7 @@ function limits(schema) {
 }
 
 function fieldsTable(schema, required, parent) {
-  const table = el("table", parent);
+  const table = el("table", el("div", parent, null, "scroll"));
   const head = el("tr", el("thead", table));
   for (const h of ["field", "type", "default", "limits", "meaning"]) el("th", head, h);
   const body = el("tbody", table);
@@ -56,11 +56,22 @@ async function main() {
       el("span", title, method.toUpperCase(), `method ${method}`);
       el("code", title, ` ${path}`);
       el("p", div, op.description || op.summary || "");
+      const inPath = (op.parameters || []).filter((p) => p.in === "path");
+      if (inPath.length) {
+        const list = el("p", div, "in the path: ", "path-params");
+        inPath.forEach((p, i) => { el("code", list, p.name); list.append(i < inPath.length - 1 ? ", " : " (a run id from GET /api/runs)"); });
+      }
       const ref = op.requestBody && op.requestBody.content["application/json"].schema.$ref;
       if (ref) {
         const schema = spec.components.schemas[ref.split("/").pop()];
         fieldsTable(schema, schema.required || [], div);
         el("p", div, "* required", "hint");
+      }
+      const example = ((op.responses["200"] || {}).content || {})["application/json"];
+      if (example && example.example !== undefined) {
+        const box = el("div", div, null, "answer");
+        el("p", box, "answers, for example:", "hint");
+        el("pre", box, JSON.stringify(example.example));
       }
     }
   }

@@ -1,6 +1,7 @@
 """Sampling: which characters survive temperature, top-k and top-p, and what generate() draws."""
 
 import math
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -66,7 +67,7 @@ def reference_samples(model, vocab, n: int, max_len: int, generator: torch.Gener
         tokens = [BOUNDARY]
         for t in range(1, max_len + 1):
             probs = model.next_logits(torch.tensor([tokens])).float().softmax(-1).double()[0]  # as generate()
-            u = uniforms(np.array([key], dtype=np.uint64), t)[0]
+            u = uniforms(np.array([key], dtype=np.uint64), np.array([t]))[0, 0]
             cum = probs.cumsum(0)
             nxt = int((cum <= u * cum[-1]).sum())  # the first index whose cumulative sum exceeds u * total
             if nxt == BOUNDARY:
@@ -91,3 +92,19 @@ def test_generate_draws_what_the_plain_sampler_draws(model_type):
     ended = [len(item) for item in got[0]]
     print(model_type, "item lengths", min(ended), "to", max(ended))
     assert got == expected and min(ended) < max(ended)
+
+
+@pytest.mark.parametrize("model_type", sorted(REGISTRY))
+def test_the_first_items_of_a_seed_do_not_depend_on_how_many_are_drawn(model_type):
+    """-n 8 and -n 10 give the same first 8 items (each item has its own random stream), also when
+    the batches are split differently (3 rows at a time)."""
+    torch.manual_seed(0)
+    cls = REGISTRY[model_type]
+    sizes = {"max_len": 12} if issubclass(cls, SequenceModel) else {}
+    model = cls(cls.Config(vocab_size=27, **sizes)).eval()
+    vocab = Vocab(tuple("abcdefghijklmnopqrstuvwxyz"))
+    draw = lambda n: generate(model, vocab, n, 12, torch.Generator().manual_seed(7))  # noqa: E731
+    eight, ten = draw(8), draw(10)
+    assert ten[:8] == eight and len(set(ten)) > 1
+    with patch("makemore.sample.batch_rows", return_value=3):  # batches of 3, 3, 2 rows
+        assert draw(8) == eight

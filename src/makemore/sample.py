@@ -23,6 +23,7 @@ from .models.row_decoder import row_decoder
 
 KEY_LIMIT = 1 << 62  # item keys are drawn in [0, 2**62)
 GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment: consecutive steps give well-spread hash inputs
+NOISE_STEPS = 64  # steps of uniform numbers hashed at once: (rows, 64) float64, 2 MB at 4096 rows
 LOGITS_BUDGET = 1 << 24  # logits (float32) of a batch of rows: 64 MB
 TOKENS_BUDGET = 1 << 22  # the batch's table of tokens (int64), rows x the longest item it may draw: 32 MB
 MAX_ROWS = 4096
@@ -103,14 +104,27 @@ def item_keys(n: int, generator: torch.Generator) -> np.ndarray:
     return torch.randint(0, KEY_LIMIT, (n,), generator=generator).numpy().astype(np.uint64)
 
 
-def uniforms(keys: np.ndarray, step: int) -> np.ndarray:
-    """One number in [0, 1) for each item key at this step: SplitMix64's mix of key + step * GOLDEN
-    (uint64 arithmetic wraps), its top 52 bits as a fraction."""
-    z = keys + np.uint64(step * GOLDEN % 2**64)
+def uniforms(keys: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """A number in [0, 1) for each item key (n,) at each step (s,) -> (n, s): SplitMix64's mix of
+    key + step * GOLDEN (uint64 arithmetic wraps), its top 52 bits as a fraction."""
+    z = keys[:, None] + np.asarray(steps, dtype=np.uint64)[None, :] * np.uint64(GOLDEN)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z ^= z >> np.uint64(31)
     return (z >> np.uint64(12)).astype(np.float64) * 2.0**-52
+
+
+class _Noise:
+    """The uniform numbers of a batch's items, hashed NOISE_STEPS steps at a time (per step, a lookup)."""
+
+    def __init__(self, keys: np.ndarray):
+        self.keys, self.first, self.table = keys, 0, np.zeros((len(keys), 0))
+
+    def at(self, rows: np.ndarray, step: int) -> np.ndarray:
+        if not self.first <= step < self.first + self.table.shape[1]:
+            self.first = step
+            self.table = uniforms(self.keys, np.arange(step, step + NOISE_STEPS))
+        return self.table[rows, step - self.first]
 
 
 def batch_rows(vocab_size: int, row_tokens: int) -> int:
@@ -134,6 +148,7 @@ def _generate_batch(model, keys: np.ndarray, start: list[int], steps: int, how, 
     # one row at a time: the cost is the calls, not the arithmetic; NumPy makes fewer, cheaper ones
     one_row = row_decoder(model) if incremental and n == 1 else None
     rows = torch.arange(n, device=device)  # the batch's rows still computed, as rows of tokens
+    rows_here, noise = rows.cpu().numpy(), _Noise(keys)
     drawing = torch.ones(n, dtype=torch.bool, device=device)  # which of them have not ended
     state, fresh = None, tokens[:, : len(start)]
     for t in range(len(start), len(start) + steps):
@@ -147,7 +162,7 @@ def _generate_batch(model, keys: np.ndarray, start: list[int], steps: int, how, 
         if text:  # a text goes on: no end to draw
             logits = logits.float().index_fill(-1, torch.tensor([BOUNDARY], device=logits.device), float("-inf"))
         probs = F.softmax(filter_logits(logits.float(), how.temperature, how.top_k, how.top_p), dim=-1)
-        nxt = draw(probs.cpu(), uniforms(keys[rows.cpu().numpy()], t)).to(device)
+        nxt = draw(probs.cpu(), noise.at(rows_here, t)).to(device)
         tokens[rows, t] = nxt  # a row that has ended writes on past its end, which is cut off below
         drawing &= nxt != BOUNDARY
         live = int(drawing.sum())  # the one host sync of a step: has any row ended?
@@ -156,6 +171,7 @@ def _generate_batch(model, keys: np.ndarray, start: list[int], steps: int, how, 
         if live <= 3 * len(rows) // 4:  # drop the ended rows once they are a quarter of the batch
             keep = drawing.nonzero()[:, 0]
             rows, drawing, nxt = rows[keep], drawing[keep], nxt[keep]
+            rows_here = rows.cpu().numpy()
             state = model.select_rows(state, keep) if incremental else None
         fresh = nxt[:, None]
     drawn = tokens[:, len(start) :]
@@ -166,8 +182,8 @@ def _generate_batch(model, keys: np.ndarray, start: list[int], steps: int, how, 
 
 
 def draw(probs: torch.Tensor, u: np.ndarray) -> torch.Tensor:
-    """One character per row of probs by inverse transform: the first whose cumulative probability
-    exceeds u times the row's total (float64, so a character of probability 0 is never drawn)."""
-    cum = probs.double().cumsum(-1)
-    x = torch.from_numpy(u)[:, None] * cum[:, -1:]  # u < 1 - 2**-52: strictly below the total
-    return torch.searchsorted(cum, x, right=True)[:, 0].clamp_(max=probs.size(-1) - 1)
+    """One character per row of probs (on the CPU) by inverse transform: the first whose cumulative
+    probability exceeds u times the row's total (in float64, so a character of probability 0 is never
+    drawn; u < 1 - 2**-52 keeps it strictly below the total). NumPy: at batch 1, a step's cost is calls."""
+    cum = probs.numpy().astype(np.float64).cumsum(-1)
+    return torch.from_numpy((cum <= (u * cum[:, -1])[:, None]).sum(-1))  # entries at or below: the first above

@@ -3,7 +3,8 @@
     makemore serve runs/transformer runs/mlp runs/bigram &
     .venv/bin/python docs/screenshot.py http://127.0.0.1:8000 [--item emma] [--compare transformer mlp]
 
-Writes docs/img/playground.png (runs, loss curves, generate, inspect) and docs/img/playground-inside.png
+Writes docs/img/playground.png (runs, loss curves, generate, inspect), docs/img/playground-steps.png
+(the first generated item stepped through to its third character) and docs/img/playground-inside.png
 (the "look inside" card for the first run compared). Needs Debian's chromium and chromium-driver.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
-import time
 from pathlib import Path
 
 from PIL import Image
@@ -22,7 +22,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 IMG = Path(__file__).resolve().parent / "img"
-SETTLE = 1.5  # seconds for the last redraws (charts, percentiles) after the page reports ready
 
 
 def browser(width: int) -> webdriver.Chrome:
@@ -34,10 +33,26 @@ def browser(width: int) -> webdriver.Chrome:
 
 
 def ready(driver: webdriver.Chrome) -> bool:
-    """Every run's NLLs are in, and each inspected item shows its dev percentile."""
+    """Every run's NLLs are in, each inspected item shows its dev percentile, every view is drawn."""
     pending = driver.find_elements(By.CSS_SELECTOR, "#runs .pending")
     numbers = [n.text for n in driver.find_elements(By.CSS_SELECTOR, "#panes .numbers")]
-    return not pending and numbers and all("% of dev items" in n for n in numbers)
+    views = driver.execute_script("return document.querySelectorAll('#views svg, #views canvas').length")
+    chart_fits = driver.execute_script(  # the loss chart drawn at the window's present width
+        "const box = document.querySelector('#loss-chart'), svg = box.querySelector('svg');"
+        "return !!svg && +svg.getAttribute('viewBox').split(' ')[2] === Math.max(320, Math.round(box.clientWidth))"
+    )
+    return not pending and numbers and all("% of dev items" in n for n in numbers) and views > 0 and chart_fits
+
+
+def stepped(driver: webdriver.Chrome, position: int) -> bool:
+    """The step-through shows this position, with both distributions drawn."""
+    return driver.execute_script(
+        "const b = [...document.querySelectorAll('#step-name button')];"
+        "return b.findIndex(x => x.classList.contains('selected')) === arguments[0]"
+        " && document.querySelectorAll('#step-sampled rect').length > 0"
+        " && !document.querySelector('#step-facts').textContent.includes('not drawn')",
+        position,
+    )
 
 
 def main() -> None:
@@ -60,18 +75,23 @@ def main() -> None:
         Select(driver.find_element(By.CSS_SELECTOR, "#inside [name=run]")).select_by_value(args.compare[0])
         inspect.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         WebDriverWait(driver, 300).until(ready)
-        time.sleep(SETTLE)
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(args.width, height + 200)  # the whole page in the viewport
-        time.sleep(SETTLE)
+        WebDriverWait(driver, 60).until(ready)  # redrawn at the new width
         IMG.mkdir(exist_ok=True)
         full = Image.open(io.BytesIO(driver.get_screenshot_as_png()))
         bottom = driver.execute_script("return document.querySelector('#inspect-card').getBoundingClientRect().bottom")
         full.crop((0, 0, full.width, int(bottom) + 16)).save(IMG / "playground.png", optimize=True)
         driver.find_element(By.ID, "inside-card").screenshot(str(IMG / "playground-inside.png"))
+        driver.execute_script("document.querySelector('#samples li .item').click()")
+        for position in (1, 2):  # forward twice: the third character is the one being drawn
+            WebDriverWait(driver, 60).until(lambda d, p=position: stepped(d, p - 1))
+            driver.find_element(By.ID, "step-forward").click()
+        WebDriverWait(driver, 60).until(lambda d: stepped(d, 2))
+        driver.find_element(By.ID, "steps-card").screenshot(str(IMG / "playground-steps.png"))
     finally:
         driver.quit()
-    print(f"wrote {IMG / 'playground.png'} and {IMG / 'playground-inside.png'}")
+    print(f"wrote {IMG / 'playground.png'}, {IMG / 'playground-steps.png'} and {IMG / 'playground-inside.png'}")
 
 
 if __name__ == "__main__":

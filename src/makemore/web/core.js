@@ -84,6 +84,7 @@ export const count = (n) => n.toLocaleString("en-US");
 export const END = "⏎";
 export const SPACE = "␣";
 export const shownChar = (ch, isEnd = false) => (isEnd ? END : ch === " " ? SPACE : ch);
+export const afterText = (text) => (text ? `after "${text}"` : "at the start");
 export const spokenChar = (ch, isEnd = false) => (isEnd ? "the end" : ch === " " ? "space" : `'${ch}'`);
 
 // probability -> colour: red (surprised) through amber to green (expected)

@@ -2,7 +2,7 @@
 // model gave it, and at any character everything the model considered there.
 "use strict";
 
-import { $, api, busy, colourOf, el, fmt, probColour, runById, showError, shownChar, spokenChar, state } from "./core.js";
+import { $, afterText, api, busy, colourOf, el, fmt, probColour, runById, showError, shownChar, spokenChar, state } from "./core.js";
 import { drawDistribution, entriesOf } from "./distribution.js";
 
 // The item last inspected (what "Look inside" shows), and a pane per run: its scores, or why it has none.
@@ -110,11 +110,11 @@ function drawNext(pane) {
   const entries = entriesOf(pane.next);
   const highlight = entries.findIndex(([ch, , end]) => end === isEnd && (isEnd || ch === actual));
   const before = pane.score.item.slice(0, at);
-  $(".picked", div).textContent = `after "${before}": ${spokenChar(actual, isEnd)} had p = ${Math.exp(-nll).toFixed(4)} ` +
+  $(".picked", div).textContent = `${afterText(before)}: ${spokenChar(actual, isEnd)} had p = ${Math.exp(-nll).toFixed(4)} ` +
     `(NLL ${fmt(nll, 3)}), rank ${highlight + 1} of ${entries.length}`;
   const box = $(".next", div);
   drawDistribution(box, { entries, highlight, colour: colourOf(pane.run),
-    title: `${pane.run.id}: the next character after "${before}"` });
-  el("p", { class: "hint caption" }, box, `after "${before}", every character the model could put next; ` +
+    title: `${pane.run.id}: the next character ${afterText(before)}` });
+  el("p", { class: "hint caption" }, box, `${afterText(before)}, every character the model could put next; ` +
     `${shownChar(actual, isEnd)} (the item's) in black${entries.some((e) => e[2]) ? `; ${shownChar("", true)}: the end of the item` : ""}`);
 }

@@ -3,7 +3,7 @@
 // name), back undoes, "draw again" draws a different character from the same point.
 "use strict";
 
-import { $, api, colourOf, el, runById, showError, shownChar, spokenChar } from "./core.js";
+import { $, afterText, api, colourOf, el, runById, showError, shownChar, spokenChar } from "./core.js";
 import { drawDistribution, entriesOf, sampledEntriesOf } from "./distribution.js";
 
 // chars: the name so far (drawn or given); at: the position shown (the character at `at` is drawn next);
@@ -102,10 +102,10 @@ async function showStep() {
   const { temperature, top_k, top_p } = walk.how;
   const drawn = k < 0 ? "not drawn yet: forward draws it" : `${spokenChar(answer.next[k][0], k === answer.end)} ` +
     `(p = ${answer.next[k][1].toFixed(4)} by the model, ${answer.sampled[k].toFixed(4)} to draw from)`;
-  $("#step-facts").textContent = `${run.id}, step ${walk.at + 1}: after "${walk.chars.slice(0, walk.at).join("")}", ` +
+  $("#step-facts").textContent = `${run.id}, step ${walk.at + 1}: ${afterText(walk.chars.slice(0, walk.at).join(""))}, ` +
     `${drawn}. NLL so far ${nll.toFixed(3)} nats over ${walk.at} character${walk.at === 1 ? "" : "s"}.`;
   drawDistribution($("#step-model"), { entries: entriesOf(answer), highlight: k, colour: colourOf(run),
-    title: `the model's distribution after "${walk.chars.slice(0, walk.at).join("")}"`, onPick: pick });
+    title: `the model's distribution ${afterText(walk.chars.slice(0, walk.at).join(""))}`, onPick: pick });
   drawDistribution($("#step-sampled"), { entries: sampledEntriesOf(answer), highlight: k, colour: colourOf(run),
     title: `what is drawn from at temperature ${temperature}`, onPick: pick });
   $("#step-sampled-title").textContent = `what is drawn from: temperature ${temperature}, top-k ${top_k ?? "all"}, ` +

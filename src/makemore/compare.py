@@ -58,7 +58,8 @@ def sweep(paths: list[str]) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    """The rows as a markdown table: NLL in nats per character on each whole split."""
+    """The rows as a markdown table: NLL in nats per character on each whole split. A text-mode run is
+    marked (text): its train and dev are the first 90% of the characters and the rest; it has no test."""
     nll = lambda x: "–" if x != x else f"{x:.4f}"  # noqa: E731  (nan: an empty split)
     lines = [
         "| run | model | parameters | train | dev | test | best step | training time |",
@@ -66,7 +67,8 @@ def markdown(rows: list[dict]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['run']} | `{r['type']}` | {r['params']:,} | {nll(r['train'])} | {nll(r['dev'])} | "
+            f"| {r['run']} | `{r['type']}`{' (text)' * bool(r.get('text'))} | {r['params']:,} | {nll(r['train'])} | "
+            f"{nll(r['dev'])} | "
             f"{nll(r['test'])} | {r['step']:,} | {r['train_seconds']:.1f} s |"
         )
     return "\n".join(lines) + "\n"

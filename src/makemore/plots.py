@@ -359,3 +359,35 @@ def plot_sweep(panels: list[dict], out: Path) -> None:
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     _save(fig, out)
+
+
+def plot_ladder(rungs: list[str], series: list[tuple[str, list[float | None]]], out: Path) -> None:
+    """The "Let's build GPT" ladder: one NLL per rung (x, in order) for each of up to three series (a
+    label and a value or None per rung; None leaves a gap), each point labelled with its value on its
+    own side (left, right, right below), so that close values of different series stay readable."""
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
+    xs = range(len(rungs))
+    sides = [((-8, 0), "right", "center"), ((8, 0), "left", "center"), ((7, -5), "left", "top")]
+    for (label, values), colour, (offset, ha, va) in zip(series, DISTINCT, sides):
+        ys = [float("nan") if v is None else v for v in values]
+        ax.plot(xs, ys, "o-", color=colour, lw=1.5, ms=5, label=plain(label))
+        for x, y in zip(xs, values):
+            if y is not None:
+                ax.annotate(
+                    f"{y:.2f}",
+                    (x, y),
+                    xytext=offset,
+                    textcoords="offset points",
+                    ha=ha,
+                    va=va,
+                    fontsize=8,
+                    color=colour,
+                )
+    ax.set_xticks(list(xs), [plain(r) for r in rungs], fontsize=8)
+    ax.set_xlim(-0.6, len(rungs) - 0.4)
+    ax.set_ylabel("NLL (nats per character)")
+    ax.set_title('the "Let\'s build GPT" ladder: one piece of the Transformer per rung')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, out)

@@ -281,6 +281,7 @@ def test_an_item_one_run_cannot_read_leaves_the_other_pane_and_clears_old_attent
     fill(page, "#inside", run="transformer")
     wait(page, lambda: len(find(page, "#attention figure")) == 4)
     assert js(page, "return document.querySelector('#attention figure').querySelectorAll('rect').length") == 15
+    assert len(find(page, "#attention details.values tbody tr")) == 4 * 5  # each weight, readable without hover
     inspected(page, "abcdefghijklmnopqrst", "transformer", "mlp")  # 20 characters; the transformer reads 15
     wait(page, lambda: find(page, "#attention .error") and not find(page, "#attention figure"))
     assert "transformer" in text(page, "#attention .error")

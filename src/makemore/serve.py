@@ -311,7 +311,7 @@ class Run:
         try:
             best = self.store.load_best()
             views, heads = views_of(best)
-        except MakemoreError:
+        except (MakemoreError, OSError):  # half-written, or gone meanwhile: the next look tries again
             return False
         self.loaded = now
         self.views, self.heads, self.best = views, heads, best  # requests under way keep the old one
@@ -401,7 +401,7 @@ class Watch:
             run.refresh()
         try:
             found = commands.find_runs(self.paths)
-        except MakemoreError:  # a served folder went away: keep serving what is loaded
+        except (MakemoreError, OSError):  # a served folder went away or cannot be read: serve what is loaded
             return
         known = {run.store.dir.resolve() for run in list(self.runs.values())}
         for run_dir in found:
@@ -410,7 +410,7 @@ class Watch:
                 continue
             try:
                 (run,) = load_runs([str(run_dir)])[0].values()
-            except MakemoreError:  # still being written, or broken: skipped, as at the start
+            except (MakemoreError, OSError):  # still being written, or broken: skipped, as at the start
                 self.unloadable[run_dir] = identity
                 continue
             base, k = run.id, 1

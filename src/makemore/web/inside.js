@@ -2,7 +2,7 @@
 // the bigram table, Part 3's tanh layer (trained weights and each initialisation) and Part 4's dlogits.
 "use strict";
 
-import { $, INK, api, el, runById, showError, shownChar, spokenChar, svgEl } from "./core.js";
+import { $, INK, api, el, runById, showError, shownChar, spokenChar, svgEl, valuesTable } from "./core.js";
 import { inspected } from "./inspect.js";
 
 export function showInside() {
@@ -57,6 +57,10 @@ async function showAttention(run, box) {
     });
     el("figcaption", {}, fig, `layer ${l + 1}, head ${h + 1}`);
   }));
+  // every weight, for keyboard, touch and screen readers (the cells say theirs only on hover)
+  const rows = result.layers.flatMap((heads, l) => heads.flatMap((map, h) => map.map((row, i) =>
+    [`${l + 1}, ${h + 1}, ${shown[i]}`, ...shown.map((_, j) => (j <= i ? row[j].toFixed(3) : ""))])));
+  valuesTable(box, ["layer, head, position", ...shown], rows);
 }
 
 async function showEmbedding(run, box) {
@@ -122,7 +126,7 @@ async function showBigram(run, box) {
   bigramRow(box, b, V, name, about);
 }
 
-// One row of the table, most likely next characters first: every value, readable at any size.
+// One row of the table, most likely next characters first (those it ever gives): every value, readable at any size.
 function bigramRow(box, b, V, name, about) {
   const label = el("label", { class: "inline" }, box, "row: after ");
   const select = el("select", { name: "bigram_row", "aria-label": "bigram row" }, label);
@@ -131,7 +135,7 @@ function bigramRow(box, b, V, name, about) {
   const fill = () => {
     const i = Number(select.value);
     const order = [...Array(V).keys()].sort((a, c) => b.probs[i][c] - b.probs[i][a]).filter((j) => b.probs[i][j] > 0);
-    list.replaceChildren(...order.slice(0, 12).map((j) => el("li", {}, null, about(i, j))));
+    list.replaceChildren(...order.map((j) => el("li", {}, null, about(i, j))));
   };
   select.addEventListener("change", fill);
   fill();

@@ -25,6 +25,8 @@ class NameModel:
     def __init__(self, path: str):
         self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("makemore.mode") == "text":  # its rows are a text's characters, with no boundary to end on
+            raise SystemExit(f"{path} is a text-mode model (train --text): this example samples and scores items")
         self.chars = json.loads(meta["makemore.vocab"])  # character i has id i + 1; id 0 is the boundary
         self.boundary = int(meta["makemore.boundary_id"])
         self.max_sample_len = int(meta["makemore.max_sample_len"])

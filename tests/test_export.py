@@ -250,3 +250,130 @@ def test_the_onnx_example_samples_and_scores_without_torch(capsys, run_dir, tmp_
     ).stdout.splitlines()
     vocab = set(runs.open_model(run_dir).best.vocab.chars)
     assert len(drawn) == 6 and all(set(item) <= vocab for item in drawn)
+
+
+# --- text mode: the same two formats, saying so ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    """A tiny transformer trained in text mode on the first 1,500 characters of Tiny Shakespeare."""
+    from makemore.data import bundled_text
+
+    root = tmp_path_factory.mktemp("text")
+    (root / "tiny.txt").write_text(bundled_text().read_text()[:1500])
+    small = ["--n-layer", "1", "--n-embd", "16", "--block-size", "8", "--max-steps", "20", "--eval-interval", "10"]
+    argv = ["train", "--text", "--type", "transformer", "-i", root / "tiny.txt", *small, "-o", root / "run"]
+    assert runs_main(*argv, "-q", "--threads", "1") == 0
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def text_shared(text_run, tmp_path_factory) -> Path:
+    to = tmp_path_factory.mktemp("text-shared") / "tiny-hf"
+    assert runs_main("export", "-o", text_run, "--to", to) == 0
+    return to
+
+
+def test_a_text_run_exports_with_its_mode_split_and_block(text_run, text_shared):
+    described = json.loads((text_shared / export.CONFIG).read_text())
+    best = runs.open_model(text_run).best
+    assert described["mode"] == "text" and described["block"] == 8 == best.model.config.positions
+    assert described["data"]["split"] == export.TEXT_SPLIT_RULE and described["data"]["counted"] == "characters"
+    assert described["data"]["sizes"] == {"train": 1350, "dev": 150}  # int(0.9 * 1500) characters, then the rest
+    report = runs.evaluate(text_run)
+    assert described["nll"]["test"] is None and described["nll"]["dev"] == pytest.approx(report["dev"], abs=1e-9)
+    # the training command gives the same config back, in text mode with the run's block
+    args = _train_parser("transformer").parse_args(shlex.split(described["train_command"])[2:])
+    assert args.text and args.block == 8 and args.max_len is None and args.max_item_len is None
+    assert {
+        f.name: getattr(args, f.name) for f in fields(best.model.config) if f.name not in ("vocab_size", "max_len")
+    } == {k: v for k, v in asdict(best.model.config).items() if k not in ("vocab_size", "max_len")}
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    assert {k: v for k, v in asdict(best.train_config).items() if k in given} == given
+    # the card continues a text, as its command does on the folder, and has no test column
+    card = (text_shared / export.CARD).read_text()
+    shown = runs.sample_text(text_shared, export.CARD_LENGTH, 0, Sampling())
+    assert f"sample -o tiny-hf --length {export.CARD_LENGTH} --seed 0`" in card and "| train | dev |\n" in card
+    assert "\n".join(shown.split("\n")[:3]) in card and "-n 10" not in card
+
+
+def test_a_window_model_in_text_mode_is_trained_again_with_its_context(tmp_path):
+    data = Dataset.from_text("to be, or not to be: that is the question.\n" * 3)
+    cls = REGISTRY["mlp"]
+    model = cls(cls.config_for(data, context_size=5))
+    run = RunInfo("mlp", "/somewhere/hamlet.txt", 100_000, data.max_len, model.num_params(), 0, text=True)
+    words = shlex.split(export.train_command(Checkpoint(model, data.vocab, run, step=0)))
+    assert "--text" in words and "--block-size" not in words and "--max-item-len" not in words
+    assert _train_parser("mlp").parse_args(words[2:]).context_size == 5
+
+
+def test_sample_length_score_and_eval_read_a_text_export_as_the_run(capsys, text_run, text_shared, tmp_path):
+    how = Sampling(temperature=0.8, prefix="First")
+    assert runs.sample_text(text_shared, 60, 3, how) == runs.sample_text(text_run, 60, 3, how)
+    printed = [run_cli(capsys, "sample", "-o", d, "--length", "40", "--seed", "1")[1] for d in (text_shared, text_run)]
+    assert printed[0] == printed[1] and len(printed[0]) >= 40
+    texts = ["First Citizen:", "to be, or not"]
+    assert runs.score([text_shared], texts) == runs.score([text_run], texts)
+    with_data = tmp_path / "with-data"
+    assert runs_main("export", "-o", text_run, "--to", with_data, "--with-data") == 0
+    ours, theirs = runs.evaluate(with_data), runs.evaluate(text_run)
+    assert ours["text"] and (ours["train"], ours["dev"]) == (theirs["train"], theirs["dev"])
+    code, out, _ = run_cli(capsys, "eval", "-o", with_data)
+    assert code == 0 and "test  none" in out
+
+
+@pytest.mark.slow
+def test_a_text_transformer_exports_to_onnx_with_text_metadata(text_run, tmp_path):
+    ort = onnxruntime_or_skip()
+    assert runs_main("export", "-o", text_run, "--to", tmp_path / "onnx", "--format", "onnx") == 0
+    session = ort.InferenceSession(str(tmp_path / "onnx" / export.ONNX), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["makemore.mode"] == "text" and meta["makemore.block"] == "8"
+    best = runs.open_model(text_run).best
+    gen = torch.Generator().manual_seed(4)
+    for batch, length in [(1, 1), (3, 8), (2, 11)]:  # rows of a text's characters: no boundary first
+        tokens = torch.randint(1, len(best.vocab), (batch, length), generator=gen)
+        with torch.no_grad():
+            expected = best.model.next_logits(tokens).numpy()
+        np.testing.assert_allclose(session.run(None, {"tokens": tokens.numpy()})[0], expected, rtol=0, atol=1e-5)
+    assert "makemore.mode` `text`" in (tmp_path / "onnx" / export.CARD).read_text()
+
+
+# --- plot and diagnose read an exported folder -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shared_with_data(run_dir, tmp_path_factory) -> Path:
+    to = tmp_path_factory.mktemp("shared-data") / "mlp-data"
+    assert runs_main("export", "-o", run_dir, "--to", to, "--with-data") == 0
+    return to
+
+
+def test_plot_draws_an_exported_folder_as_its_run(
+    capsys, run_dir, shared, shared_with_data, text_run, text_shared, tmp_path
+):
+    def drawn(kind, folder, *more):
+        out = tmp_path / f"{kind}-{folder.name}.png"
+        code, _, err = run_cli(capsys, "plot", kind, "-o", folder, *more, "--out", out)
+        assert code == 0, err
+        return out.read_bytes()
+
+    assert drawn("loss", shared) == drawn("loss", run_dir)  # the export keeps the run's log
+    assert drawn("embedding", shared) == drawn("embedding", run_dir)  # the model's views
+    assert drawn("attention", text_shared, "--item", "First") == drawn("attention", text_run, "--item", "First")
+    code, _, err = run_cli(capsys, "plot", "tanh", "-o", shared, "--out", tmp_path / "t.png")  # training examples
+    assert code == 1 and err.count("\n") == 1 and "--with-data" in err and not (tmp_path / "t.png").exists()
+    assert drawn("tanh", shared_with_data) == drawn("tanh", run_dir)
+
+
+def test_diagnose_reads_an_export_made_with_its_data_and_writes_beside_it(
+    capsys, shared, shared_with_data, tmp_path, monkeypatch
+):
+    import makemore.diagnose as diagnose
+
+    code, _, err = run_cli(capsys, "diagnose", "-o", shared, "--steps", "2")
+    assert code == 1 and err.count("\n") == 1 and "--with-data" in err
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(diagnose, "png", lambda fig: diagnose.plt.close(fig) or b"")  # its figures: test_diagnose's
+    before = snapshot(shared_with_data)
+    report = diagnose.diagnose(shared_with_data, steps=2, batch_size=4)
+    assert report["trained"]["step"] == runs.open_model(shared_with_data).best.step
+    assert Path(report["out_dir"]) == Path("mlp-data-diagnostics") and (tmp_path / "mlp-data-diagnostics").is_dir()
+    assert snapshot(shared_with_data) == before and sorted(os.listdir(shared_with_data)) == sorted(before)

@@ -416,10 +416,16 @@ def cmd_diagnose(argv: list[str]) -> int:
     p = _Parser(
         prog="makemore diagnose",
         description="Part 3's diagnostics for a run of a tanh network (mlp, mlp-bn, mlp-bn-deep): init loss, "
-        "activation and gradient statistics, update:data ratios; PNGs and diagnostics.json in DIR/diagnostics.",
+        "activation and gradient statistics, update:data ratios; PNGs and diagnostics.json in DIR/diagnostics. "
+        "An exported folder needs its data (export --with-data): the replay trains on it.",
     )
-    _data_args(p)
-    p.add_argument("--out", default=None, help="where to write the plots and JSON (default: DIR/diagnostics)")
+    _data_args(p, exported=True)
+    p.add_argument(
+        "--out",
+        default=None,
+        help="where to write the plots and JSON (default: DIR/diagnostics; for an exported folder, which is left "
+        "as it was shared, NAME-diagnostics here)",
+    )
     p.add_argument("--steps", type=int, default=1000, help="replay steps from initialisation (default: 1000)")
     p.add_argument("-b", "--batch-size", type=int, default=32, help="replay batch size (default: 32)")
     p.add_argument("-l", "--learning-rate", type=float, default=0.1, help="replay SGD learning rate (default: 0.1)")
@@ -601,7 +607,7 @@ def cmd_plot(argv: list[str]) -> int:
         + ".",
     )
     p.add_argument("kind", choices=list(PLOTS), help=" | ".join(PLOTS))
-    _data_args(p)
+    _data_args(p, exported=True)
     p.add_argument("--item", default="emma", help="the item attention is drawn over (default: emma)")
     p.add_argument(
         "--with",
@@ -630,7 +636,7 @@ def cmd_plot(argv: list[str]) -> int:
     from .files import check_replaceable
 
     check_replaceable(out)  # a folder, device or FIFO (/dev/null): refused even with --force
-    from . import plots
+    from . import plots, runs
     from .store import RunStore
 
     if args.log_steps and args.kind != "loss":
@@ -645,30 +651,33 @@ def cmd_plot(argv: list[str]) -> int:
         plots.plot_sweep(sweep([args.work_dir]), out)
         print(out)
         return 0
-    stores = [RunStore.open(Path(d)) for d in [args.work_dir, *args.others]]
-    store = stores[0]
-    if args.kind == "loss":
-        plots.plot_losses([(s.dir.name, s.metrics()) for s in stores], out, args.smooth, args.log_steps)
+    opened = [runs.open_model(Path(d)) for d in [args.work_dir, *args.others]]  # a run or an exported folder
+    first, best = opened[0], opened[0].best
+    if args.kind in ("tanh", "dlogits") and not first.has_data:
+        raise MakemoreError(
+            f"{args.work_dir} was exported without its data, and plot {args.kind} draws training examples: "
+            "export the run with --with-data"
+        )
+    if args.kind == "loss":  # an export keeps its run's log
+        named = [(one.path.name, RunStore.open(one.path).metrics()) for one in opened]
+        plots.plot_losses(named, out, args.smooth, args.log_steps)
     elif args.kind == "lr":
-        recipe = store.load_best().train_config
+        recipe = best.train_config
         if recipe is None or recipe.schedule != "sweep":
             raise MakemoreError(f"{args.work_dir} was not trained with --schedule sweep: it swept no learning rates")
-        plots.plot_lr(store.metrics(), out)
+        plots.plot_lr(RunStore.open(first.path).metrics(), out)
+    elif args.kind == "bigram" and args.others:
+        plots.plot_bigrams([(one.path.name, views.bigram(one.best)) for one in opened], out)
+    elif args.kind == "bigram":
+        plots.plot_bigram(views.bigram(best), out)
+    elif args.kind == "tanh":
+        plots.plot_tanh(views.tanh_at_init(best, first.dataset()), out)
+    elif args.kind == "embedding":
+        plots.plot_embedding(views.embedding(best), out)
+    elif args.kind == "dlogits":
+        plots.plot_dlogits(views.dlogits(best, first.dataset()), out)
     else:
-        best = store.load_best()
-        if args.kind == "bigram" and args.others:
-            named = [(s.dir.name, views.bigram(s.load_best())) for s in stores]
-            plots.plot_bigrams(named, out)
-        elif args.kind == "bigram":
-            plots.plot_bigram(views.bigram(best), out)
-        elif args.kind == "tanh":
-            plots.plot_tanh(views.tanh_at_init(best, store.dataset()), out)
-        elif args.kind == "embedding":
-            plots.plot_embedding(views.embedding(best), out)
-        elif args.kind == "dlogits":
-            plots.plot_dlogits(views.dlogits(best, store.dataset()), out)
-        else:
-            plots.plot_attention(views.attention(best, args.item), out)
+        plots.plot_attention(views.attention(best, args.item), out)
     print(out)
     return 0
 

@@ -30,11 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import export
 from .config import TrainConfig
 from .devices import set_threads
 from .errors import MakemoreError
 from .files import atomic_write_bytes, make_folder
 from .plots import plt, png
+from .runs import Loaded, open_model
 from .store import RunStore
 from .train import Hook, NonFiniteLoss, Trainer
 from .views import SATURATED  # the one threshold, shared with `makemore plot tanh`
@@ -358,18 +360,25 @@ def diagnose(
     learning_rate: float = 0.1,
     seed: int = 42,
 ) -> dict:
+    """run_dir: a run, or a folder `makemore export --with-data` wrote (the replay trains on the data).
+    An exported folder is left as it was shared: its default out_dir is NAME-diagnostics here."""
+    loaded = open_model(run_dir)
+    if export.is_export(loaded.path):
+        return _diagnose(
+            loaded, out_dir or Path(f"{loaded.path.name}-diagnostics"), steps, batch_size, learning_rate, seed
+        )
     store = RunStore.open(run_dir)
     store.lock()  # it writes DIR/diagnostics: one writer at a time
     try:
-        return _diagnose(store, out_dir, steps, batch_size, learning_rate, seed)
+        return _diagnose(loaded, out_dir, steps, batch_size, learning_rate, seed)
     finally:
         store.unlock()
 
 
 def _diagnose(
-    store: RunStore, out_dir: Path | None, steps: int, batch_size: int, learning_rate: float, seed: int
+    loaded: Loaded, out_dir: Path | None, steps: int, batch_size: int, learning_rate: float, seed: int
 ) -> dict:
-    run_dir = store.dir
+    run_dir = loaded.path
     if steps < 1 or batch_size < 1 or not learning_rate > 0:
         raise MakemoreError("--steps, --batch-size and --learning-rate must be positive")
     if batch_size > REPLAY_MAX_BATCH:
@@ -377,17 +386,22 @@ def _diagnose(
             f"--batch-size {batch_size:,}: the replay keeps every activation; at most {REPLAY_MAX_BATCH:,}"
         )
     t0 = time.perf_counter()
-    best = store.load_best()
+    best = loaded.best
     model, cls = best.model, type(best.model)
     if not model.can("probes"):
         raise MakemoreError(
             f"model type {best.run.type!r} offers no tanh layers to diagnose (try mlp, mlp-bn, mlp-bn-deep or bow)"
         )
+    if not loaded.has_data:
+        raise MakemoreError(
+            f"{run_dir} was exported without its data, and diagnose replays training on it: export the run "
+            "with --with-data"
+        )
     own_folder = not out_dir  # DIR/diagnostics: makemore's folder, never a symbolic link
     out_dir = Path(out_dir) if out_dir else Path(run_dir) / "diagnostics"
     _check_out_dir(out_dir, own_folder)  # before the replay: a refusal costs nothing
     set_threads(0)
-    data = store.dataset()
+    data = loaded.dataset()
     recipe = TrainConfig(
         max_steps=steps,
         batch_size=batch_size,

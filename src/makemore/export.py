@@ -8,6 +8,8 @@ hf:    DIR/config.json        what the model is: type and config, vocabulary, th
        DIR/data.safetensors   with --with-data only: the items, encoded and split as trained
 onnx:  DIR/model.onnx         next-character logits of a batch of prefixes (tokens (B, T) -> (B, V)),
                               the vocabulary and the boundary token in its metadata
+A text-mode model (train --text) is exported the same way; config.json, the card and the ONNX
+metadata then say text mode, its split (characters, train and dev) and its block size.
        DIR/README.md          the model card
 
 Reading a folder back (`read_folder`) checks model.safetensors as a run's checkpoint is checked
@@ -21,6 +23,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -34,10 +37,10 @@ import torch
 from . import __version__, checkpoint
 from .checkpoint import Checkpoint
 from .config import field_type, flag
-from .data import BOUNDARY, SPLITS, CacheError, Dataset, Split, Vocab, open_regular
+from .data import BOUNDARY, SPLITS, TEXT_TRAIN, CacheError, Dataset, Split, Vocab, open_regular, shown
 from .errors import MakemoreError
 from .evaluate import split_nll
-from .sample import Sampling, generate
+from .sample import Sampling, continue_text, generate
 
 FORMAT = "makemore-export"
 VERSION = 1
@@ -54,7 +57,12 @@ SPLIT_RULE = (
     "characters left out) shuffled with Python's random.Random(42).shuffle; train: the first int(0.8 n), "
     "dev: up to int(0.9 n), test: the rest"
 )
+TEXT_SPLIT_RULE = (
+    f"text mode: the file as one stream of characters in file order, line breaks included; train: the first "
+    f"int({TEXT_TRAIN} n) characters, dev: the rest; no test split"
+)
 CARD_SAMPLES = 10
+CARD_LENGTH = 300  # characters of a text-mode model's continuation on its card
 TOLERANCE = 1e-4  # ONNX Runtime against PyTorch, largest logit difference: more is a graph that is wrong
 
 
@@ -124,6 +132,7 @@ def _described(best: Checkpoint) -> dict:
     """What config.json says that the checkpoint also says: the two must agree."""
     return {
         "model_type": best.run.type,
+        "mode": "text" if best.run.text else "items",
         "config": asdict(best.model.config),
         "vocab": list(best.vocab.chars),
         "step": best.step,
@@ -138,6 +147,8 @@ def _read_data(path: Path, best: Checkpoint) -> Dataset:
         raise MakemoreError(f"{path / DATA} {e}") from None
     if data.vocab != best.vocab or facts.get("max_item_len") != str(best.run.max_item_len):
         raise MakemoreError(f"{path / DATA} holds data of another vocabulary or --max-item-len than the model's")
+    if data.text != best.run.text:
+        raise MakemoreError(f"{path / DATA} holds {'items' if best.run.text else 'a text'}; the model read the other")
     if best.run.input_sha256 and data.sha256 != best.run.input_sha256:
         raise MakemoreError(f"{path / DATA} holds other data than the model was trained on (its SHA-256 differs)")
     return data
@@ -179,7 +190,8 @@ def write(
             files[METRICS] = "".join(json.dumps(row) + "\n" for row in metrics).encode()
         if with_data:
             files[DATA] = data.to_bytes(max_item_len=str(best.run.max_item_len))
-    files[CARD] = model_card(described, _samples(best, data), fmt, to.name).encode()
+    drawn = _continuation(best) if best.run.text else _samples(best, data)
+    files[CARD] = model_card(described, drawn, fmt, to.name).encode()
     _write_folder(to, files)
     return {"folder": str(to), "files": {name: (to / name).stat().st_size for name in files}}
 
@@ -194,15 +206,16 @@ def _shared(best: Checkpoint) -> Checkpoint:
 
 
 def _config_json(best: Checkpoint, data: Dataset | None, numbers: dict, with_data: bool) -> dict:
-    run, sizes = best.run, data.sizes if data is not None else None
+    run = best.run
     return {
         "format": FORMAT,
         "format_version": VERSION,
         "makemore_version": __version__,
         **_described(best),
+        **({"block": text_block(best)} if run.text else {}),
         "boundary": {"id": BOUNDARY, "shown": best.vocab.show(BOUNDARY)},
         "max_len": run.max_len,
-        "max_sample_len": best.model.max_sample_len(run.max_len),
+        "max_sample_len": None if run.text else best.model.max_sample_len(run.max_len),  # a text goes on
         "nll": numbers,
         "best_dev": _finite_or_none(best.best_dev),
         "train_seconds": best.train_seconds,
@@ -211,8 +224,9 @@ def _config_json(best: Checkpoint, data: Dataset | None, numbers: dict, with_dat
             "sha256": run.input_sha256 or (data.sha256 if data is not None else ""),
             "max_item_len": run.max_item_len,
             "skipped_items": run.skipped_items,
-            "split": SPLIT_RULE,
-            "sizes": dict(zip(SPLITS, sizes)) if sizes is not None else None,
+            "split": TEXT_SPLIT_RULE if run.text else SPLIT_RULE,
+            "sizes": _sizes(data),
+            "counted": "characters" if run.text else "items",
             "included": DATA if with_data else None,
         },
         "train_config": asdict(best.train_config) if best.train_config is not None else None,
@@ -220,15 +234,36 @@ def _config_json(best: Checkpoint, data: Dataset | None, numbers: dict, with_dat
     }
 
 
+def _sizes(data: Dataset | None) -> dict[str, int] | None:
+    """Items per split, or in text mode characters per split (train, dev: there is no test split)."""
+    if data is None:
+        return None
+    if data.text:
+        return dict(zip(SPLITS, (int(n) for n in data.offsets.diff())))
+    return dict(zip(SPLITS, data.sizes))
+
+
+def text_block(best: Checkpoint) -> int | None:
+    """A text-mode sequence model's --block-size: the characters it reads at once (its input width);
+    None for a window model (it has no length limit), which reads its --context-size."""
+    return best.model.input_width if best.model.length_limit is not None else None
+
+
 def train_command(best: Checkpoint) -> str:
     """A `makemore train` command with the recorded recipe, every option spelled out (a run keeps its
     recipe, not its command line)."""
     words = ["makemore", "train", "--type", best.run.type, "-i", Path(best.run.source).name]
-    words += ["--max-item-len", str(best.run.max_item_len)]
+    if best.run.text:  # its sequence model's positions are the block; --max-item-len and --max-len are refused
+        block = text_block(best)
+        words += ["--text", *(["--block-size", str(block)] if block is not None else [])]
+    else:
+        words += ["--max-item-len", str(best.run.max_item_len)]
     for config in (best.model.config, best.train_config):
         for f in fields(config) if config is not None else ():
             value = getattr(config, f.name)
             if f.name in ("vocab_size", "device", "threads"):  # the data's; the machine's
+                continue
+            if best.run.text and f.name == "max_len":  # given as --block-size
                 continue
             if field_type(f) is bool:
                 words.append(flag(f.name) if value else "--no-" + flag(f.name)[2:])
@@ -243,6 +278,16 @@ def _samples(best: Checkpoint, data: Dataset | None) -> list[tuple[str, str]]:
     items = generate(best.model, best.vocab, CARD_SAMPLES, limit, torch.Generator().manual_seed(0), Sampling())
     where = data.membership(items) if data is not None else ["unknown"] * len(items)
     return list(zip(items, where))
+
+
+def _continuation(best: Checkpoint) -> tuple[str, str]:
+    """(--prefix, text): what `makemore sample -o FOLDER --length 300 --seed 0 [--prefix C]` continues a
+    text-mode model's text with. sample's own start is a line break; a text without any starts from its
+    first character, given as --prefix."""
+    prefix = "" if "\n" in best.vocab.chars else best.vocab.chars[0]
+    context = prefix or "\n"
+    gen = torch.Generator().manual_seed(0)
+    return prefix, continue_text(best.model, best.vocab, context, CARD_LENGTH, gen, Sampling(prefix=prefix))
 
 
 def _check_destination(to: Path, force: bool) -> None:
@@ -321,7 +366,7 @@ def to_onnx(best: Checkpoint, numbers: dict | None = None) -> bytes:
         ) from None
     model, kind = best.model.eval(), best.run.type
     wrapper = NextCharacter(model).eval()
-    example = _prefixes(len(best.vocab), 2, 2, seed=0)
+    example = _prefixes(len(best.vocab), 2, 2, seed=0, text=best.run.text)
     dims = {"tokens": {0: torch.export.Dim("batch"), 1: torch.export.Dim("length")}}
     loud = logging.getLogger("torch.onnx"), logging.getLogger("torch._export")
     levels = [logger.level for logger in loud]
@@ -353,25 +398,34 @@ def to_onnx(best: Checkpoint, numbers: dict | None = None) -> bytes:
 
 
 def onnx_metadata(best: Checkpoint, numbers: dict | None) -> dict[str, str]:
-    """The graph's metadata_props: what a program needs to turn text into tokens and back, and to sample."""
+    """The graph's metadata_props: what a program needs to turn text into tokens and back, and to sample.
+    Text mode: rows are characters of a text (no boundary); a sequence model reads the last `block`."""
     limit = best.model.length_limit
+    if best.run.text:
+        block = text_block(best)
+        lengths = {"makemore.block": str(block) if block is not None else "none"}
+    else:
+        lengths = {"makemore.max_sample_len": str(best.model.max_sample_len(best.run.max_len))}
     return {
         "makemore.model_type": best.run.type,
+        "makemore.mode": "text" if best.run.text else "items",
         "makemore.vocab": json.dumps(list(best.vocab.chars), ensure_ascii=False),
         "makemore.boundary_id": str(BOUNDARY),
         "makemore.boundary": best.vocab.show(BOUNDARY),
-        "makemore.max_sample_len": str(best.model.max_sample_len(best.run.max_len)),
+        **lengths,
         "makemore.max_prefix_tokens": str(limit + 1) if limit is not None else "any",
         "makemore.nll": json.dumps(numbers or {}),
         "makemore.version": __version__,
     }
 
 
-def _prefixes(vocab_size: int, batch: int, length: int, seed: int) -> torch.Tensor:
-    """Random prefixes (batch, length) of character tokens after the boundary (vocab_size counts it)."""
+def _prefixes(vocab_size: int, batch: int, length: int, seed: int, text: bool = False) -> torch.Tensor:
+    """Random prefixes (batch, length) of character tokens (vocab_size counts the boundary): each row
+    starts with the boundary, as an item does, or in text mode is characters only."""
     gen = torch.Generator().manual_seed(seed)
     tokens = torch.randint(1, vocab_size, (batch, length), generator=gen)
-    tokens[:, 0] = BOUNDARY
+    if not text:
+        tokens[:, 0] = BOUNDARY
     return tokens
 
 
@@ -390,7 +444,7 @@ def _check_onnx(payload: bytes, wrapper: NextCharacter, best: Checkpoint) -> Non
     session = onnxruntime.InferenceSession(payload, quiet, providers=["CPUExecutionProvider"])
     for length in check_lengths(best.model):
         for batch in (1, 3):
-            tokens = _prefixes(len(best.vocab), batch, length, seed=length)
+            tokens = _prefixes(len(best.vocab), batch, length, seed=length, text=best.run.text)
             with torch.no_grad():
                 expected = wrapper(tokens).float().numpy()
             try:
@@ -407,46 +461,36 @@ def _check_onnx(payload: bytes, wrapper: NextCharacter, best: Checkpoint) -> Non
 
 
 # --- the model card ------------------------------------------------------------------------------------
-def model_card(described: dict, samples: list[tuple[str, str]], fmt: str, folder: str) -> str:
-    data, nll = described["data"], described["nll"]
-    kind, vocab = described["model_type"], described["vocab"]
-    shown = lambda x: f"{x:.4f}" if x is not None else "n/a"  # noqa: E731
-    sizes = data["sizes"]
-    split_sizes = ", ".join(f"{n:,} {s}" for s, n in sizes.items()) if sizes else "sizes not recorded"
+def model_card(described: dict, drawn, fmt: str, folder: str) -> str:
+    """The card of an export: drawn is _samples' items (items mode) or _continuation's (prefix, text)."""
+    text = described.get("mode") == "text"
+    kind, source = described["model_type"], described["data"]["source"]
+    if text:
+        does = (
+            f"trained in text mode on `{source}`. It continues a text one character at a time, reading the last "
+            f"{_reads(described):,} characters, and scores how likely a text is under it."
+        )
+    else:
+        does = (
+            f"trained on `{source}`. It makes more items like those it learned from, one character at a time, "
+            "and scores how likely an item is under it."
+        )
     lines = [
         f"# {kind}: a character-level model trained with makemore",
         "",
-        f"A language model of type `{kind}` over characters ({described['params']:,} parameters), trained on "
-        f"`{data['source']}`. It makes more items like those it learned from, one character at a time, "
-        "and scores how likely an item is under it.",
+        f"A language model of type `{kind}` over characters ({described['params']:,} parameters), {does}",
         "",
         "## Use",
         "",
-        *_use(fmt, folder),
+        *(_use_text(fmt, folder, described, drawn) if text else _use(fmt, folder)),
         "",
         "## Data",
         "",
-        f"- file `{data['source']}`, SHA-256 `{data['sha256']}`; {split_sizes} items",
-        f"- split: {data['split']}",
-        f"- items longer than {data['max_item_len']:,} characters left out: {data['skipped_items']:,}",
-        f"- vocabulary: {len(vocab)} characters and the boundary `{described['boundary']['shown']}`: "
-        f"`{''.join(vocab)}`",
-        "- the items themselves are "
-        + ("in `data.safetensors`" if data["included"] else "not in this folder (exported without --with-data)"),
+        *_data_lines(described),
         "",
         "## Numbers",
         "",
-        "Mean negative log-likelihood in nats per character (each character plus the end token), over the "
-        "whole split; uniform guessing would give "
-        f"ln({len(vocab) + 1}) = {math.log(len(vocab) + 1):.4f}.",
-        "",
-        "| train | dev | test |",
-        "|---|---|---|",
-        f"| {shown(nll['train'])} | {shown(nll['dev'])} | {shown(nll['test'])} |",
-        "",
-        f"Measured by `makemore export` (makemore {described['makemore_version']}) at step {described['step']:,} "
-        f"of training; `makemore eval -o RUN` on the run gives them again"
-        + (f", and so does `makemore eval -o {folder}`." if data["included"] else "."),
+        *_numbers(described, folder),
         "",
         "## Training",
         "",
@@ -457,6 +501,75 @@ def model_card(described: dict, samples: list[tuple[str, str]], fmt: str, folder
         described["train_command"],
         "```",
         "",
+        *(_continuation_lines(drawn, fmt, folder) if text else _sample_lines(drawn, fmt, folder)),
+        "",
+        "## Intended use and limits",
+        "",
+        *(_text_limits(described) if text else _limits(described)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _reads(described: dict) -> int:
+    """The characters a text-mode model reads at most: a sequence model's block, a window model's context."""
+    return described.get("block") or described["config"]["context_size"]
+
+
+def _data_lines(described: dict) -> list[str]:
+    data, vocab, text = described["data"], described["vocab"], described.get("mode") == "text"
+    sizes = data["sizes"]
+    counted = "characters" if text else "items"
+    split_sizes = ", ".join(f"{n:,} {s}" for s, n in sizes.items()) + f" {counted}" if sizes else "sizes not recorded"
+    return [
+        f"- file `{data['source']}`, SHA-256 `{data['sha256']}`; {split_sizes}",
+        f"- split: {data['split']}",
+        *(
+            []
+            if text
+            else [f"- items longer than {data['max_item_len']:,} characters left out: {data['skipped_items']:,}"]
+        ),
+        f"- vocabulary: {len(vocab)} characters and the boundary `{described['boundary']['shown']}`"
+        + (" (never in a text)" if text else "")
+        + f": `{shown(''.join(vocab))}`",
+        ("- the text itself is " if text else "- the items themselves are ")
+        + ("in `data.safetensors`" if data["included"] else "not in this folder (exported without --with-data)"),
+    ]
+
+
+def _numbers(described: dict, folder: str) -> list[str]:
+    nll, vocab, text = described["nll"], described["vocab"], described.get("mode") == "text"
+    shown_nll = lambda x: f"{x:.4f}" if x is not None else "n/a"  # noqa: E731
+    splits = ("train", "dev") if text else SPLITS
+    what = (
+        f"each character after the split's first, seen with at most the {_reads(described):,} characters before "
+        "it, as in training"
+        if text
+        else "each character plus the end token"
+    )
+    return [
+        f"Mean negative log-likelihood in nats per character ({what}), over the whole split; uniform guessing "
+        f"would give ln({len(vocab) + 1}) = {math.log(len(vocab) + 1):.4f}."
+        + (" Text mode has no test split." if text else ""),
+        "",
+        "| " + " | ".join(splits) + " |",
+        "|" + "---|" * len(splits),
+        "| " + " | ".join(shown_nll(nll[s]) for s in splits) + " |",
+        "",
+        f"Measured by `makemore export` (makemore {described['makemore_version']}) at step {described['step']:,} "
+        f"of training; `makemore eval -o RUN` on the run gives them again"
+        + (f", and so does `makemore eval -o {folder}`." if described["data"]["included"] else "."),
+    ]
+
+
+def _fenced(lines: list[str]) -> list[str]:
+    """A code block around lines: its fence longer than any run of backticks in them."""
+    runs = re.findall("`+", "\n".join(lines))
+    fence = "`" * max(3, max(map(len, runs), default=0) + 1)
+    return [fence, *lines, fence]
+
+
+def _sample_lines(samples: list[tuple[str, str]], fmt: str, folder: str) -> list[str]:
+    return [
         "## Samples",
         "",
         f"`makemore sample -o {folder} -n {len(samples)} --seed 0`"
@@ -464,12 +577,34 @@ def model_card(described: dict, samples: list[tuple[str, str]], fmt: str, folder
         + " draws these; beside each, the split it appears in, looked up in the training data when the model was "
         "exported (`new`: in none of them; `unknown`: the data was not at hand)",
         "",
-        "```",
-        *[f"{item}  {where}" for item, where in samples],
-        "```",
+        *_fenced([f"{shown(item)}  {where}" for item, where in samples]),
+    ]
+
+
+def _sample_command(folder: str, drawn: tuple[str, str]) -> str:
+    prefix, text = drawn
+    return f"makemore sample -o {folder} --length {len(text)} --seed 0" + (
+        f" --prefix {shlex.quote(prefix)}" if prefix else ""
+    )
+
+
+def _continuation_lines(drawn: tuple[str, str], fmt: str, folder: str) -> list[str]:
+    prefix, text = drawn
+    start = f"`{shown(prefix)}`" if prefix else "a line break"
+    return [
+        "## A continuation",
         "",
-        "## Intended use and limits",
+        f"`{_sample_command(folder, drawn)}`"
+        + (" on the hf export of the same run" if fmt == "onnx" else "")
+        + f" continues {start} with these characters (as it prints them):",
         "",
+        *_fenced([shown(line) for line in (prefix + text).split("\n")]),
+    ]
+
+
+def _limits(described: dict) -> list[str]:
+    vocab = described["vocab"]
+    return [
         "- For making up and scoring short strings like the training items (names, words), for teaching "
         "and for play. Not for decisions about people.",
         f"- It knows only the {len(vocab)} characters above; an item with any other character cannot be "
@@ -477,7 +612,16 @@ def model_card(described: dict, samples: list[tuple[str, str]], fmt: str, folder
         "- It learned its data's habits and biases, and it can reproduce training items word for word: "
         "check a sample's split before treating it as new.",
     ]
-    return "\n".join(lines) + "\n"
+
+
+def _text_limits(described: dict) -> list[str]:
+    return [
+        "- For continuing and scoring text in the style of its training text, for teaching and for play. Not a "
+        "source of facts, and not for decisions about people.",
+        f"- It knows only the {len(described['vocab'])} characters above; a text with any other character cannot "
+        f"be scored or continued. It predicts each character from at most the {_reads(described):,} before it.",
+        "- It learned its text's habits and biases, and it can reproduce passages of it word for word.",
+    ]
 
 
 def _use(fmt: str, folder: str) -> list[str]:
@@ -501,6 +645,33 @@ def _use(fmt: str, folder: str) -> list[str]:
         f"makemore serve  {folder}",
         "```",
         "",
-        "Loading the folder never runs code from it: `model.safetensors` holds tensors and JSON, and is checked "
-        "against `config.json` before use.",
+        LOADING,
+    ]
+
+
+LOADING = (
+    "Loading the folder never runs code from it: `model.safetensors` holds tensors and JSON, and is checked "
+    "against `config.json` before use."
+)
+
+
+def _use_text(fmt: str, folder: str, described: dict, drawn: tuple[str, str]) -> list[str]:
+    reads = _reads(described)
+    if fmt == "onnx":
+        window = "" if described.get("block") else " (the boundary id fills in before a shorter text)"
+        return [
+            "`model.onnx` maps token ids `tokens` (int64, batch x length: characters of a text, no boundary token) "
+            f"to the logits of the character after each row (float32, batch x vocabulary); it reads the last "
+            f"{reads:,} characters of a row{window}. Its metadata says `makemore.mode` `text` and holds the "
+            "vocabulary (`makemore.vocab`, id i+1 is character i). Any ONNX Runtime runs it (Python, C#, Java, "
+            "JavaScript, mobile).",
+        ]
+    fragment = next((line for line in drawn[1].split("\n") if len(line) >= 2), drawn[1][:2])[:24]
+    return [
+        "```bash",
+        _sample_command(folder, drawn),
+        f"makemore score  -o {folder} {shlex.quote(fragment)}",
+        "```",
+        "",
+        LOADING,
     ]

@@ -339,8 +339,8 @@ def sample(paths: list[Path], n: int, seed: int, how: Sampling, new_only: bool) 
 
 def sample_text(run_dir: Path, length: int, seed: int, how: Sampling) -> str:
     """Text mode: `length` characters that continue how.prefix (by default a line break, as the lecture's
-    generate starts from its token 0, the newline)."""
-    best = RunStore.open(run_dir).load_best()
+    generate starts from its token 0, the newline). run_dir: a run or an exported folder."""
+    best = open_model(run_dir).best
     if not best.run.text:
         raise MakemoreError(f"--length continues a text; {run_dir} was trained on items (one per line): sample with -n")
     if not 1 <= length <= MAX_TEXT_LENGTH:

@@ -315,3 +315,122 @@ def test_the_documented_answers_have_the_real_answers_keys(client):
     assert (
         docs["/api/sample"]["post"]["responses"]["200"]["content"]["application/json"]["example"] == ANSWERS["sample"]
     )
+
+
+@pytest.fixture(scope="module")
+def mixed_client(runs_dir):
+    """The mlp and the transformer served with their ensemble (`makemore serve A B --ensemble`)."""
+    from makemore.serve import with_ensemble
+
+    runs, _ = load_runs([str(runs_dir / "mlp"), str(runs_dir / "transformer")])
+    return TestClient(make_app(with_ensemble(runs)))
+
+
+def test_the_ensemble_samples_scores_and_predicts_from_the_average_of_its_runs(mixed_client):
+    listed = {r["id"]: r for r in mixed_client.get("/api/runs").json()}
+    mix = listed["ensemble"]
+    assert mix["type"] == "ensemble of 2" and mix["members"] == ["mlp", "transformer"] and mix["views"] == []
+    assert mix["params"] == listed["mlp"]["params"] + listed["transformer"]["params"]
+    dists = {r: dict(mixed_client.post("/api/next", json={"run": r, "text": "em"}).json()["next"]) for r in listed}
+    for c in dists["ensemble"]:
+        assert dists["ensemble"][c] == pytest.approx((dists["mlp"][c] + dists["transformer"][c]) / 2, abs=1e-6)
+    scored = {
+        r: mixed_client.post("/api/score", json={"run": r, "items": ["emma"]}).json()["items"][0]["chars"]
+        for r in listed
+    }
+    for (_, mixed), (_, a), (_, b) in zip(scored["ensemble"], scored["mlp"], scored["transformer"]):
+        assert mixed == pytest.approx(-math.log((math.exp(-a) + math.exp(-b)) / 2), rel=1e-5)
+    body = {"run": "ensemble", "n": 30, "seed": 3, "prefix": "a"}
+    drawn = mixed_client.post("/api/sample", json=body).json()["items"]
+    assert len(drawn) == 30 and all(i["item"].startswith("a") for i in drawn)
+    assert drawn == mixed_client.post("/api/sample", json=body).json()["items"]
+    assert mixed_client.get("/api/runs/ensemble/metrics").json() == []
+
+
+def test_the_ensemble_is_evaluated_on_its_runs_shared_splits(mixed_client, runs_dir):
+    from makemore import runs as commands
+
+    report = mixed_client.get("/api/runs/ensemble/evaluation").json()
+    expected = commands.evaluate_ensemble([runs_dir / "mlp", runs_dir / "transformer"])
+    assert all(report[s] == pytest.approx(expected[s], rel=1e-6) for s in ("train", "dev", "test"))
+    assert len(report["dev_percentiles"]) == 101 and report["dev_percentiles"] == sorted(report["dev_percentiles"])
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("get", "/api/runs/ensemble/embedding", None),
+        ("get", "/api/runs/ensemble/tanh", None),
+        ("get", "/api/runs/ensemble/bigram", None),
+        ("post", "/api/dlogits", {"run": "ensemble", "items": ["ava"]}),
+        ("post", "/api/attention", {"run": "ensemble", "text": "ava"}),
+    ],
+)
+def test_views_of_one_models_inside_are_refused_for_the_ensemble(mixed_client, method, path, body):
+    response = getattr(mixed_client, method)(path, **({"json": body} if body else {}))
+    assert response.status_code == 400 and "is per model; pick one of the runs in ensemble" in response.json()["error"]
+
+
+def test_an_ensemble_of_other_vocabularies_is_refused_and_of_other_data_not_evaluated(runs_dir):
+    from dataclasses import replace
+
+    from makemore.data import Vocab
+    from makemore.serve import with_ensemble
+
+    runs, _ = load_runs([str(runs_dir / "mlp"), str(runs_dir / "transformer")])
+    other = runs["transformer"]
+    other.best = replace(other.best, run=replace(other.best.run, input_sha256="another file"))
+    report = TestClient(make_app(with_ensemble(runs))).get("/api/runs/ensemble/evaluation").json()
+    assert report["dev"] is None and "trained on other data" in report["unavailable"]
+    other.best = replace(other.best, vocab=Vocab(tuple("abcdefghijklmnopqrstuvwxy-")))
+    with pytest.raises(MakemoreError, match="--ensemble: model 2 of the ensemble has another vocabulary"):
+        with_ensemble(runs)
+    with pytest.raises(MakemoreError, match="serve at least two"):
+        with_ensemble({"mlp": runs["mlp"]})
+
+
+@pytest.fixture(scope="module")
+def shared_client(runs_dir, tmp_path_factory):
+    """The mlp exported without its data (`makemore export --format hf`), served."""
+    from makemore.cli import main
+
+    folder = tmp_path_factory.mktemp("shared") / "mlp-hf"
+    assert main(["export", "-o", str(runs_dir / "mlp"), "--to", str(folder)]) == 0
+    runs, _ = load_runs([str(folder)])
+    return TestClient(make_app(runs)), json.loads((folder / "config.json").read_text())
+
+
+def test_an_export_without_data_shows_its_recorded_numbers_and_refuses_what_needs_data(shared_client, client):
+    shared, config = shared_client
+    (listed,) = shared.get("/api/runs").json()
+    assert listed["id"] == "mlp-hf" and listed["has_data"] is False
+    report = shared.get("/api/runs/mlp-hf/evaluation").json()
+    assert report["recorded"] is True and report["dev_percentiles"] == []
+    assert [report[s] for s in ("train", "dev", "test")] == [config["nll"][s] for s in ("train", "dev", "test")]
+    assert report["dev"] == pytest.approx(client.get("/api/runs/mlp/evaluation").json()["dev"], rel=1e-6)
+    refused = shared.post("/api/sample", json={"run": "mlp-hf", "n": 3, "new_only": True})
+    assert refused.status_code == 400 and refused.json()["field"] == "new_only"
+    assert "exported without its data" in refused.json()["error"]
+    assert {i["split"] for i in shared.post("/api/sample", json={"run": "mlp-hf", "n": 5}).json()["items"]} == {
+        "unknown"
+    }
+    tanh = shared.get("/api/runs/mlp-hf/tanh")
+    assert tanh.status_code == 400 and "exported without its data" in tanh.json()["error"]
+    dlogits = shared.post("/api/dlogits", json={"run": "mlp-hf", "items": ["ava"]})  # the user's items: no data needed
+    assert dlogits.status_code == 200 and dlogits.json()["targets"] == ["a", "v", "a", "."]
+
+
+@pytest.mark.parametrize("model_type", ["wavenet", "wavenet-conv"])
+def test_a_wavenet_shows_its_first_tanh_level(model_type, tmp_path):
+    """Each level of the tree is a tanh layer: the tanh view shows the first (the characters' pairs)."""
+    from makemore.cli import main
+
+    tiny = ["--n-embd", "4", "--n-hidden", "8", "--max-steps", "10", "--eval-interval", "10", "-q"]
+    assert main(["train", "--type", model_type, *tiny, "-o", str(tmp_path / "wn")]) == 0
+    runs, _ = load_runs([str(tmp_path / "wn")])
+    client = TestClient(make_app(runs))
+    assert "tanh" in client.get("/api/runs").json()[0]["views"]
+    view = client.get("/api/runs/wn/tanh").json()
+    assert [v["label"] for v in view["variants"]][0] == "trained weights"
+    for v in view["variants"]:
+        assert len(v["saturated"]) == 32 and all(-1 <= h <= 1 for h in v["h"])

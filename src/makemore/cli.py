@@ -703,6 +703,12 @@ def cmd_serve(argv: list[str]) -> int:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, or folders with runs anywhere below")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=_port, default=8000, help="port, 1 to 65535 (default: 8000)")
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="also serve the runs as one model, the average of their next-character distributions "
+        "(they must share a vocabulary; it is evaluated only if they trained on the same data)",
+    )
     args = p.parse_args(argv)
     try:
         import fastapi  # noqa: F401
@@ -711,7 +717,7 @@ def cmd_serve(argv: list[str]) -> int:
         raise MakemoreError(f"serve needs the web extra: pip install 'makemore[web]' ({e.name} is missing)") from None
     from .serve import serve
 
-    serve(args.runs, args.host, args.port)
+    serve(args.runs, args.host, args.port, args.ensemble)
     return 0
 
 

@@ -37,12 +37,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__, views
+from . import __version__, ensemble, views
 from . import runs as commands
 from .checkpoint import BEST, Checkpoint
 from .data import BOUNDARY, SPLITS, Dataset, Split, shown
 from .errors import MakemoreError
-from .evaluate import item_nlls, split_nll
+from .evaluate import item_nlls, split_nll, target_nlls
+from .export import NoData
 from .sample import Sampling, filter_logits, generate
 from .store import METRICS, RunStore
 
@@ -291,6 +292,8 @@ class Run:
     store: RunStore
     best: Checkpoint
     data: Dataset
+    # an export without its data: the NLL of each split it recorded (None where there is data to measure)
+    recorded: dict | None = None
     _evaluation: tuple[Checkpoint, dict] | None = field(default=None, repr=False)
     heads: int = 0  # attention maps per position pair (layers x heads), found with the views
     views: list[str] = field(default_factory=list)
@@ -321,10 +324,18 @@ class Run:
     def log(self) -> MetricsLog:
         return MetricsLog(self.store.dir / METRICS)
 
+    @property
+    def has_data(self) -> bool:
+        return self.recorded is None
+
     def evaluation(self) -> dict:
         """NLL on each whole split, and the dev items' per-character NLLs at every percentile (computed
-        on first use, then kept until another checkpoint is served)."""
+        on first use, then kept until another checkpoint is served). An export without its data: the
+        numbers it recorded, marked so."""
         best = self.best
+        if not self.has_data:
+            recorded = {name: self.recorded.get(name) for name in SPLITS}
+            return {**recorded, "step": best.step, "dev_percentiles": [], "recorded": True}
         if self._evaluation is None or self._evaluation[0] is not best:
             model = best.model.eval()
             report = {name: split_nll(model, model.examples(self.data.split(name))) for name in ("train", "test")}
@@ -356,7 +367,135 @@ class Run:
             "max_sample_len": b.model.max_sample_len(b.run.max_len),
             "length_limit": b.model.length_limit,
             "views": self.views,
+            "has_data": self.has_data,
         }
+
+
+class Ensemble:
+    """Several served runs read as one model (ensemble.Mixture): sampling, scoring and the next
+    character's distribution work on it; views of one model's inside do not. Built from the runs
+    served at start; a member serving a newer checkpoint is mixed in at the next request."""
+
+    views: list[str] = []  # every view of the inside is of one model
+    heads = 0
+
+    def __init__(self, run_id: str, members: list[Run]):
+        self.id, self.members = run_id, members
+        self._mixed: tuple[tuple, Checkpoint] | None = None
+        self._evaluation: tuple[tuple, dict] | None = None
+
+    @property
+    def checkpoints(self) -> tuple[Checkpoint, ...]:
+        return tuple(run.best for run in self.members)
+
+    @property
+    def best(self) -> Checkpoint:
+        """The first member's checkpoint with the mixture as its model (what runs.draw samples from)."""
+        now = self.checkpoints
+        if self._mixed is None or any(a is not b for a, b in zip(self._mixed[0], now)):
+            self._mixed = (now, commands.mixed(self.members))  # mixed() reads each member's .best
+        return self._mixed[1]
+
+    @property
+    def data(self) -> Dataset:
+        return self.members[0].data  # each item's split: the first run's, as `makemore sample` tags them
+
+    @property
+    def has_data(self) -> bool:
+        return all(run.has_data for run in self.members)
+
+    def refresh(self) -> bool:
+        return False  # its members are refreshed on their own
+
+    @cached_property
+    def log(self) -> EmptyLog:
+        return EmptyLog()
+
+    def unavailable(self) -> str | None:
+        """Why the mixture cannot be evaluated on the runs' splits, or None."""
+        if missing := next((run.id for run in self.members if not run.has_data), None):
+            return f"{missing} was exported without its data, so the ensemble has no splits to be evaluated on"
+        try:
+            ensemble.check_members(list(self.checkpoints), same_data=True)
+        except MakemoreError as e:
+            return str(e)
+        return None
+
+    def evaluation(self) -> dict:
+        """As Run.evaluation, of the mixture: each whole split's NLL and the dev items' percentiles;
+        all None, with why, when the runs did not train on the same data."""
+        members = self.checkpoints
+        if self._evaluation is not None and all(a is b for a, b in zip(self._evaluation[0], members)):
+            return self._evaluation[1]
+        step = max(m.step for m in members)
+        if why := self.unavailable():
+            report = {**{name: None for name in SPLITS}, "step": step, "dev_percentiles": [], "unavailable": why}
+        else:
+            report = {name: ensemble.split_nll(list(members), self.data, name) for name in ("train", "test")}
+            dev = self.data.split("dev")
+            totals = mixed_item_nlls(list(members), dev)
+            per_char = totals / (dev.offsets.diff().cpu() + 1)
+            report["dev"] = float(totals.sum() / dev.targets) if len(dev) else math.nan
+            quantiles = per_char.quantile(torch.linspace(0, 1, 101, dtype=torch.float64)) if len(dev) else []
+            report = {
+                **{name: report[name] if math.isfinite(report[name]) else None for name in SPLITS},
+                "step": step,
+                "dev_percentiles": [round(float(q), 6) for q in quantiles],
+            }
+        self._evaluation = (members, report)
+        return report
+
+    def summary(self) -> dict:
+        first, mixed = self.members[0].best, self.best
+        return {
+            "id": self.id,
+            "type": f"ensemble of {len(self.members)}",
+            "params": sum(m.model.num_params() for m in self.checkpoints),
+            "step": max(m.step for m in self.checkpoints),
+            "best_dev": None,
+            "train_seconds": sum(m.train_seconds for m in self.checkpoints),
+            "vocab": "".join(first.vocab.chars),
+            "max_sample_len": mixed.model.max_sample_len(mixed.run.max_len),
+            "length_limit": mixed.model.length_limit,
+            "views": self.views,
+            "has_data": self.has_data,
+            "members": [run.id for run in self.members],
+        }
+
+
+class EmptyLog:
+    """An ensemble's metrics: it was never trained as one."""
+
+    def rows(self) -> list[dict]:
+        return []
+
+
+def mixed_item_nlls(members: list[Checkpoint], split: Split) -> torch.Tensor:
+    """Each item's NLL under the members' equal mixture (float64), in the split's order."""
+    nlls = ensemble.mixed_nll([target_nlls(m.model, m.model.examples(split)) for m in members])
+    ends = (split.offsets[1:] - split.offsets[0]) + torch.arange(1, len(split) + 1)  # + one end token each
+    running = torch.cat([torch.zeros(1, dtype=torch.float64), nlls.cumsum(0)])
+    return running[ends] - running[torch.cat([ends.new_zeros(1), ends[:-1]])]
+
+
+def with_ensemble(runs: dict[str, Run]) -> dict[str, Run | Ensemble]:
+    """The runs, and one more entry: their ensemble ("ensemble", or a free variant of it). Runs that
+    cannot be one mixture (another vocabulary, text mode) are refused in one line."""
+    members = list(runs.values())
+    if len(members) < 2:
+        raise MakemoreError("--ensemble mixes several runs: serve at least two")
+    if text := next((run.id for run in members if run.best.run.text), None):
+        raise MakemoreError(f"--ensemble: {text} was trained in text mode; an ensemble mixes models of items")
+    try:
+        ensemble.check_members([run.best for run in members], same_data=False)
+    except MakemoreError as e:
+        order = ", ".join(run.id for run in members)
+        raise MakemoreError(f"--ensemble: {e} (models in the order {order})") from None
+    run_id, k = "ensemble", 1
+    while run_id in runs:
+        k += 1
+        run_id = f"ensemble-{k}"
+    return {**runs, run_id: Ensemble(run_id, members)}
 
 
 def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]:
@@ -378,7 +517,8 @@ def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]
         while run_id in runs:
             k += 1
             run_id = f"{base}-{k}"
-        runs[run_id] = Run(run_id, RunStore.open(run_dir), best, data)
+        recorded = None if loaded.has_data else dict(loaded.numbers or {})
+        runs[run_id] = Run(run_id, RunStore.open(run_dir), best, data, recorded)
         runs[run_id].views  # noqa: B018  (computed now, before requests share the model)
     if not runs:
         raise MakemoreError(
@@ -403,7 +543,7 @@ class Watch:
             found = commands.find_runs(self.paths)
         except (MakemoreError, OSError):  # a served folder went away or cannot be read: serve what is loaded
             return
-        known = {run.store.dir.resolve() for run in list(self.runs.values())}
+        known = {run.store.dir.resolve() for run in list(self.runs.values()) if isinstance(run, Run)}
         for run_dir in found:
             identity = checkpoint_identity(run_dir / BEST)
             if run_dir.resolve() in known or self.unloadable.get(run_dir, ()) == identity:
@@ -441,7 +581,7 @@ def answer(example) -> dict:
 RUN_EXAMPLE = {
     "id": "mlp", "type": "mlp", "params": 11897, "step": 200, "best_dev": 2.4275, "train_seconds": 0.2,
     "vocab": "abcdefghijklmnopqrstuvwxyz", "max_sample_len": 30, "length_limit": None,
-    "views": ["embedding", "tanh", "dlogits"],
+    "views": ["embedding", "tanh", "dlogits"], "has_data": True,
 }  # fmt: skip
 ANSWERS = {
     "runs": [RUN_EXAMPLE],
@@ -599,7 +739,7 @@ class OnlyHosts:
         await self.app(scope, receive, send)
 
 
-def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = None) -> FastAPI:
+def make_app(runs: dict[str, Run | Ensemble], host: str | None = None, port: int | None = None) -> FastAPI:
     """The FastAPI application serving these runs; bound to host:port, it answers only requests for
     that server (Host: host, localhost, 127.0.0.1 or [::1], with the port)."""
     # FastAPI's own /docs and /redoc pages load their scripts from a CDN; ours are served from web/
@@ -614,10 +754,17 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
     if host is not None:
         app.add_middleware(OnlyHosts, *served_hosts(host, port or 80))  # added last: runs first
 
-    def run_of(run_id: str) -> Run:
+    def run_of(run_id: str) -> Run | Ensemble:
         if run_id not in runs:
             raise HTTPException(404, f"no run {run_id!r}; GET /api/runs lists them")
         return runs[run_id]
+
+    def one_model(run_id: str, view: str) -> Run:
+        """The run for a view of one model's inside; an ensemble has none of its own."""
+        run = run_of(run_id)
+        if isinstance(run, Ensemble):
+            raise FieldError("run", f"run: the {view} view is per model; pick one of the runs in {run.id}")
+        return run
 
     @app.exception_handler(RequestValidationError)
     async def one_line(request: Request, exc: RequestValidationError):
@@ -663,6 +810,8 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
         and the step of the checkpoint that drew them. With new_only or unique, fewer than n may come
         back: `note` says why."""
         run = run_of(req.run)
+        if req.new_only and isinstance(run.data, NoData):
+            raise FieldError("new_only", "new_only: this run was exported without its data, so no item can be told new")
         limit = run.best.model.max_sample_len(run.best.run.max_len)
         if req.n * max(limit, 1) > MAX_SAMPLE_CHARS:
             most = MAX_SAMPLE_CHARS // max(limit, 1)
@@ -713,13 +862,13 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
     def embedding(run_id: str) -> dict:
         """The character embedding projected to its two principal directions (as it is, for 2-D
         embeddings), with the share of the variance each direction holds."""
-        return views.embedding(run_of(run_id).best)
+        return views.embedding(one_model(run_id, "embedding").best)
 
     @app.get("/api/runs/{run_id}/bigram", responses=answer(ANSWERS["bigram"]))
     def bigram(run_id: str) -> dict:
         """P(next | previous) of a bigram model, row by previous character ('.' starts and ends
         items), and the counts behind it for the counting model (vocabularies of up to 256)."""
-        run = run_of(run_id)
+        run = one_model(run_id, "bigram")
         best, size = run.best, len(run.best.vocab.chars) + 1
         if size > MAX_BIGRAM_CHARS and "bigram" in run.views:
             raise MakemoreError(
@@ -733,14 +882,19 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
         """Part 3: the first tanh layer on 32 training examples, under the served weights and under a
         fresh initialisation of each kind the model offers: pre-activations, outputs (`h`, example by
         example) and which outputs saturate (|h| > `threshold`)."""
-        run = run_of(run_id)
+        run = one_model(run_id, "tanh")
+        if not run.has_data and run.best.model.can("probes"):
+            raise MakemoreError(
+                f"the tanh view runs 32 training examples through the model, and {run.id} was exported "
+                "without its data (makemore export --with-data keeps it)"
+            )
         return await MODEL.run(views.tanh_at_init, run.best, run.data, 32, 42, True)
 
     @app.post("/api/dlogits", responses=answer(ANSWERS["dlogits"]))
     async def dlogits(req: ItemsRequest) -> dict:
         """Part 4: the gradient of the mean loss on the logits of every target of these items (each
         character, then the end; 256 at most): (softmax - one-hot) / targets, one row per target."""
-        best = run_of(req.run).best
+        best = one_model(req.run, "dlogits").best
 
         def compute():
             with blame("items"):
@@ -758,7 +912,7 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
     async def attention(req: AttentionRequest) -> dict:
         """The attention weights of every layer and head over '.' and the text: layers[l][h][i][j] is
         how much position i takes from position j (j <= i)."""
-        run = run_of(req.run)
+        run = one_model(req.run, "attention")
         if run.heads * (len(req.text) + 1) ** 2 > MAX_ATTENTION_WEIGHTS:
             most = math.isqrt(MAX_ATTENTION_WEIGHTS // run.heads) - 1
             raise FieldError("text", f"text: {run.heads} attention maps of this model show at most {most:,} characters")
@@ -791,10 +945,16 @@ def make_app(runs: dict[str, Run], host: str | None = None, port: int | None = N
         """Each item's NLL in nats: in total, per character, and at each character (then the end)."""
         if too_long := next((s for s in req.items if len(s) > MAX_ITEM_CHARS), None):
             raise FieldError("items", f"items: {too_long[:20]!r}... is longer than {MAX_ITEM_CHARS:,} characters")
-        best = run_of(req.run).best
+        run = run_of(req.run)
+        best = run.best
 
         def compute():
             with blame("items"):
+                if isinstance(run, Ensemble):
+                    items = [item.strip() for item in req.items]
+                    if not all(items):
+                        raise MakemoreError("items: an item is empty")
+                    return ensemble.score(list(run.checkpoints), items)
                 return commands.score_checked(best, req.items)
 
         def answer_of(results: list[dict]) -> dict:
@@ -872,8 +1032,8 @@ def bind(host: str, port: int) -> socket.socket:
         raise MakemoreError(shown(f"cannot serve at {host}:{port}: {why}")) from None
 
 
-def serve(paths: list[str], host: str, port: int) -> None:
-    """Load the runs, bind host:port, then serve them until Ctrl-C."""
+def serve(paths: list[str], host: str, port: int, mix: bool = False) -> None:
+    """Load the runs, bind host:port, then serve them until Ctrl-C; mix: their ensemble too."""
     import uvicorn
 
     from .devices import set_threads
@@ -882,6 +1042,8 @@ def serve(paths: list[str], host: str, port: int) -> None:
     runs, skipped = load_runs(paths)
     for path, why in skipped:
         print(shown(f"skipped {path}: {why}"), file=sys.stderr)
+    if mix:
+        runs = with_ensemble(runs)
     sock = bind(host, port)
     Watch(runs, paths).start()
     if host not in LOCAL_HOSTS:

@@ -109,8 +109,10 @@ class Level(nn.Module):
         self.weight = nn.Parameter(torch.randn(fan_in, fan_out) / fan_in**0.5)  # unit-variance outputs
         self.bn = BatchNorm(fan_out, momentum, positions=positions)
 
-    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.tanh(self.bn(x @ self.weight, weight))
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None, probe=None) -> torch.Tensor:
+        pre = self.bn(x @ self.weight, weight)
+        out = torch.tanh(pre)
+        return probe(out, pre) if probe is not None else out
 
 
 class GatedLevel(nn.Module):
@@ -124,9 +126,12 @@ class GatedLevel(nn.Module):
         self.proj = nn.Parameter(torch.randn(fan_out, fan_out) / fan_out**0.5)
         self.residual = fan_in == 2 * fan_out  # the input is the pair [older, newer] of width fan_out each
 
-    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None, probe=None) -> torch.Tensor:
         filt, gate = self.bn(x @ self.weight, weight).chunk(2, dim=-1)
-        out = (torch.tanh(filt) * torch.sigmoid(gate)) @ self.proj
+        h = torch.tanh(filt)
+        if probe is not None:  # the filter's tanh, before the gate scales it: Part 3's saturation
+            h = probe(h, filt)
+        out = (h * torch.sigmoid(gate)) @ self.proj
         return out + x[..., x.size(-1) // 2 :] if self.residual else out
 
 
@@ -161,12 +166,15 @@ class _Layers:
     def char_embedding(self):
         return self.wte.weight
 
+    def probe_points(self) -> list[str]:
+        return [f"tanh {i + 1}" for i in range(self.n_levels)]  # each level's tanh, from the characters up
+
 
 class WaveNet(_Layers, WindowModel):
     """The hierarchical form: forward(idx (B, context_size)) -> logits (B, V)."""
 
     Config = WaveNetConfig
-    abilities = frozenset({"embedding"})
+    abilities = frozenset({"embedding", "probes"})
     train_defaults = dict(
         max_steps=30000, batch_size=128, learning_rate=3e-3, weight_decay=0.01, warmup_steps=500, eval_interval=5000
     )
@@ -192,7 +200,9 @@ class WaveNet(_Layers, WindowModel):
         x = self.wte(idx)  # (B, S, E)
         for level in self.levels:
             B, T, C = x.shape
-            x = level(x.view(B, T // 2, 2 * C))  # FlattenConsecutive(2): fuse neighbours, halve the positions
+            x = level(
+                x.view(B, T // 2, 2 * C), probe=self.probe
+            )  # FlattenConsecutive(2): fuse neighbours, halve the positions
         return self.lm_head(self.drop(x.squeeze(1)))
 
 
@@ -200,7 +210,7 @@ class WaveNetConv(_Layers, SequenceModel):
     """The dilated causal convolution: forward(idx (B, T)) -> logits (B, T, V), every position at once."""
 
     Config = WaveNetConvConfig
-    abilities = frozenset({"decode", "embedding"})
+    abilities = frozenset({"decode", "embedding", "probes"})
     train_defaults = dict(
         max_steps=10000, batch_size=32, learning_rate=3e-3, weight_decay=0.01, warmup_steps=300, eval_interval=2000
     )
@@ -240,7 +250,7 @@ class WaveNetConv(_Layers, SequenceModel):
             if state is not None:
                 x = torch.cat([state[i], x], dim=1)
             new_state.append(x[:, -d:])
-            x = level(torch.cat([x[:, :-d], x[:, d:]], dim=-1), uses[i])  # d positions shorter
+            x = level(torch.cat([x[:, :-d], x[:, d:]], dim=-1), uses[i], self.probe)  # d positions shorter
         return self.lm_head(self.drop(x)), new_state
 
     def _uses(self, idx: torch.Tensor) -> list[torch.Tensor]:

@@ -543,3 +543,25 @@ def test_the_api_reference_reads_at_phone_width_with_paths_and_answers(page, ser
     finally:
         page.set_window_size(1280, 1000)
         settled(page, server)
+
+
+def test_the_ensemble_appears_generates_and_says_its_views_are_per_model(page, runs, server):
+    """`makemore serve A B --ensemble` in the same browser: one more row, items drawn from the mixture,
+    the next-character chart of an item, and Look inside says which views are of one model only."""
+    try:
+        with serving(runs / "mlp", runs / "transformer", "--ensemble") as (url, process):
+            page.get(url)
+            wait(page, lambda: len(find(page, "#runs tbody tr")) == 3 and not find(page, "#runs .pending"))
+            row = text(page, '#runs tr[data-run="ensemble"]')
+            assert "ensemble of 2" in row and "n/a" not in row
+            assert "ensemble mixes mlp, transformer" in text(page, "#run-notes")
+            items = generated(page, run="ensemble", n=8)
+            assert len(items) == 8 and "8 items" in text(page, "#sample-summary")
+            inspected(page, "emma", run="ensemble")
+            wait(page, lambda: find(page, '#panes .pane[data-run="ensemble"] .next rect'))
+            fill(page, "#inside", run="ensemble")
+            wait(page, lambda: "views of one model's inside" in text(page, "#views .per-model"))
+            assert not find(page, "#views .view") and not console_errors(page)
+        assert "Traceback" not in process.stderr_text
+    finally:
+        settled(page, server)  # the shared page again, for the tests after this one

@@ -122,14 +122,29 @@ async function loadEvaluation(run) {
   renderPanes(); // percentiles among the dev items can be shown now
 }
 
+// Numbers an export recorded (it came without its data) are marked so; an ensemble of runs that trained
+// on other data has none, and the note under the table says why.
 function showEvaluation(run) {
   const row = $(`#runs tr[data-run="${CSS.escape(run.id)}"]`);
   if (!row) return;
+  const report = state.evaluations[run.id];
   for (const split of ["train", "dev", "test"]) {
     const cell = $(`td[data-split=${split}]`, row);
-    cell.textContent = fmt(state.evaluations[run.id][split]);
+    cell.textContent = report.unavailable ? "n/a" : fmt(report[split]) + (report.recorded ? " *" : "");
     cell.classList.remove("pending");
   }
+  showRunNotes();
+}
+
+function showRunNotes() {
+  const notes = [];
+  for (const run of state.runs) {
+    const report = state.evaluations[run.id];
+    if (run.members) notes.push(`${run.id} mixes ${run.members.join(", ")}: the average of their next-character distributions.`);
+    if (report && report.recorded) notes.push(`${run.id}: * recorded at export (it was exported without its data).`);
+    if (report && report.unavailable) notes.push(`${run.id}: evaluation unavailable: ${report.unavailable}.`);
+  }
+  $("#run-notes").textContent = notes.join(" ");
 }
 
 async function refreshCurves() {

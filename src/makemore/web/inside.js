@@ -12,6 +12,12 @@ export function showInside() {
   views.replaceChildren();
   showError(form, null);
   if (!run) return;
+  if (run.members) {
+    el("p", { class: "hint per-model" }, views,
+      `Attention, tanh, dlogits, the bigram matrix and the embedding are views of one model's inside: ` +
+      `pick one of the runs ${run.id} mixes (${run.members.join(", ")}).`);
+    return;
+  }
   const failed = (error) => showError(form, error);
   const box = (cls) => el("div", { class: `view ${cls}` }, views);
   if (run.views.includes("attention")) showAttention(run, box("attention")).catch(failed);

@@ -19,7 +19,7 @@ from makemore.cli import _train_parser
 from makemore.config import TrainConfig
 from makemore.data import Dataset
 from makemore.errors import MakemoreError
-from makemore.models import REGISTRY
+from makemore.models import REGISTRY, SequenceModel
 from makemore.sample import Sampling
 
 from conftest import run_cli, snapshot
@@ -296,14 +296,22 @@ def test_a_text_run_exports_with_its_mode_split_and_block(text_run, text_shared)
     assert "\n".join(shown.split("\n")[:3]) in card and "-n 10" not in card
 
 
-def test_a_window_model_in_text_mode_is_trained_again_with_its_context(tmp_path):
+@pytest.mark.parametrize("kind", list(REGISTRY))
+def test_every_type_trained_on_a_text_exports_and_its_command_builds_the_same_model(kind, tmp_path):
     data = Dataset.from_text("to be, or not to be: that is the question.\n" * 3)
-    cls = REGISTRY["mlp"]
-    model = cls(cls.config_for(data, context_size=5))
-    run = RunInfo("mlp", "/somewhere/hamlet.txt", 100_000, data.max_len, model.num_params(), 0, text=True)
-    words = shlex.split(export.train_command(Checkpoint(model, data.vocab, run, step=0)))
-    assert "--text" in words and "--block-size" not in words and "--max-item-len" not in words
-    assert _train_parser("mlp").parse_args(words[2:]).context_size == 5
+    cls = REGISTRY[kind]
+    torch.manual_seed(0)
+    model = cls(cls.config_for(data, block=5 if issubclass(cls, SequenceModel) else None)).eval()
+    run = RunInfo(kind, "/somewhere/hamlet.txt", 100_000, data.max_len, model.num_params(), 0, text=True)
+    export.write(Checkpoint(model, data.vocab, run, step=0), data, None, [], tmp_path / "x")
+    described = json.loads((tmp_path / "x" / export.CONFIG).read_text())
+    assert described["mode"] == "text" and described["reads"] == model.input_width
+    words = shlex.split(described["train_command"])
+    assert "--text" in words and "--max-item-len" not in words and "--max-len" not in words
+    args = _train_parser(kind).parse_args(words[2:])
+    flags = {f.name: getattr(args, f.name) for f in fields(model.config) if f.name not in ("vocab_size", "max_len")}
+    assert args.text and cls.config_for(data, block=args.block, **flags) == model.config
+    assert "## A continuation" in (tmp_path / "x" / export.CARD).read_text()
 
 
 def test_sample_length_score_and_eval_read_a_text_export_as_the_run(capsys, text_run, text_shared, tmp_path):
@@ -356,7 +364,7 @@ def test_plot_draws_an_exported_folder_as_its_run(
         return out.read_bytes()
 
     assert drawn("loss", shared) == drawn("loss", run_dir)  # the export keeps the run's log
-    assert drawn("embedding", shared) == drawn("embedding", run_dir)  # the model's views
+    # the model's views (embedding, bigram, attention), here of a text run
     assert drawn("attention", text_shared, "--item", "First") == drawn("attention", text_run, "--item", "First")
     code, _, err = run_cli(capsys, "plot", "tanh", "-o", shared, "--out", tmp_path / "t.png")  # training examples
     assert code == 1 and err.count("\n") == 1 and "--with-data" in err and not (tmp_path / "t.png").exists()

@@ -212,7 +212,8 @@ def _config_json(best: Checkpoint, data: Dataset | None, numbers: dict, with_dat
         "format_version": VERSION,
         "makemore_version": __version__,
         **_described(best),
-        **({"block": text_block(best)} if run.text else {}),
+        # text mode: the block a sequence model reads (--block-size), and how many characters any model reads
+        **({"block": text_block(best), "reads": best.model.input_width} if run.text else {}),
         "boundary": {"id": BOUNDARY, "shown": best.vocab.show(BOUNDARY)},
         "max_len": run.max_len,
         "max_sample_len": None if run.text else best.model.max_sample_len(run.max_len),  # a text goes on
@@ -468,7 +469,7 @@ def model_card(described: dict, drawn, fmt: str, folder: str) -> str:
     if text:
         does = (
             f"trained in text mode on `{source}`. It continues a text one character at a time, reading the last "
-            f"{_reads(described):,} characters, and scores how likely a text is under it."
+            f"{_reads(described)}, and scores how likely a text is under it."
         )
     else:
         does = (
@@ -510,9 +511,10 @@ def model_card(described: dict, drawn, fmt: str, folder: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _reads(described: dict) -> int:
-    """The characters a text-mode model reads at most: a sequence model's block, a window model's context."""
-    return described.get("block") or described["config"]["context_size"]
+def _reads(described: dict) -> str:
+    """The characters a text-mode model reads at most (a sequence model's block, a window model's context)."""
+    n = described["reads"]
+    return "character" if n == 1 else f"{n:,} characters"  # "the last character", "the 8 characters before it"
 
 
 def _data_lines(described: dict) -> list[str]:
@@ -541,8 +543,7 @@ def _numbers(described: dict, folder: str) -> list[str]:
     shown_nll = lambda x: f"{x:.4f}" if x is not None else "n/a"  # noqa: E731
     splits = ("train", "dev") if text else SPLITS
     what = (
-        f"each character after the split's first, seen with at most the {_reads(described):,} characters before "
-        "it, as in training"
+        f"each character after the split's first, seen with at most the {_reads(described)} before it, as in training"
         if text
         else "each character plus the end token"
     )
@@ -619,7 +620,7 @@ def _text_limits(described: dict) -> list[str]:
         "- For continuing and scoring text in the style of its training text, for teaching and for play. Not a "
         "source of facts, and not for decisions about people.",
         f"- It knows only the {len(described['vocab'])} characters above; a text with any other character cannot "
-        f"be scored or continued. It predicts each character from at most the {_reads(described):,} before it.",
+        f"be scored or continued. It predicts each character from at most the {_reads(described)} before it.",
         "- It learned its text's habits and biases, and it can reproduce passages of it word for word.",
     ]
 
@@ -662,7 +663,7 @@ def _use_text(fmt: str, folder: str, described: dict, drawn: tuple[str, str]) ->
         return [
             "`model.onnx` maps token ids `tokens` (int64, batch x length: characters of a text, no boundary token) "
             f"to the logits of the character after each row (float32, batch x vocabulary); it reads the last "
-            f"{reads:,} characters of a row{window}. Its metadata says `makemore.mode` `text` and holds the "
+            f"{reads} of a row{window}. Its metadata says `makemore.mode` `text` and holds the "
             "vocabulary (`makemore.vocab`, id i+1 is character i). Any ONNX Runtime runs it (Python, C#, Java, "
             "JavaScript, mobile).",
         ]

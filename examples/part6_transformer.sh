@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Part 6: the decoder-only Transformer at makemore.py's size: about 15 minutes of training on an idle
-# 2-core AMD EPYC (914 s measured), about twice that beside other work. Golden output: golden/part6_transformer.txt
+# Part 6: the decoder-only Transformer at makemore.py's size: about 10-15 minutes of training on a
+# 2-core AMD EPYC (619.4 s and 914 s measured in two runs), about twice that beside other work. Golden output: golden/part6_transformer.txt
 # Usage: examples/part6_transformer.sh [RUN_DIR]   (trains into RUN_DIR unless it already holds a run)
 # A 90-second variant: makemore train --type transformer --preset quick (test 1.9676, docs/part6-transformer.md)
 set -euo pipefail

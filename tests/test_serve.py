@@ -434,3 +434,13 @@ def test_a_wavenet_shows_its_first_tanh_level(model_type, tmp_path):
     assert [v["label"] for v in view["variants"]][0] == "trained weights"
     for v in view["variants"]:
         assert len(v["saturated"]) == 32 and all(-1 <= h <= 1 for h in v["h"])
+
+
+def test_a_text_mode_run_is_not_served_as_items(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("to be or not to be, that is the question\n" * 20)
+    run_dir = tmp_path / "text-run"
+    argv = ["train", "--text", "--type", "bigram", "-i", text, "-o", run_dir, "-q"]
+    assert run_cli(capsys, *argv)[0] == 0
+    with pytest.raises(MakemoreError, match="text mode.*--length N"):
+        load_runs([str(run_dir)])

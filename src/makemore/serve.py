@@ -506,6 +506,11 @@ def load_runs(paths: list[str]) -> tuple[dict[str, Run], list[tuple[Path, str]]]
     for run_dir in commands.find_runs(paths):
         try:  # a run directory, or a folder `makemore export` wrote (its data may be export.NoData)
             loaded = commands.open_model(run_dir)
+            if loaded.best.run.text:
+                raise MakemoreError(
+                    "it was trained in text mode, and the playground draws items; continue its text with "
+                    f"makemore sample -o {run_dir} --length N"
+                )
             best, data = loaded.best, loaded.dataset(write_cache=False)
         except MakemoreError as e:
             if run_dir in named:  # asked for by name: it is an error, not a skip

@@ -53,6 +53,7 @@ def test_ctrl_c_and_sigterm_share_one_handler_that_asks_the_loop_to_stop():
         def request_stop(self, reason):
             self.stop = reason
 
+    before = signal.getsignal(signal.SIGINT)  # Python's handler, or SIG_IGN where the shell ignores ^C
     hook, loop = StopOnSignal(), Loop()
     hook.on_start(loop)
     try:
@@ -62,12 +63,12 @@ def test_ctrl_c_and_sigterm_share_one_handler_that_asks_the_loop_to_stop():
         assert loop.stop == "SIGINT"
     finally:
         hook.close()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+    assert signal.getsignal(signal.SIGINT) is before  # put back as it was
 
 
 @pytest.mark.slow
-def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, sig=signal.SIGTERM):
-    steps = ["--max-steps", "3000"]
+def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, small_names, sig=signal.SIGTERM):
+    steps = ["--max-steps", "3000", "-i", small_names]
     subprocess.run([*TRAIN, *steps, "-o", tmp_path / "straight"], check=True, capture_output=True)
     interrupted = tmp_path / "interrupted"
     proc = subprocess.Popen([*TRAIN, *steps, "-o", interrupted], stderr=subprocess.PIPE, text=True)

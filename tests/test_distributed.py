@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import torch
 
 from makemore import checkpoint
 
-from conftest import wait_for
+from conftest import run_cli, wait_for
 
 pytestmark = [pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two ranks need two cores"), pytest.mark.slow]
 
@@ -130,17 +129,17 @@ def test_a_rank_that_dies_stops_the_run_in_one_line_and_keeps_the_checkpoint(tmp
     assert checkpoint.load(run_dir / checkpoint.LAST).step > 0
 
 
-def test_nproc_beyond_the_cores_and_batches_that_do_not_split_are_one_line(tmp_path):
+def test_nproc_beyond_the_cores_and_batches_that_do_not_split_are_one_line(tmp_path, capsys):
+    """The first is refused by the launching command (in-process here), the others by the ranks."""
+    code, _, err = run_cli(capsys, "train", "--nproc", (os.cpu_count() or 1) + 1, "-o", tmp_path / "run", "-q")
+    assert code == 1 and "each rank needs one" in err and err.count("\n") == 1, err
     for argv, why in [
-        (["--nproc", str((os.cpu_count() or 1) + 1)], "each rank needs one"),
         (["--nproc", "2", "-b", "63"], "does not split evenly over 2 ranks"),
         (["--nproc", "2", "--type", "mlp-bn", "--manual-grad"], "train it in one process"),
     ]:
-        start = time.perf_counter()
         result = subprocess.run(
             [*MAKEMORE, "train", *argv, "-o", str(tmp_path / "run"), "-q"], capture_output=True, text=True
         )
-        print(f"{result.stderr.strip()} ({time.perf_counter() - start:.1f}s)")
         assert result.returncode == 1 and why in result.stderr and result.stderr.count("\n") == 1, result.stderr
         assert not (tmp_path / "run").exists()
 
@@ -184,3 +183,19 @@ def test_ranks_stop_when_their_launcher_is_killed_and_the_run_resumes(tmp_path):
         text=True,
     )
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_a_rank_that_fails_without_a_word_is_one_line_from_the_launcher(tmp_path, capsys, monkeypatch):
+    """The launcher's own error came after its temporary folder was gone, and reporting it there
+    (a file in that folder) raised a second error with a traceback."""
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def aborted_rank(args):
+        failure = ProcessFailure(local_rank=1, pid=1, exitcode=-signal.SIGABRT, error_file="")
+        raise ChildFailedError("makemore", {1: failure})
+
+    monkeypatch.setattr(torchrun, "run", aborted_rank)
+    code, _, err = run_cli(capsys, "train", "--nproc", "2", "-o", tmp_path / "run", "-q")
+    assert code == 1 and err == "makemore train: error: rank 1 stopped (signal SIGABRT); the last checkpoint is kept\n"
+    assert "MAKEMORE_REPORTED" not in os.environ and "MAKEMORE_LAUNCHER" not in os.environ

@@ -162,6 +162,8 @@ def launch(nproc: int, train_argv: list[str]) -> int:
             ) from None
         except SignalException as e:  # Ctrl-C or SIGTERM: the ranks saved their state and said so
             return 128 + int(e.sigval)
+        finally:  # for the ranks only: the launcher's own error must not touch the removed folder
+            del os.environ[REPORTED], os.environ[LAUNCHER]
     return 0
 
 

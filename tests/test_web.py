@@ -160,8 +160,9 @@ def generated(browser, **values) -> list[str]:
         "document.querySelector('#sample-summary').textContent = ''; document.querySelector('#generate').reset()",
     )
     fill(browser, "#generate", **values)
-    submit(browser, "#generate")
-    wait(browser, lambda: text(browser, "#sample-summary") or text(browser, "#generate .error"))
+    submit(browser, "#generate")  # the form is busy from the submit on (set before the request goes out)
+    settled = lambda: not find(browser, "#generate[aria-busy]")  # an earlier error may still be shown
+    wait(browser, lambda: settled() and (text(browser, "#sample-summary") or text(browser, "#generate .error")))
     return texts(browser, "#samples li .item")
 
 

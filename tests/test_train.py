@@ -49,6 +49,18 @@ def test_schedules():
     assert lr_at(TrainConfig(schedule="constant", warmup_steps=0, learning_rate=0.3), 5000) == 0.3
 
 
+def test_the_wsd_schedule_holds_the_peak_then_falls_in_a_straight_line_to_the_floor():
+    cfg = TrainConfig(
+        schedule="wsd", max_steps=1000, learning_rate=0.1, warmup_steps=10, cooldown=0.3, min_lr_ratio=0.01
+    )
+    rates = [lr_at(cfg, s) for s in range(1000)]
+    assert rates[9] == pytest.approx(0.1) and set(rates[10:701]) == {0.1}
+    assert rates[-1] == pytest.approx(0.001)
+    falls = [a - b for a, b in zip(rates[700:], rates[701:])]
+    assert min(falls) == pytest.approx(max(falls)) and min(falls) > 0
+    assert "--cooldown must be in (0, 1]" in TrainConfig(cooldown=0).problems()
+
+
 def test_the_sweep_schedule_takes_one_step_at_each_of_a_geometric_series_of_rates():
     cfg = TrainConfig(schedule="sweep", max_steps=1000, learning_rate=1.0, min_lr_ratio=0.001, warmup_steps=100)
     rates = [lr_at(cfg, s) for s in range(1000)]

@@ -58,7 +58,7 @@ def check_fields(cls):
     return cls
 
 
-SCHEDULES = ("constant", "step", "cosine", "sweep")
+SCHEDULES = ("constant", "step", "cosine", "wsd", "sweep")
 
 
 @dataclass
@@ -76,9 +76,11 @@ class TrainConfig(Checked):
     beta2: float = option(0.999, "AdamW's decay of the squared-gradient average (lower adapts faster)")
     schedule: str = option(
         "cosine",
-        "constant | step (/10 after --step-at of the steps) | cosine (to min-lr-ratio) | sweep (the learning-rate "
+        "constant | step (/10 after --step-at of the steps) | cosine (to min-lr-ratio) | wsd (warmup, stable, then "
+        "a straight decay to min-lr-ratio over the last --cooldown of the steps) | sweep (the learning-rate "
         "finder: rises exponentially from learning-rate x min-lr-ratio to learning-rate, no warmup)",
     )
+    cooldown: float = option(0.3, "with --schedule wsd: the share of max-steps over which lr decays to the floor")
     step_at: float = option(
         0.5,
         "with --schedule step: the share of max-steps after which lr is /10 (Parts 2, 3: 0.5; Part 5: 0.75)",
@@ -124,6 +126,7 @@ class TrainConfig(Checked):
             (0 <= self.beta2 < 1, "--beta2 must be in [0, 1)"),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
             (0 < self.step_at <= 1, "--step-at must be in (0, 1]"),
+            (0 < self.cooldown <= 1, "--cooldown must be in (0, 1]"),
             (self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
             (0 <= self.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
             (self.eval_interval >= 1, "--eval-interval must be >= 1"),

@@ -44,8 +44,12 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
         return cfg.learning_rate
     if cfg.schedule == "step":  # the lectures: 0.1, then 0.01 (Parts 2, 3 from 100k of 200k steps, Part 5 from 150k)
         return cfg.learning_rate * (1.0 if step < int(cfg.max_steps * cfg.step_at) else 0.1)
-    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     floor = cfg.learning_rate * cfg.min_lr_ratio
+    if cfg.schedule == "wsd":  # hold the peak, then fall in a straight line to the floor at the last step
+        decay_from = max(cfg.warmup_steps, cfg.max_steps - round(cfg.max_steps * cfg.cooldown))
+        progress = max(0, step - decay_from) / max(1, cfg.max_steps - 1 - decay_from)
+        return cfg.learning_rate + (floor - cfg.learning_rate) * min(1.0, progress)
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     return floor + 0.5 * (cfg.learning_rate - floor) * (1 + math.cos(math.pi * progress))
 
 

@@ -1,6 +1,7 @@
-"""The transformer's pieces switched off one at a time (the "Let's build GPT" ladder): each option
-removes what its help says, the model still keeps the contract (causal, cached decoding, packed
-rows, checkpoints), still learns, and a run trained without a piece loads back without it."""
+"""The transformer's pieces switched off one at a time (the "Let's build GPT" ladder), and the
+speedrun's levers switched on: each option does what its help says, the model still keeps the
+contract (causal, cached decoding, packed rows, checkpoints), still learns, and a run trained
+without a piece loads back without it."""
 
 import pytest
 import torch
@@ -27,6 +28,12 @@ VARIANTS = {
     "no-ffn": dict(ffn=False),
     "no-residual": dict(residual=False),
     "pytorch-init": dict(init="pytorch"),
+    # the speedrun's levers (off by default)
+    "qk-norm": dict(qk_norm=True),
+    "relu2": dict(activation="relu2"),
+    "zero-init": dict(zero_init=True),
+    "rotary": dict(rotary=True),
+    "soft-cap": dict(soft_cap=3.0),
 }
 
 
@@ -154,3 +161,61 @@ def test_a_rung_trained_from_the_command_line_loads_back_without_its_pieces(tmp_
 def test_an_unknown_init_is_one_line(capsys):
     code, _, err = run_cli(capsys, "train", "--type", "transformer", "--init", "xavier", "--max-steps", "1")
     assert code != 0 and "--init must be 'gpt2' or 'pytorch'" in err and "Traceback" not in err
+
+
+def test_rotary_positions_make_attention_depend_on_distance_only():
+    """With RoPE a query-key product is unchanged when both tokens move by the same offset."""
+    from makemore.models.transformer import rotary_angles, rotate
+
+    q, k = torch.randn(1, 2, 1, 8), torch.randn(1, 2, 1, 8)
+    scores = []
+    for shift in (0, 5):
+        pos_q, pos_k = torch.tensor([3 + shift]), torch.tensor([1 + shift])
+        scores.append((rotate(q, rotary_angles(pos_q, 8)) * rotate(k, rotary_angles(pos_k, 8))).sum(-1))
+    assert torch.allclose(scores[0], scores[1], atol=1e-5)
+    model = build(rotary=True)[0]
+    assert not hasattr(model, "wpe") and not any("wpe" in k for k in model.state_dict())
+
+
+def test_qk_norm_gives_queries_and_keys_unit_root_mean_square():
+    model = build(qk_norm=True)[0]
+    attn = model.blocks[0].attn
+    q, k, _ = attn.queries_keys_values(5 * torch.randn(2, 6, SMALL["n_embd"]))
+    for t in (q, k):  # the gain starts at 1
+        assert torch.allclose(t.pow(2).mean(-1), torch.ones(()), atol=1e-4)
+    assert model.num_params() == build()[0].num_params() + SMALL["n_layer"] * 2 * (SMALL["n_embd"] // SMALL["n_head"])
+
+
+@torch.no_grad()
+def test_zero_init_starts_every_block_as_the_identity_and_predicts_uniformly():
+    model = build(zero_init=True)[0].eval()
+    x = torch.randn(2, 5, SMALL["n_embd"])
+    assert torch.equal(model.blocks[0](x), x)
+    logits = model(torch.tensor([[0, 5, 13]]))
+    assert torch.allclose(logits, logits[..., :1].expand_as(logits))  # the head's bias only: all equal
+
+
+@torch.no_grad()
+def test_soft_cap_bounds_the_logits_and_relu2_is_relu_squared():
+    from makemore.models.transformer import ReLUSquared
+
+    model = bold(build(soft_cap=2.0)[0])
+    model.lm_head.weight.mul_(10)
+    idx = torch.tensor([[0, 5, 13, 1]])
+    capped = model(idx)
+    model.config.soft_cap = 0.0
+    raw = model(idx)
+    assert raw.abs().max() > 4 and capped.abs().max() <= 2.0
+    assert torch.allclose(capped, 2.0 * torch.tanh(raw / 2.0))
+    x = torch.linspace(-2, 2, 9)
+    assert torch.equal(ReLUSquared()(x), torch.where(x > 0, x * x, torch.zeros(())))
+
+
+def test_the_levers_are_one_line_errors_when_wrong(capsys):
+    for flags, message in (
+        (["--activation", "tanh"], "--activation must be one of gelu, relu2"),
+        (["--soft-cap", "-1"], "--soft-cap must be >= 0"),
+        (["--rotary", "--n-embd", "12", "--n-head", "4"], "--rotary needs an even head size"),
+    ):
+        code, _, err = run_cli(capsys, "train", "--type", "transformer", "--max-steps", "1", *flags)
+        assert code != 0 and message in err and "Traceback" not in err

@@ -62,8 +62,28 @@ class TransformerConfig(SequenceConfig):
         "(torch's own defaults for each layer, as in the lecture's code)",
     )
 
+    # Levers from the modded-nanogpt speedrun, off by default: each was measured on this data
+    # (docs/appendix-transformer-tuning.md, seventh pass)
+    qk_norm: bool = option(
+        False, "RMS-normalise each head's queries and keys (with a learned gain) before attention (QK-norm)"
+    )
+    activation: str = option("gelu", "the MLP's nonlinearity: 'gelu', or 'relu2' (ReLU squared)")
+    zero_init: bool = option(
+        False, "start every branch's output layer and the output head at zero (each block starts as the identity)"
+    )
+    rotary: bool = option(
+        False, "rotary positions (RoPE: queries and keys rotated by their position) instead of a position table"
+    )
+    soft_cap: float = option(0.0, "squash the logits smoothly into (-cap, cap): cap * tanh(logits / cap) (0: off)")
+
     def problems(self) -> list[str]:
         problems = super().problems()
+        if self.activation not in ACTIVATIONS:
+            problems.append(f"--activation must be one of {', '.join(ACTIVATIONS)}, not {self.activation!r}")
+        if self.soft_cap < 0:
+            problems.append("--soft-cap must be >= 0")
+        if self.rotary and self.n_head >= 1 and (self.n_embd // self.n_head) % 2:
+            problems.append("--rotary needs an even head size (--n-embd / --n-head)")
         if self.n_head >= 1 and self.n_embd % self.n_head:
             problems.append(f"--n-embd ({self.n_embd}) must be divisible by --n-head ({self.n_head})")
         for name in ("dropout", "emb_dropout"):
@@ -76,6 +96,30 @@ class TransformerConfig(SequenceConfig):
         return problems
 
 
+class ReLUSquared(nn.Module):
+    def forward(self, x):
+        return F.relu(x).square()
+
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu2": ReLUSquared}
+
+
+def rotary_angles(pos: torch.Tensor, head_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of each position's rotation angles, (..., T, head_size / 2): the i-th pair of a
+    query or key turns by pos x 10000^(-2i / head_size), so a query-key product depends on how far
+    apart the two tokens are, not on where they are."""
+    freq = 10000.0 ** (-torch.arange(0, head_size, 2, device=pos.device, dtype=torch.float32) / head_size)
+    angles = pos.to(torch.float32).unsqueeze(-1) * freq
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Queries or keys (B, nh, T, hs) turned by their positions' angles (rotary_angles)."""
+    cos, sin = rope
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
@@ -83,15 +127,29 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # q, k, v in one matmul
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.resid_drop = Dropout(config.dropout)
+        if config.qk_norm:
+            self.q_norm = nn.RMSNorm(config.n_embd // config.n_head)
+            self.k_norm = nn.RMSNorm(config.n_embd // config.n_head)
 
-    def forward(self, x, cache: tuple | None = None, mask: torch.Tensor | None = None):
+    def queries_keys_values(self, x, rope: tuple | None = None):
+        """x (B, T, C) -> q, k, v, each (B, nh, T, hs), normalised and rotated where the config says so."""
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if hasattr(self, "q_norm"):
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = rotate(q, rope), rotate(k, rope)
+        return q, k, v
+
+    def forward(self, x, cache: tuple | None = None, mask: torch.Tensor | None = None, rope: tuple | None = None):
         """x (B, T, C) -> (B, T, C). With a cache (keys, values, past): buffers (B, nh, positions, hs)
         holding the keys and values of the `past` earlier tokens, x holds only the new tokens,
         whose keys and values are written into the buffers. `mask` (B, 1, T, T), True where a
-        query may attend to a key, replaces the causal mask (packed rows)."""
+        query may attend to a key, replaces the causal mask (packed rows). `rope`: the rotary
+        angles of x's tokens (rotary_angles), under --rotary."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        q, k, v = self.queries_keys_values(x, rope)  # (B, nh, T, hs)
         past = 0
         if cache is not None:
             keys, values, past = cache
@@ -110,14 +168,13 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_drop(self.c_proj(y))
 
-    def weights(self, x):
+    def weights(self, x, rope: tuple | None = None):
         """The attention weights (B, nh, T, T) forward uses over a whole row x (B, T, C), written out:
         softmax(q k^T / sqrt(head size)) under the causal mask, each query a weighted average of the
         keys up to itself."""
-        B, T, C = x.shape
-        q, k, _ = self.c_attn(x).split(C, dim=2)
-        q, k = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(C // self.n_head)
+        T = x.size(1)
+        q, k, _ = self.queries_keys_values(x, rope)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
         future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
         return scores.masked_fill(future, float("-inf")).softmax(-1)
 
@@ -147,13 +204,13 @@ class Block(nn.Module):
             self.ln_2 = layer_norm(config)
             self.mlp = nn.Sequential(
                 nn.Linear(config.n_embd, 4 * config.n_embd),
-                nn.GELU(),
+                ACTIVATIONS[config.activation](),
                 nn.Linear(4 * config.n_embd, config.n_embd),
                 Dropout(config.dropout),
             )
 
-    def forward(self, x, cache: tuple | None = None, mask: torch.Tensor | None = None):
-        x = self.add(x, self.attn(self.ln_1(x), cache, mask))  # communicate: tokens gather from earlier tokens
+    def forward(self, x, cache: tuple | None = None, mask: torch.Tensor | None = None, rope: tuple | None = None):
+        x = self.add(x, self.attn(self.ln_1(x), cache, mask, rope))  # communicate: tokens gather from earlier tokens
         if hasattr(self, "mlp"):
             x = self.add(x, self.mlp(self.ln_2(x)))  # compute: each token thinks about what it gathered
         return x
@@ -216,7 +273,8 @@ class Transformer(SequenceModel):
     def __init__(self, config: TransformerConfig):
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.positions, config.n_embd)
+        if not config.rotary:
+            self.wpe = nn.Embedding(config.positions, config.n_embd)
         self.drop = Dropout(config.emb_dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = layer_norm(config)
@@ -230,6 +288,8 @@ class Transformer(SequenceModel):
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
         if config.init == "gpt2":
             self._init_gpt2()
+        if config.zero_init:
+            self._init_zero()
 
     def _init_gpt2(self):
         """Small weights, N(0, 0.02): each branch starts near zero and the residual stream carries the
@@ -240,6 +300,14 @@ class Transformer(SequenceModel):
         projections = [proj for block in self.blocks for proj in block.output_projections()]
         for proj in projections:
             nn.init.normal_(proj.weight, std=0.02 / math.sqrt(len(projections)))
+
+    def _init_zero(self):
+        """The output layers of the branches and the head start at zero: every block starts as the
+        identity and the first prediction is uniform; gradients still reach each of them at step one."""
+        layers = [proj for block in self.blocks for proj in block.output_projections()]
+        layers += [self.lm_head] if self.config.head == "separate" else []
+        for layer in layers:
+            nn.init.zeros_(layer.weight)
 
     def hidden_matrices(self) -> list[nn.Parameter]:
         return [m.weight for block in self.blocks for m in block.modules() if isinstance(m, nn.Linear)]
@@ -259,11 +327,24 @@ class Transformer(SequenceModel):
             pos = torch.arange(past, past + T, device=idx.device)
         else:
             mask = same_item_causal_mask(pos)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
+        x, rope = self.embed(idx, pos)
         for i, block in enumerate(self.blocks):
-            x = block(x, (*caches[i], past) if caches is not None else None, mask)
-        x = self.ln_f(x)
-        return F.linear(x, self.wte.weight, self.lm_bias) if self.config.head == "tied" else self.lm_head(x)
+            x = block(x, (*caches[i], past) if caches is not None else None, mask, rope)
+        return self.head(self.ln_f(x))
+
+    def embed(self, idx, pos):
+        """The tokens' embeddings (with their positions' unless --rotary) and the rotary angles (or None)."""
+        c = self.config
+        if c.rotary:  # (B, T) positions of packed rows give (B, 1, T, hs/2) angles, one row per item
+            cos, sin = rotary_angles(pos, c.n_embd // c.n_head)
+            rope = (cos.unsqueeze(1), sin.unsqueeze(1)) if pos.dim() == 2 else (cos, sin)
+            return self.drop(self.wte(idx)), rope
+        return self.drop(self.wte(idx) + self.wpe(pos)), None
+
+    def head(self, x):
+        logits = F.linear(x, self.wte.weight, self.lm_bias) if self.config.head == "tied" else self.lm_head(x)
+        cap = self.config.soft_cap
+        return cap * torch.tanh(logits / cap) if cap else logits
 
     def forward(self, idx, pos: torch.Tensor | None = None):
         """Logits (B, T, V). `pos` (B, T), each token's position inside its item, marks packed
@@ -276,11 +357,11 @@ class Transformer(SequenceModel):
     @torch.no_grad()
     def attention(self, idx):
         self.check_length(idx.size(1))
-        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
+        x, rope = self.embed(idx, torch.arange(idx.size(1), device=idx.device))
         maps = []
         for block in self.blocks:
-            maps.append(block.attn.weights(block.ln_1(x))[0])
-            x = block(x)
+            maps.append(block.attn.weights(block.ln_1(x), rope)[0])
+            x = block(x, rope=rope)
         return torch.stack(maps)
 
     def decode(self, idx, state=None):

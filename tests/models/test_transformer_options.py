@@ -34,6 +34,7 @@ VARIANTS = {
     "zero-init": dict(zero_init=True),
     "rotary": dict(rotary=True),
     "soft-cap": dict(soft_cap=3.0),
+    "value-embeddings": dict(value_embeddings=True),
 }
 
 

@@ -122,7 +122,14 @@ def row_decoder(model) -> RowDecoder | None:
     if not isinstance(model, Transformer) or weight is None or model.training or torch.is_grad_enabled():
         return None
     c = model.config
-    if not (c.ffn and c.residual and c.layer_norm) or c.qk_norm or c.rotary or c.soft_cap or c.activation != "gelu":
+    if (
+        c.activation != "gelu"
+        or not (c.ffn and c.residual and c.layer_norm)
+        or c.qk_norm
+        or c.rotary
+        or c.soft_cap
+        or c.value_embeddings
+    ):
         return None  # the folding assumes every piece of the block, and the block as makemore.py has it
     if weight.device.type != "cpu" or weight.dtype != torch.float32:
         return None

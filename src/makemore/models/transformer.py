@@ -75,6 +75,9 @@ class TransformerConfig(SequenceConfig):
         False, "rotary positions (RoPE: queries and keys rotated by their position) instead of a position table"
     )
     soft_cap: float = option(0.0, "squash the logits smoothly into (-cap, cap): cap * tanh(logits / cap) (0: off)")
+    value_embeddings: bool = option(
+        False, "each block adds an embedding of the token itself to its attention values (a table per block)"
+    )
 
     def problems(self) -> list[str]:
         problems = super().problems()
@@ -131,10 +134,13 @@ class CausalSelfAttention(nn.Module):
             self.q_norm = nn.RMSNorm(config.n_embd // config.n_head)
             self.k_norm = nn.RMSNorm(config.n_embd // config.n_head)
 
-    def queries_keys_values(self, x, rope: tuple | None = None):
-        """x (B, T, C) -> q, k, v, each (B, nh, T, hs), normalised and rotated where the config says so."""
+    def queries_keys_values(self, x, rope: tuple | None = None, token_values: torch.Tensor | None = None):
+        """x (B, T, C) -> q, k, v, each (B, nh, T, hs), normalised and rotated where the config says so;
+        `token_values` (B, T, C), the tokens' value embeddings, add to the values."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
+        if token_values is not None:
+            v = v + token_values
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if hasattr(self, "q_norm"):
             q, k = self.q_norm(q), self.k_norm(k)
@@ -142,14 +148,21 @@ class CausalSelfAttention(nn.Module):
             q, k = rotate(q, rope), rotate(k, rope)
         return q, k, v
 
-    def forward(self, x, cache: tuple | None = None, mask: torch.Tensor | None = None, rope: tuple | None = None):
+    def forward(
+        self,
+        x,
+        cache: tuple | None = None,
+        mask: torch.Tensor | None = None,
+        rope: tuple | None = None,
+        token_values: torch.Tensor | None = None,
+    ):
         """x (B, T, C) -> (B, T, C). With a cache (keys, values, past): buffers (B, nh, positions, hs)
         holding the keys and values of the `past` earlier tokens, x holds only the new tokens,
         whose keys and values are written into the buffers. `mask` (B, 1, T, T), True where a
         query may attend to a key, replaces the causal mask (packed rows). `rope`: the rotary
-        angles of x's tokens (rotary_angles), under --rotary."""
+        angles of x's tokens (rotary_angles), under --rotary; `token_values`: see queries_keys_values."""
         B, T, C = x.shape
-        q, k, v = self.queries_keys_values(x, rope)  # (B, nh, T, hs)
+        q, k, v = self.queries_keys_values(x, rope, token_values)  # (B, nh, T, hs)
         past = 0
         if cache is not None:
             keys, values, past = cache
@@ -200,6 +213,8 @@ class Block(nn.Module):
         self.residual = config.residual
         self.ln_1 = layer_norm(config)
         self.attn = CausalSelfAttention(config)
+        if config.value_embeddings:
+            self.value_embedding = nn.Embedding(config.vocab_size, config.n_embd)
         if config.ffn:
             self.ln_2 = layer_norm(config)
             self.mlp = nn.Sequential(
@@ -209,8 +224,12 @@ class Block(nn.Module):
                 Dropout(config.dropout),
             )
 
-    def forward(self, x, cache: tuple | None = None, mask: torch.Tensor | None = None, rope: tuple | None = None):
-        x = self.add(x, self.attn(self.ln_1(x), cache, mask, rope))  # communicate: tokens gather from earlier tokens
+    def forward(self, x, cache=None, mask=None, rope=None, idx: torch.Tensor | None = None):
+        """`idx` (B, T): x's tokens, for the value embeddings."""
+        token_values = self.value_embedding(idx) if hasattr(self, "value_embedding") else None
+        x = self.add(
+            x, self.attn(self.ln_1(x), cache, mask, rope, token_values)
+        )  # communicate: tokens gather from earlier tokens
         if hasattr(self, "mlp"):
             x = self.add(x, self.mlp(self.ln_2(x)))  # compute: each token thinks about what it gathered
         return x
@@ -329,7 +348,7 @@ class Transformer(SequenceModel):
             mask = same_item_causal_mask(pos)
         x, rope = self.embed(idx, pos)
         for i, block in enumerate(self.blocks):
-            x = block(x, (*caches[i], past) if caches is not None else None, mask, rope)
+            x = block(x, (*caches[i], past) if caches is not None else None, mask, rope, idx)
         return self.head(self.ln_f(x))
 
     def embed(self, idx, pos):
@@ -361,7 +380,7 @@ class Transformer(SequenceModel):
         maps = []
         for block in self.blocks:
             maps.append(block.attn.weights(block.ln_1(x), rope)[0])
-            x = block(x, rope=rope)
+            x = block(x, rope=rope, idx=idx)
         return torch.stack(maps)
 
     def decode(self, idx, state=None):

@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_tensors_bytes
 
 from .config import Checked, TrainConfig, field_type
-from .data import ITEM_LEN_LIMIT, MAX_VOCAB, Vocab
+from .data import ITEM_LEN_LIMIT, LECTURES, MAX_VOCAB, SPLIT_RULES, Vocab
 from .errors import MakemoreError
 from .files import atomic_write_bytes
 from .models import REGISTRY, Model, ModelConfig
@@ -64,9 +64,12 @@ class RunInfo(Checked):
     skipped_items: int
     input_sha256: str = ""  # of DIR/input.txt: a run refuses an input edited after it trained ("" before v2)
     text: bool = False  # text mode: input.txt is one stream of characters (data.Dataset.read_text), not items
+    split: str = LECTURES  # how the items were split (data.SPLIT_RULES; a run without it: the lectures')
 
     def problems(self) -> list[str]:
         problems = []
+        if self.split not in SPLIT_RULES or (self.text and self.split != LECTURES):
+            problems.append(f"split {self.split!r} is not one of {', '.join(SPLIT_RULES)} (text mode: {LECTURES})")
         if not 1 <= self.max_item_len <= ITEM_LEN_LIMIT:
             problems.append(f"max_item_len {self.max_item_len} is not in [1, {ITEM_LEN_LIMIT:,}]")
         if not 1 <= self.max_len <= self.max_item_len:

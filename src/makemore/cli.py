@@ -85,6 +85,7 @@ TRAIN_SHORT = {"batch_size": "-b", "learning_rate": "-l"}
 
 def _train_parser(model_type: str) -> argparse.ArgumentParser:
     from .config import TrainConfig
+    from .data import SPLIT_RULES
     from .models import REGISTRY
 
     cls = REGISTRY[model_type]
@@ -113,6 +114,15 @@ def _train_parser(model_type: str) -> argparse.ArgumentParser:
         default=None,
         help="text mode: characters a sequence model reads at once, its positions (default: 8; window models "
         "have their own context)",
+    )
+    p.add_argument(
+        "--split",
+        choices=SPLIT_RULES,
+        default=None,
+        help="how the items are split: lectures (default: random.Random(42).shuffle, then 80/10/10) or "
+        "makemore (Karpathy's makemore.py: torch.randperm after torch.manual_seed(3407), its last "
+        "min(1000, 10%%) items the test split; our dev split is as many items just before them, so train "
+        "holds that many fewer than makemore.py's). eval, sample, score, compare and serve read the run's own",
     )
     p.add_argument("-o", "--work-dir", help="run directory to create (default: runs/TYPE-DATE-TIME, printed)")
     p.add_argument("--type", choices=list(REGISTRY), help=f"model type (default: {DEFAULT_TYPE})")
@@ -201,6 +211,7 @@ def cmd_train(argv: list[str]) -> int:
 def _train_or_resume(args, given_type: str | None) -> str:
     from . import runs
     from .config import TrainConfig
+    from .data import LECTURES
     from .models import REGISTRY, split_recipe
 
     cls = REGISTRY[args.type or DEFAULT_TYPE]
@@ -210,7 +221,7 @@ def _train_or_resume(args, given_type: str | None) -> str:
         if not args.work_dir:
             raise MakemoreError("--resume needs -o/--work-dir of the run to continue")
         run_as = {"--type": given_type, "--max-item-len": args.max_item_len, "--input-file": args.input_file}
-        run_as.update({"--text": args.text or None, "--block-size": args.block})
+        run_as.update({"--text": args.text or None, "--block-size": args.block, "--split": args.split})
         run_as.update({flag(k): v for k, v in {**preset_model, **model_flags}.items()})
         return runs.resume(Path(args.work_dir), {**preset_train, **train_flags}, run_as, progress=not args.quiet)
     cfg = TrainConfig(**{**cls.train_defaults, **preset_train, **train_flags})
@@ -224,6 +235,7 @@ def _train_or_resume(args, given_type: str | None) -> str:
         progress=not args.quiet,
         text=args.text,
         block=args.block,
+        split=args.split or LECTURES,
     )
 
 
@@ -250,11 +262,34 @@ def cmd_eval(argv: list[str]) -> int:
     )
     _data_args(p, exported=True, several=True)
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument(
+        "--metric",
+        choices=("whole", "makemore"),
+        default="whole",
+        help="makemore: beside our NLL over each whole split, the figure Karpathy's makemore.py prints (its "
+        "'test loss'): the mean of the mean NLLs of random batches of 100 items, at most 11 of them (a split of "
+        "1,000 items, its test split, is read whole in 10 batches). Each batch weighs the same however few "
+        "characters its items have, so it differs from the whole-split NLL, which weighs every character alike; "
+        "on splits of more than 1,100 items it also reads only some of them. Compare it with makemore.py's "
+        "figures on a run trained with --split makemore (default: whole)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help="with --metric makemore: the seed of its batches' random order (default: 3407, makemore.py's seed)",
+    )
     args = p.parse_args(argv)
+    if args.seed is not None and args.metric != "makemore":
+        raise MakemoreError("--seed orders the batches of --metric makemore; our metric reads every item")
+    seed = (3407 if args.seed is None else args.seed) if args.metric == "makemore" else None
     paths = [Path(path) for path in args.work_dir]
-    report = runs.evaluate(paths[0]) if len(paths) == 1 else runs.evaluate_ensemble(paths)
+    report = runs.evaluate(paths[0], makemore_seed=seed) if len(paths) == 1 else runs.evaluate_ensemble(paths, seed)
     if args.json:  # an empty split has no loss: null, never the non-standard NaN
-        print(json.dumps({k: None if v != v else v for k, v in report.items()}))
+        nulled = lambda d: {k: None if v != v else v for k, v in d.items()}  # noqa: E731
+        print(
+            json.dumps({**nulled(report), **({"makemore": nulled(report["makemore"])} if "makemore" in report else {})})
+        )
     elif report["text"]:
         print(
             f"{report['type']} ({report['params']:,} parameters, step {report['step']}), text mode, nats per character:"
@@ -264,9 +299,21 @@ def cmd_eval(argv: list[str]) -> int:
         print("  test  none  (text mode has no test split)")
     else:
         print(f"{report['type']} ({report['params']:,} parameters, step {report['step']}), nats per character:")
-        for split in ("train", "dev", "test"):
-            print(f"  {split:5s} {report[split]:.4f}")
+        if "makemore" in report:
+            _print_with_makemore(report, seed)
+        else:
+            for split in ("train", "dev", "test"):
+                print(f"  {split:5s} {report[split]:.4f}")
     return 0
+
+
+def _print_with_makemore(report: dict, seed: int) -> None:
+    """Both metrics of each split, and which split the run was trained with."""
+    rule = "makemore.py's" if report["split"] == "makemore" else "the lectures' 80/10/10"
+    print(f"  (split: {rule}; makemore.py's metric: mean of batch means, batches of 100 items, seed {seed})")
+    print("        whole split  makemore.py's metric")
+    for split in ("train", "dev", "test"):
+        print(f"  {split:5s} {report[split]:11.4f}  {report['makemore'][split]:.4f}")
 
 
 def _positive(kind):

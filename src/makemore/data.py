@@ -44,6 +44,11 @@ BOUNDARY_SHOWN = "."  # how the boundary prints in tables of bigrams
 IGNORE = -1  # target value for padding: contributes nothing to loss or metric
 SPLIT_SEED = 42  # the lectures' split; fixed so results compare across runs and models
 SPLITS = ("train", "dev", "test")
+# how the items are split (train --split): the lectures' 80/10/10, or the convention of Karpathy's makemore.py
+LECTURES, MAKEMORE_PY = "lectures", "makemore"
+SPLIT_RULES = (LECTURES, MAKEMORE_PY)
+MAKEMORE_SEED = 3407  # makemore.py's default --seed: its first draw after torch.manual_seed is the split's randperm
+MAKEMORE_TEST = 1000  # makemore.py's test split: the last min(1000, int(0.1 n)) items of that permutation
 DEFAULT_MAX_ITEM_LEN = 1000
 READ_CHUNK = 1 << 24  # bytes of input read at a time
 ENCODE_CHUNK = 1 << 22  # bytes of whole lines encoded at a time: ~40 bytes of arrays per byte
@@ -385,6 +390,14 @@ class Split:
     def to(self, device) -> Split:
         return Split(self.tokens.to(device), self.offsets.to(device), self.text)
 
+    def take(self, ix: torch.Tensor) -> Split:
+        """Items ix of this split, in that order (repeats allowed), as a split of their own."""
+        start, length = self.bounds(ix)
+        offsets = torch.zeros(len(ix) + 1, dtype=torch.int64)
+        torch.cumsum(length, 0, out=offsets[1:])
+        at = torch.from_numpy(_spans(start.numpy(), length.numpy())) if len(ix) else torch.zeros(0, dtype=torch.int64)
+        return Split(self.tokens[at], offsets, self.text)
+
     def chars(self, at: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
         """Token ids (int64) at positions `at` of the flat array; BOUNDARY where `outside` an item."""
         last = max(len(self.tokens) - 1, 0)
@@ -581,17 +594,39 @@ def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 # --- the data set: every item, in split order ----------------------------------------------------
-def split_sizes(n: int) -> tuple[int, int, int]:
-    """The lectures' 80% / 10% / 10% by item."""
+def check_split_rule(rule: str) -> str:
+    if rule not in SPLIT_RULES:
+        raise MakemoreError(f"--split must be one of {', '.join(SPLIT_RULES)}, got {rule!r}")
+    return rule
+
+
+def split_sizes(n: int, rule: str = LECTURES) -> tuple[int, int, int]:
+    """Items in train, dev and test. The lectures': 80% / 10% / 10%. makemore.py's: its test split, the
+    last min(1000, int(0.1 n)) items, and a dev split of as many just before it, taken out of what
+    makemore.py trains on, so that its test items stay unseen by training and by the choice of the best
+    checkpoint (train then holds that many items fewer than makemore.py's)."""
+    if check_split_rule(rule) == MAKEMORE_PY:
+        k = min(MAKEMORE_TEST, int(n * 0.1))
+        return n - 2 * k, k, k
     n1, n2 = int(0.8 * n), int(0.9 * n)
     return n1, n2 - n1, n - n2
+
+
+def split_order(n: int, rule: str = LECTURES) -> np.ndarray:
+    """The items' indices (in file order) in split order: train, dev, test. The lectures':
+    random.Random(42).shuffle. makemore.py's: torch.randperm(n) as its first draw after
+    torch.manual_seed(3407) (nothing draws between the two there), made here with a generator of
+    its own seeded alike, so the global random state is left alone."""
+    if check_split_rule(rule) == MAKEMORE_PY:
+        return torch.randperm(n, generator=torch.Generator().manual_seed(MAKEMORE_SEED)).numpy()
+    return shuffled_indices(n, SPLIT_SEED)
 
 
 @dataclass
 class Dataset:
     """One input file's items in split order: the lectures' split shuffles the items with
-    random.Random(42) and takes 80% / 10% / 10%; here the same permutation is applied to item
-    indices, so the file's items are never held as Python strings."""
+    random.Random(42) and takes 80% / 10% / 10% (or makemore.py's: split_order, split_sizes); here
+    the permutation is applied to item indices, so the file's items are never held as Python strings."""
 
     vocab: Vocab
     tokens: torch.Tensor  # uint8 (int16 beyond 255 characters), every item back to back
@@ -600,6 +635,7 @@ class Dataset:
     skipped: int = 0  # lines longer than --max-item-len, left out
     sha256: str | None = None  # of the bytes the items were read from
     text: bool = False  # text mode: the "items" are the train and dev parts of one stream (read_text)
+    rule: str = LECTURES  # how the items were split (SPLIT_RULES)
     _index: tuple | None = field(default=None, repr=False)  # membership: sorted item hashes
 
     @classmethod
@@ -609,12 +645,14 @@ class Dataset:
         max_item_len: int = DEFAULT_MAX_ITEM_LEN,
         vocab: Vocab | None = None,
         run_file: bool = False,
+        rule: str = LECTURES,
     ):
         """Encode a file in one streaming pass (the vocabulary grows as characters appear, or is
-        `vocab`), then put the items into split order. run_file: a run directory's input.txt, read
-        as open_regular reads run files (no link followed)."""
+        `vocab`), then put the items into split order (split by `rule`). run_file: a run directory's
+        input.txt, read as open_regular reads run files (no link followed)."""
         path = Path(path)
         _check_input(path, max_item_len, run_file)
+        check_split_rule(rule)
         encoder, digest = _Encoder(vocab), hashlib.sha256()
         ids, lengths, skipped = [], [], 0
         for cp, n, n_skipped in _read(path, max_item_len, digest, run_file):
@@ -625,7 +663,7 @@ class Dataset:
         if not len(lengths):
             raise _no_items(path, skipped, max_item_len)
         ids = np.concatenate(ids)
-        data = cls._in_split_order(ids, lengths, *encoder.vocab())
+        data = cls._in_split_order(ids, lengths, *encoder.vocab(), rule)
         data.skipped, data.sha256 = skipped, digest.hexdigest()
         return data
 
@@ -663,24 +701,26 @@ class Dataset:
         return cls(vocab, tokens, offsets, (1, 1, 0), sha256=sha256, text=True)
 
     @classmethod
-    def from_items(cls, items: list[str], vocab: Vocab | None = None) -> Dataset:
+    def from_items(cls, items: list[str], vocab: Vocab | None = None, rule: str = LECTURES) -> Dataset:
         """A data set of items given as strings (one per line of a file); for tests and examples."""
         encoder = _Encoder(vocab)
         cp, lengths, _ = _items_in("\n".join(items), ITEM_LEN_LIMIT)
         if len(lengths) != len(items):
             raise MakemoreError("items must be non-empty lines without surrounding whitespace")
-        return cls._in_split_order(encoder(cp, lengths), lengths, *encoder.vocab())
+        return cls._in_split_order(encoder(cp, lengths), lengths, *encoder.vocab(), check_split_rule(rule))
 
     @classmethod
-    def _in_split_order(cls, ids: np.ndarray, lengths: np.ndarray, vocab: Vocab, token: np.ndarray) -> Dataset:
+    def _in_split_order(
+        cls, ids: np.ndarray, lengths: np.ndarray, vocab: Vocab, token: np.ndarray, rule: str
+    ) -> Dataset:
         """Items (provisional ids, file order) -> token ids in split order, GATHER_ITEMS at a time."""
-        sizes = split_sizes(len(lengths))
-        if not sizes[0]:
+        sizes = split_sizes(len(lengths), rule)
+        if not sizes[0]:  # (makemore.py's split always leaves some)
             raise MakemoreError(
                 f"{len(lengths)} item(s) leave nothing for training after the 80/10/10 split (a single item goes "
                 "to the test split); give at least 2"
             )
-        order = shuffled_indices(len(lengths), SPLIT_SEED)
+        order = split_order(len(lengths), rule)
         tokens = token.astype(vocab.dtype)[ids]  # final ids, still in file order
         starts = np.cumsum(lengths) - lengths
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
@@ -689,7 +729,7 @@ class Dataset:
         for a in range(0, len(order), GATHER_ITEMS):
             b = min(a + GATHER_ITEMS, len(order))
             out[offsets[a] : offsets[b]] = tokens[_spans(starts[order[a:b]], lengths[order[a:b]])]
-        return cls(vocab, torch.from_numpy(out), torch.from_numpy(offsets), sizes)
+        return cls(vocab, torch.from_numpy(out), torch.from_numpy(offsets), sizes, rule=rule)
 
     # --- what the models see ----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -712,7 +752,8 @@ class Dataset:
         if self.text:
             train, dev = (int(n) for n in self.offsets.diff())
             return f"text: {train:,}/{dev:,} characters train/dev (the first {TEXT_TRAIN:.0%} and the rest; no test)"
-        return f"{self.sizes[0]}/{self.sizes[1]}/{self.sizes[2]} items train/dev/test"
+        rule = " (makemore.py's split)" if self.rule == MAKEMORE_PY else ""
+        return f"{self.sizes[0]}/{self.sizes[1]}/{self.sizes[2]} items train/dev/test{rule}"
 
     def items(self, name: str) -> list[str]:
         """One split's items as strings (small data sets: tests, examples)."""
@@ -726,6 +767,7 @@ class Dataset:
             and torch.equal(self.offsets, other.offsets)
             and torch.equal(self.tokens, other.tokens)
             and self.text == other.text
+            and self.rule == other.rule
         )
 
     # --- which split an item is in ------------------------------------------------------------------
@@ -781,6 +823,7 @@ class Dataset:
             "skipped": str(self.skipped),
             "sha256": self.sha256 or "",
             **({"mode": "text"} if self.text else {}),
+            **({"split": self.rule} if self.rule != LECTURES else {}),  # (a cache without it: the lectures')
             **facts,
         }
         meta["checksum"] = _checksum(meta, self.tokens, self.offsets)
@@ -813,7 +856,12 @@ class Dataset:
             vocab = Vocab(tuple(json.loads(meta["vocab"])))
             sizes = tuple(int(n) for n in json.loads(meta["sizes"]))
             text = meta.get("mode") == "text"
-            data = cls(vocab, tensors["tokens"], tensors["offsets"], sizes, int(meta["skipped"]), meta["sha256"], text)
+            rule = meta.get("split", LECTURES)
+            if rule not in SPLIT_RULES:
+                raise ValueError(f"split {rule!r}")
+            data = cls(
+                vocab, tensors["tokens"], tensors["offsets"], sizes, int(meta["skipped"]), meta["sha256"], text, rule
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise CacheError(f"has a damaged header ({e!r})") from None
         if problem := data._problem():
@@ -831,7 +879,7 @@ class Dataset:
             return "holds offsets of the wrong type"
         if min(self.sizes) < 0 or not self.sizes[0] or sum(self.sizes) != len(offsets) - 1:
             return "has split sizes that do not match its items"
-        if self.text and self.sizes != (1, 1, 0):
+        if self.text and (self.sizes != (1, 1, 0) or self.rule != LECTURES):
             return "has split sizes that are not text mode's (train, dev)"
         if offsets[0] != 0 or offsets[-1] != len(tokens) or (offsets[1:] <= offsets[:-1]).any():
             return "has item offsets out of order"

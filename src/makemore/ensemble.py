@@ -43,13 +43,14 @@ def check_members(members: list[Checkpoint], same_data: bool) -> None:
                 f"({len(other.vocab)} and {len(first.vocab)} characters, or in another order): "
                 "an ensemble averages distributions over the same characters"
             )
-        if same_data and (other.run.input_sha256, other.run.max_item_len) != (
+        if same_data and (other.run.input_sha256, other.run.max_item_len, other.run.split) != (
             first.run.input_sha256,
             first.run.max_item_len,
+            first.run.split,
         ):
             raise MakemoreError(
                 f"model {i} of the ensemble trained on other data than model 1 (or with another "
-                "--max-item-len): their splits differ, so no split can be evaluated for all of them"
+                "--max-item-len or --split): their splits differ, so no split can be evaluated for all of them"
             )
 
 

@@ -2,7 +2,8 @@
 
 Every character of an item counts, plus one end token; padding counts for nothing. In text mode
 every character of the split after its first counts, once (data.Blocks, data.TextWindows).
-Evaluations always cover the whole split, in chunks so memory stays bounded.
+Evaluations always cover the whole split, in chunks so memory stays bounded. Beside it, for
+comparison only, the figure Karpathy's makemore.py prints (makemore_nll): a mean of batch means.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import gc
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import fields, replace
 
 import torch
@@ -188,10 +190,48 @@ def target_nlls(model: Model, examples: Rows | Windows) -> torch.Tensor:
 
 def item_nlls(model: Model, examples: Rows | Windows) -> torch.Tensor:
     """Each item's NLL (float64), summed over its characters and end token, in the split's order."""
-    split = examples.split
+    return per_item(target_nlls(model, examples), examples.split)
+
+
+def per_item(nlls: torch.Tensor, split: Split) -> torch.Tensor:
+    """The NLL of every target of a split's items (target_nlls' order) summed per item, in float64."""
     ends = (split.offsets[1:] - split.offsets[0]) + torch.arange(1, len(split) + 1)  # + one end token each
-    running = torch.cat([torch.zeros(1, dtype=torch.float64), target_nlls(model, examples).double().cumsum(0)])
+    running = torch.cat([torch.zeros(1, dtype=torch.float64), nlls.double().cumsum(0)])
     return running[ends] - running[torch.cat([ends.new_zeros(1), ends[:-1]])]
+
+
+# --- makemore.py's test loss, for comparison with the figures it prints --------------------------------
+MAKEMORE_BATCH = 100  # makemore.py evaluates with evaluate(model, dataset, batch_size=100, max_batches=10)
+MAKEMORE_MAX_BATCHES = 10
+MAKEMORE_EVAL_SEED = 3407  # makemore.py's default --seed (its loader's order comes from the global stream)
+
+
+def makemore_batches(n: int, seed: int) -> list[torch.Tensor]:
+    """The items makemore.py's evaluate reads from a split of n: a random order (its DataLoader's
+    shuffle; here a generator seeded with `seed`) cut into batches of 100, the last one shorter. Its
+    loop breaks after the batch whose index reaches max_batches, so it reads up to 11 batches (1,100
+    items): a split of 1,000 items, its test split, is read whole, in 10 batches."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return list(order[: (MAKEMORE_MAX_BATCHES + 1) * MAKEMORE_BATCH].split(MAKEMORE_BATCH))
+
+
+def makemore_nll(item_nll: Callable[[Split], torch.Tensor], split: Split, seed: int = MAKEMORE_EVAL_SEED) -> float:
+    """makemore.py's figure for a split: the mean, over its batches (makemore_batches), of each batch's
+    mean NLL over the batch's targets (every character and the end token). A batch of short items
+    has few targets, yet weighs as much as any other: the whole-split NLL weighs every target alike.
+    item_nll: each item's summed NLL (float64) of a split, as item_nlls gives it. nan for an empty split."""
+    batches = makemore_batches(len(split), seed)
+    if not batches:
+        return math.nan
+    drawn = split.take(torch.cat(batches))
+    sizes = [len(b) for b in batches]
+    nlls, targets = item_nll(drawn).split(sizes), (drawn.offsets.diff() + 1).double().split(sizes)
+    return torch.stack([n.sum() / t.sum() for n, t in zip(nlls, targets)]).mean().item()
+
+
+def model_item_nlls(model: Model) -> Callable[[Split], torch.Tensor]:
+    """item_nlls of one model, as makemore_nll takes it."""
+    return lambda split: item_nlls(model, model.examples(split))
 
 
 @torch.no_grad()

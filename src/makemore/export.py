@@ -37,7 +37,19 @@ import torch
 from . import __version__, checkpoint
 from .checkpoint import Checkpoint
 from .config import field_type, flag
-from .data import BOUNDARY, SPLITS, TEXT_TRAIN, CacheError, Dataset, Split, Vocab, open_regular, shown
+from .data import (
+    BOUNDARY,
+    LECTURES,
+    MAKEMORE_PY,
+    SPLITS,
+    TEXT_TRAIN,
+    CacheError,
+    Dataset,
+    Split,
+    Vocab,
+    open_regular,
+    shown,
+)
 from .errors import MakemoreError
 from .evaluate import split_nll
 from .sample import Sampling, continue_text, generate
@@ -56,6 +68,12 @@ SPLIT_RULE = (
     "the items (lines stripped of surrounding whitespace; empty lines and items longer than max_item_len "
     "characters left out) shuffled with Python's random.Random(42).shuffle; train: the first int(0.8 n), "
     "dev: up to int(0.9 n), test: the rest"
+)
+MAKEMORE_SPLIT_RULE = (
+    "makemore.py's: the items (lines stripped of surrounding whitespace; empty lines and items longer than "
+    "max_item_len characters left out) in the order torch.randperm(n) gives as the first draw after "
+    "torch.manual_seed(3407); test: the last k = min(1000, int(0.1 n)), as makemore.py's test split; dev: the k "
+    "before them; train: the rest (makemore.py trains on train and dev)"
 )
 TEXT_SPLIT_RULE = (
     f"text mode: the file as one stream of characters in file order, line breaks included; train: the first "
@@ -92,6 +110,9 @@ def read_folder(path: Path) -> tuple[Checkpoint, dict, Dataset | None]:
     described = _read_config(path / CONFIG)
     expected = _described(best)
     wrong = next((k for k in expected if described.get(k) != expected[k]), None)
+    data_facts = described.get("data") if isinstance(described.get("data"), dict) else {}
+    if wrong is None and data_facts.get("split_rule", LECTURES) != best.run.split:  # (older exports: none)
+        wrong = "data split_rule"
     if wrong is not None:
         raise MakemoreError(
             f"{path / CONFIG} does not match {checkpoint.BEST} (its {wrong} differs): the folder was changed "
@@ -149,6 +170,8 @@ def _read_data(path: Path, best: Checkpoint) -> Dataset:
         raise MakemoreError(f"{path / DATA} holds data of another vocabulary or --max-item-len than the model's")
     if data.text != best.run.text:
         raise MakemoreError(f"{path / DATA} holds {'items' if best.run.text else 'a text'}; the model read the other")
+    if data.rule != best.run.split:
+        raise MakemoreError(f"{path / DATA} is split by another rule ({data.rule}) than the model's ({best.run.split})")
     if best.run.input_sha256 and data.sha256 != best.run.input_sha256:
         raise MakemoreError(f"{path / DATA} holds other data than the model was trained on (its SHA-256 differs)")
     return data
@@ -225,7 +248,8 @@ def _config_json(best: Checkpoint, data: Dataset | None, numbers: dict, with_dat
             "sha256": run.input_sha256 or (data.sha256 if data is not None else ""),
             "max_item_len": run.max_item_len,
             "skipped_items": run.skipped_items,
-            "split": TEXT_SPLIT_RULE if run.text else SPLIT_RULE,
+            "split": TEXT_SPLIT_RULE if run.text else MAKEMORE_SPLIT_RULE if run.split == MAKEMORE_PY else SPLIT_RULE,
+            "split_rule": run.split,  # train --split
             "sizes": _sizes(data),
             "counted": "characters" if run.text else "items",
             "included": DATA if with_data else None,
@@ -259,6 +283,7 @@ def train_command(best: Checkpoint) -> str:
         words += ["--text", *(["--block-size", str(block)] if block is not None else [])]
     else:
         words += ["--max-item-len", str(best.run.max_item_len)]
+        words += ["--split", best.run.split] if best.run.split != LECTURES else []
     for config in (best.model.config, best.train_config):
         for f in fields(config) if config is not None else ():
             value = getattr(config, f.name)

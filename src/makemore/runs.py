@@ -16,10 +16,19 @@ import torch
 from . import distributed, ensemble, export
 from .checkpoint import BEST, Checkpoint, RunInfo
 from .config import TrainConfig, flag
-from .data import DEFAULT_MAX_ITEM_LEN, ITEM_LEN_LIMIT, SPLITS, Dataset, bundled_names, bundled_text
+from .data import (
+    DEFAULT_MAX_ITEM_LEN,
+    ITEM_LEN_LIMIT,
+    LECTURES,
+    SPLITS,
+    Dataset,
+    bundled_names,
+    bundled_text,
+    check_split_rule,
+)
 from .devices import auto_threads, set_threads
 from .errors import MakemoreError
-from .evaluate import score_items, score_text, split_nll
+from .evaluate import makemore_nll, model_item_nlls, per_item, score_items, score_text, split_nll, target_nlls
 from .models import REGISTRY
 from .models.base import shapes_only
 from .sample import Sampling, continue_text, generate
@@ -49,17 +58,21 @@ def start(
     progress: bool = True,
     text: bool = False,
     block: int | None = None,
+    split: str = LECTURES,
 ) -> str:
     """A new run: everything is checked against the data before the run directory is written.
     text: the input is one stream of characters (default: the bundled Tiny Shakespeare), read in
-    blocks of `block` characters (--block-size) by a sequence model."""
+    blocks of `block` characters (--block-size) by a sequence model. split: how the items are split
+    (data.SPLIT_RULES: the lectures' 80/10/10, or makemore.py's)."""
     cls = REGISTRY[model_type]
     cfg.validate()
     if text and max_item_len is not None:
         raise MakemoreError("--max-item-len skips long items; text mode has none (it reads every character)")
+    if text and check_split_rule(split) != LECTURES:
+        raise MakemoreError("--split chooses how items are split; text mode has its own (the first 90% train)")
     max_item_len = (ITEM_LEN_LIMIT if text else DEFAULT_MAX_ITEM_LEN) if max_item_len is None else max_item_len
     source = Path(input_file) if input_file else bundled_text() if text else bundled_names()
-    data = Dataset.read_text(source) if text else Dataset.read(source, max_item_len)
+    data = Dataset.read_text(source) if text else Dataset.read(source, max_item_len, rule=split)
     config = cls.config_for(data, block=block, **model_flags)
     try:
         with shapes_only():  # the recipe is checked against memory before anything is allocated
@@ -79,6 +92,7 @@ def start(
         params=model.num_params(),
         skipped_items=data.skipped,
         text=text,
+        split=split,
     )
     store = None
     try:
@@ -145,6 +159,7 @@ def resume(run_dir: Path, train_flags: dict, run_as: dict | None = None, progres
 def _check_same_run(last, data: Dataset, run_as: dict) -> None:
     """Flags that describe the run may be repeated on --resume, with the run's own values only."""
     stored = {"--type": last.run.type, "--max-item-len": last.run.max_item_len, "--text": last.run.text}
+    stored["--split"] = last.run.split
     stored.update({flag(k): v for k, v in asdict(last.model.config).items() if k != "vocab_size"})
     if last.run.text and "--max-len" in stored:  # a text run's sequence model: rows of --block-size characters
         stored["--block-size"] = stored.pop("--max-len") + 1
@@ -152,7 +167,11 @@ def _check_same_run(last, data: Dataset, run_as: dict) -> None:
         if value is None:
             continue
         if name == "--input-file":
-            given = Dataset.read_text(value) if last.run.text else Dataset.read(value, last.run.max_item_len)
+            given = (
+                Dataset.read_text(value)
+                if last.run.text
+                else Dataset.read(value, last.run.max_item_len, rule=last.run.split)
+            )
             if given.sha256 != last.run.input_sha256 and not given.same_items(data):
                 raise MakemoreError(f"--input-file {value} is not what this run trained on (its input.txt)")
         elif name not in stored:
@@ -291,17 +310,29 @@ def mixed(loaded: list[Loaded]) -> Checkpoint:
     )
 
 
-def evaluate_ensemble(paths: list[Path]) -> dict:
-    """The ensemble's NLL on each whole split of the data its runs trained on (the same for all)."""
+def evaluate_ensemble(paths: list[Path], makemore_seed: int | None = None) -> dict:
+    """The ensemble's NLL on each whole split of the data its runs trained on (the same for all);
+    makemore_seed: makemore.py's figure for each split too (evaluate)."""
     loaded = open_models(paths)
     if missing := [str(one.path) for one in loaded if not one.has_data]:
         raise MakemoreError(f"{missing[0]} was exported without its data: an ensemble is evaluated on its runs' splits")
-    return ensemble.evaluate([one.best for one in loaded], loaded[0].dataset())
+    members, data = [one.best for one in loaded], loaded[0].dataset()
+    report = {**ensemble.evaluate(members, data), "split": members[0].run.split}
+    if makemore_seed is not None:
+
+        def mixed(part):
+            return per_item(ensemble.mixed_nll([target_nlls(m.model, m.model.examples(part)) for m in members]), part)
+
+        report["makemore"] = {s: makemore_nll(mixed, data.split(s), makemore_seed) for s in SPLITS}
+    return report
 
 
-def evaluate(run_dir: Path, known: dict[str, float] | None = None) -> dict:
-    """The best checkpoint's NLL on each whole split (those in `known` already measured)."""
+def evaluate(run_dir: Path, known: dict[str, float] | None = None, makemore_seed: int | None = None) -> dict:
+    """The best checkpoint's NLL on each whole split (those in `known` already measured). makemore_seed:
+    also makemore.py's figure for each split (evaluate.makemore_nll), its batches drawn with this seed."""
     loaded = open_model(run_dir)
+    if makemore_seed is not None and loaded.best.run.text:
+        raise MakemoreError(f"{run_dir} was trained in text mode; makemore.py's metric is a mean over batches of items")
     if not loaded.has_data:
         recorded = "  ".join(f"{s} {v:.4f}" if v is not None else f"{s} n/a" for s, v in loaded.numbers.items())
         raise MakemoreError(
@@ -319,7 +350,13 @@ def evaluate(run_dir: Path, known: dict[str, float] | None = None) -> dict:
         "train_seconds": best.train_seconds,
         "options": asdict(best.model.config),
         "text": best.run.text,  # text mode: train is the first 90% of the characters, dev the rest, no test
+        "split": best.run.split,
+        **({"makemore": _makemore_report(best, data, makemore_seed)} if makemore_seed is not None else {}),
     }
+
+
+def _makemore_report(best: Checkpoint, data: Dataset, seed: int) -> dict[str, float]:
+    return {s: makemore_nll(model_item_nlls(best.model), data.split(s), seed) for s in SPLITS}
 
 
 def sample(paths: list[Path], n: int, seed: int, how: Sampling, new_only: bool) -> list[tuple[str, str]]:

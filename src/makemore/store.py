@@ -234,7 +234,7 @@ class RunStore:
         if self.run.text:
             data = Dataset.read_text(path, vocab=self.vocab, run_file=True)
         else:
-            data = Dataset.read(path, self.run.max_item_len, vocab=self.vocab, run_file=True)
+            data = Dataset.read(path, self.run.max_item_len, vocab=self.vocab, run_file=True, rule=self.run.split)
         if self.run.input_sha256 and data.sha256 != self.run.input_sha256:
             raise self._changed()
         if write_cache:
@@ -252,6 +252,8 @@ class RunStore:
             return "was built with another vocabulary or --max-item-len"
         if data.text != self.run.text:
             return "was built in another mode (items or text)"
+        if data.rule != self.run.split:
+            return f"was split by another rule ({data.rule}, the run's is {self.run.split})"
         if facts.get("input") != size_and_time and self.run.input_sha256:  # input.txt touched: is it the same?
             if file_sha256(self.dir / INPUT) != self.run.input_sha256:
                 raise self._changed()

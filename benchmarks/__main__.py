@@ -24,6 +24,7 @@ from .common import RESULTS, problems, result, set_threads, table, write
 SUBCOMMANDS = {
     "speed": ("speed", "every model's training step, FLOPs, time to a dev NLL, sampling, scoring, peak memory"),
     "models": ("models", "every model's default run: parameters, train/dev/test NLL, training time (README table)"),
+    "leaderboard": ("leaderboard", "every model type at its recipe over three seeds: dev/test mean ± std (docs page)"),
     "step": ("step", "the transformer's training step, padded against packed rows, and its dropout masks"),
     "sampling": ("sampling", "sampling items/s with incremental decoding against recomputing the prefix"),
     "wavenet": ("wavenet", "WaveNet's two forms: training, whole-split evaluation and sampling speed"),

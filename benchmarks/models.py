@@ -7,7 +7,11 @@ on a tiny file into a temporary directory (unless --runs), their rows not merged
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import json
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -23,19 +27,66 @@ QUICK_TYPES = ("mlp",)
 QUICK_STEPS = 5
 
 
-def ensure_trained(model_type: str, runs: Path, threads: int, quick: bool) -> Path:
-    run_dir = runs / model_type
-    if not (run_dir / checkpoint.BEST).exists():
-        args = ["train", "--type", model_type, "-o", str(run_dir), "-q", "--threads", str(threads)]
-        if quick:
-            args += ["-i", str(tiny_names(runs)), "--max-steps", str(QUICK_STEPS)]
-        say("makemore " + " ".join(args))
-        run_makemore(args)
+def finished(run_dir: Path) -> bool:
+    """Whether the run's last checkpoint has trained all the steps of its recipe."""
+    last = run_dir / checkpoint.LAST
+    if not last.exists():
+        return False
+    ckpt = checkpoint.load(last)
+    return ckpt.train_config is None or ckpt.step >= ckpt.train_config.max_steps
+
+
+@contextlib.contextmanager
+def cpu_lock(path: Path | None):
+    """Hold an exclusive flock(2) on `path` (the one `flock FILE COMMAND` takes), so that CPU-heavy
+    work of other processes sharing the file never runs beside this; None: no lock."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as f:
+        say(f"waiting for the CPU lock {path}")
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ensure_trained(run_dir: Path, train_args: list[str], lock: Path | None = None, in_process: bool = False) -> Path:
+    """`makemore train ARGS -o RUN_DIR`, unless the run has finished (then it is reused); a run stopped
+    part-way goes on with --resume. in_process (for --quick): in this process, which saves starting
+    Python and torch again."""
+    if finished(run_dir):
+        return run_dir
+    args = ["train", *train_args, "-o", str(run_dir), "-q"]
+    if (run_dir / checkpoint.LAST).exists():
+        args.append("--resume")
+    say("makemore " + shlex.join(args))
+    with cpu_lock(lock):
+        if in_process:
+            makemore_in_process(args)
+        else:
+            run_makemore(args)
     return run_dir
 
 
+def makemore_in_process(args: list[str]) -> None:
+    from makemore.cli import main as makemore_main
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        if code := makemore_main(args):
+            raise SystemExit(f"makemore {shlex.join(args)} failed ({code}): {err.getvalue()[-1000:]}")
+
+
+def default_run(model_type: str, runs: Path, threads: int, quick: bool) -> Path:
+    args = ["--type", model_type, "--threads", str(threads)]
+    if quick:
+        args += ["-i", str(tiny_names(runs)), "--max-steps", str(QUICK_STEPS)]
+    return ensure_trained(runs / model_type, args)
+
+
 def row(model_type: str, runs: Path, threads: int, quick: bool) -> dict:
-    run_dir = ensure_trained(model_type, runs, threads, quick)
+    run_dir = default_run(model_type, runs, threads, quick)
     report = evaluate(run_dir)
     last = checkpoint.load(run_dir / checkpoint.LAST)
     return {

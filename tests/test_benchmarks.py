@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,15 @@ def check_models(rows):
     assert [r["type"] for r in rows] == ["bigram", "mlp"]
     assert rows[1]["steps"] == 3 and rows[1]["params"] > 0
     positive(rows, "dev")
+
+
+def check_leaderboard(rows):
+    assert [(r["type"], r["split"]) for r in rows] == [("mlp", "lectures"), ("mlp", "makemore")]
+    assert all(r["seeds"] == [42, 1] and len(r["test"]) == 2 for r in rows)
+    assert rows[0]["test"][0] != rows[0]["test"][1]  # two seeds, two models
+    assert rows[0]["test_std"] == pytest.approx(statistics.stdev(rows[0]["test"]))
+    positive(rows, "dev_mean")
+    positive(rows[1:], "makemore_test_mean")
 
 
 def check_step(rows):
@@ -125,6 +135,7 @@ def check_threads(rows):
 CASES = {
     "speed": (lambda runs: ["--runs", runs], check_speed),
     "models": (lambda runs: ["--runs", runs, "--types", "mlp", "bigram"], check_models),
+    "leaderboard": (lambda runs: ["--splits", "lectures", "makemore", "--lock", runs / "cpu.lock"], check_leaderboard),
     "step": (lambda runs: [], check_step),
     "sampling": (lambda runs: [], check_sampling),
     "wavenet": (lambda runs: [], check_wavenet),
@@ -157,6 +168,20 @@ def test_quick_run_writes_the_layout_with_sensible_rows(name, harness, runs, tmp
     assert res["machine"]["threads"] == 1 and res["machine"]["cpu"]
     assert f"-m benchmarks {name} --quick" in res["command"]
     check(res["rows"])
+
+
+def test_the_leaderboard_reuses_finished_runs(harness, tmp_path):
+    argv = ["leaderboard", "--quick", "--seeds", "42", "--runs", str(tmp_path), "--out", str(tmp_path / "lb.json")]
+    threads = torch.get_num_threads()
+    try:
+        first = harness[0].main(argv)
+        trained = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("last.safetensors")}
+        again = harness[0].main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(trained) == 1 and {p: p.stat().st_mtime_ns for p in trained} == trained
+    assert again["rows"] == first["rows"]
+    assert "| `mlp` | defaults |" in (tmp_path / "leaderboard-page.md").read_text()
 
 
 def test_the_harness_runs_as_typed_from_the_repository_root(tmp_path):

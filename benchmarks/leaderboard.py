@@ -1,0 +1,294 @@
+"""`leaderboard`: every model type at its recipe, trained with three seeds, its dev and test NLL as
+mean ± sample standard deviation; the rows of docs/leaderboard.md, which it writes too (--page).
+
+Each run is `makemore train --type T RECIPE --seed S --threads N -o DIR -q` into
+--runs DIR/SPLIT/T[_RECIPE]/seed-S, one at a time, each holding the CPU lock (--lock) while it
+trains and while it is evaluated, never in between, so that another process's work that takes the
+same lock runs between them and not beside them. Do not run the harness itself under that lock: it
+would wait for itself. A finished run is reused and a run stopped part-way is resumed, so an
+interrupted leaderboard goes on where it stopped. --splits makemore trains the same recipes on
+makemore.py's split (`--split makemore`) and reports makemore.py's test-loss figure beside ours
+(`makemore eval --metric makemore`). Rows of types and splits not asked for are kept from the
+previous result file. --quick: `mlp` (unless types are named) for a few steps on a tiny file, two
+seeds, trained in this process, into a temporary directory (unless --runs), without a lock (unless
+--lock), the page written beside --out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import tempfile
+from pathlib import Path
+
+from makemore.data import LECTURES, MAKEMORE_PY, MAKEMORE_SEED
+from makemore.models import REGISTRY
+from makemore.runs import evaluate
+
+from .common import RESULTS, ROOT, cpu_model, tiny_names
+from .models import QUICK_STEPS, ensure_trained
+
+RUNS = ROOT / "runs" / "leaderboard"
+PAGE = ROOT / "docs" / "leaderboard.md"
+LOCK = Path("/tmp/makemore-cpu.lock")
+SEEDS = (42, 1, 2)
+QUICK_SEEDS = (42, 1)
+QUICK_TYPES = ("mlp",)
+# type -> its best recipe measured over three seeds, as flags after `makemore train --type T`; a type
+# not named trains at its defaults. A change joins a recipe only when it lowers the mean dev NLL.
+RECIPES: dict[str, tuple[str, ...]] = {}
+
+
+def recipe(model_type: str) -> tuple[str, ...]:
+    return RECIPES.get(model_type, ())
+
+
+def run_dir(runs: Path, split: str, model_type: str, seed: int) -> Path:
+    """DIR/SPLIT/T/seed-S at the defaults; a recipe's flags join the type's folder name, so a run of
+    an older recipe is never taken for one of a newer."""
+    flags = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", f).strip("-") for f in recipe(model_type))
+    return runs / split / (f"{model_type}_{flags}" if flags else model_type) / f"seed-{seed}"
+
+
+def train_args(model_type: str, seed: int, split: str, threads: int, quick_data: Path | None) -> list[str]:
+    args = ["--type", model_type, *recipe(model_type), "--seed", str(seed), "--threads", str(threads)]
+    if split != LECTURES:
+        args += ["--split", split]
+    if quick_data:
+        args += ["-i", str(quick_data), "--max-steps", str(QUICK_STEPS)]
+    return args
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def seed_report(directory: Path, split: str, lock: Path | None) -> dict:
+    from makemore import checkpoint
+
+    from .models import cpu_lock
+
+    with cpu_lock(lock):
+        report = evaluate(directory, makemore_seed=MAKEMORE_SEED if split == MAKEMORE_PY else None)
+    report["train_seconds"] = checkpoint.load(directory / checkpoint.LAST).train_seconds
+    return report
+
+
+def row(model_type: str, split: str, args, runs: Path, seeds: tuple[int, ...]) -> dict:
+    quick_data = tiny_names(runs) if args.quick else None
+    reports = []
+    for seed in seeds:
+        directory = run_dir(runs, split, model_type, seed)
+        ensure_trained(directory, train_args(model_type, seed, split, args.threads, quick_data), args.lock, args.quick)
+        reports.append(seed_report(directory, split, args.lock))
+    out = {
+        "type": model_type,
+        "split": split,
+        "recipe": " ".join(recipe(model_type)) or "defaults",
+        "seeds": list(seeds),
+        "params": reports[0]["params"],
+    }
+    for part in ("dev", "test"):
+        out[part] = [r[part] for r in reports]
+        out[f"{part}_mean"], out[f"{part}_std"] = mean_std(out[part])
+    if split == MAKEMORE_PY:
+        out["makemore_test"] = [r["makemore"]["test"] for r in reports]
+        out["makemore_test_mean"], out["makemore_test_std"] = mean_std(out["makemore_test"])
+    out["train_seconds"] = [round(r["train_seconds"], 1) for r in reports]
+    out["median_train_seconds"] = round(statistics.median(out["train_seconds"]), 1)
+    out["best_step"] = [r["step"] for r in reports]
+    out["cpu"], out["threads"] = cpu_model(), args.threads
+    return out
+
+
+# --- the tables and the page ----------------------------------------------------------------------------
+def _pm(mean: float, std: float | None) -> str:
+    return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f} (one seed)"
+
+
+def _recipe_cell(r: dict) -> str:
+    return "defaults" if r["recipe"] == "defaults" else f"`{r['recipe']}`"
+
+
+def _steps(r: dict) -> str:
+    return " / ".join(f"{s:,}" for s in r["best_step"])
+
+
+def ours_table(rows: list[dict]) -> str:
+    lines = [
+        "| model | recipe | params | dev NLL | test NLL | training s (median) | best step per seed | CPU, threads |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in sorted((r for r in rows if r["split"] == LECTURES), key=lambda r: r["test_mean"]):
+        lines.append(
+            f"| `{r['type']}` | {_recipe_cell(r)} | {r['params']:,} | {_pm(r['dev_mean'], r['dev_std'])} | "
+            f"{_pm(r['test_mean'], r['test_std'])} | {r['median_train_seconds']:.1f} | {_steps(r)} | "
+            f"{r['cpu']}, {r['threads']} |"
+        )
+    return "\n".join(lines)
+
+
+def makemore_table(rows: list[dict]) -> str:
+    lines = [
+        "| model | recipe | makemore.py's test loss | our test NLL, same split | dev NLL | training s (median) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in sorted((r for r in rows if r["split"] == MAKEMORE_PY), key=lambda r: r["makemore_test_mean"]):
+        lines.append(
+            f"| `{r['type']}` | {_recipe_cell(r)} | {_pm(r['makemore_test_mean'], r['makemore_test_std'])} | "
+            f"{_pm(r['test_mean'], r['test_std'])} | {_pm(r['dev_mean'], r['dev_std'])} | "
+            f"{r['median_train_seconds']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def markdown(res: dict, args=None) -> str:
+    """The result's tables (benchmarks/results/leaderboard.md); with args, docs/leaderboard.md too."""
+    rows = res["rows"]
+    text = ours_table(rows) + "\n"
+    if any(r["split"] == MAKEMORE_PY for r in rows):
+        text += "\nOn makemore.py's split:\n\n" + makemore_table(rows) + "\n"
+    if args is not None:
+        args.page.parent.mkdir(parents=True, exist_ok=True)
+        args.page.write_text(page(res))
+    return text
+
+
+def _types(rows: list[dict], split: str) -> list[str]:
+    return [t for t in REGISTRY if any(r["type"] == t and r["split"] == split for r in rows)]
+
+
+def page(res: dict) -> str:
+    rows, m = res["rows"], res["machine"]
+    ours, theirs = _types(rows, LECTURES), _types(rows, MAKEMORE_PY)
+    missing = [t for t in REGISTRY if t not in ours]
+    seeds = " ".join(str(s) for s in rows[0]["seeds"])
+    cores = f"{m['cores']} cores" + (f", {', '.join(m['extensions']).upper()}" if m.get("extensions") else "")
+    parts = [
+        "# Leaderboard: what each model buys with CPU time",
+        "",
+        "Every model in makemore trades training time for a lower loss. This page puts them side by side: "
+        "each type at its recipe (its defaults, unless the recipe column names flags), trained with three "
+        "seeds, so that a difference between two rows can be told from the noise of one seed, with the CPU "
+        "time it cost. How each adopted change to a recipe "
+        "was measured is in the tuning log, [the appendix to Part 6](appendix-transformer-tuning.md); "
+        "where the time of a training step goes, in [performance](performance.md).",
+        "",
+        f"Sorted by mean test NLL. Dev and test: mean ± sample standard deviation over seeds {seeds}; "
+        "training s: the median over the seeds of the training loop's wall-clock seconds; best step: the "
+        "step of the checkpoint kept for its dev NLL, per seed.",
+        "",
+        ours_table(rows),
+        "",
+    ]
+    if missing:
+        parts += [
+            f"Not yet run for three seeds: {', '.join(f'`{t}`' for t in missing)} (each takes several minutes "
+            "of training per seed; the README's Results table has one seed of each default).",
+            "",
+        ]
+    if theirs:
+        parts += [
+            "## The same models under makemore.py's conventions",
+            "",
+            "Karpathy's makemore.py reports its transformer at a test loss of about 1.92 on this data, "
+            "measured differently from ours: its test split is the last 1,000 names of a `torch.randperm` "
+            "drawn after `torch.manual_seed(3407)`, and its loss is the mean of at most 11 batch means of "
+            "100 names, each batch weighing the same however few characters it holds. The same recipes "
+            "trained on that split (`makemore train --split makemore`, our dev split the 1,000 names before "
+            "its test split) and evaluated both ways (`makemore eval --metric makemore`), so a figure from "
+            "makemore.py stands beside ours on its own terms:",
+            "",
+            makemore_table(rows),
+            "",
+        ]
+    parts += [
+        "## The metric",
+        "",
+        "NLL is the mean negative log-likelihood in nats per predicted character, each character of a "
+        "name and the end token after it, over the whole split (every name, not a sample of batches). "
+        "The names are split by `random.Random(42).shuffle`, then 80% train, 10% dev, 10% test; a recipe "
+        "is compared with another on dev.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        f".venv/bin/python -m benchmarks leaderboard --threads {rows[0]['threads']} --types {' '.join(ours)}"
+        + (f" --splits {LECTURES} {MAKEMORE_PY}" if theirs else ""),
+        "```",
+        "",
+        "trains every missing run, one at a time, and writes `benchmarks/results/leaderboard.json` (every "
+        "seed's numbers), `benchmarks/results/leaderboard.md` and this page. Each run is one command; "
+        "for a type T and seed S:",
+        "",
+        "```",
+        f"makemore train --type T [RECIPE] --seed S --threads {rows[0]['threads']} -q "
+        "-o runs/leaderboard/lectures/T/seed-S",
+        "makemore eval -o runs/leaderboard/lectures/T/seed-S",
+        "```",
+        "",
+    ]
+    if theirs:
+        parts += [
+            "and on makemore.py's split, `--split makemore` to train, `--metric makemore` to evaluate "
+            "(in `runs/leaderboard/makemore/T/seed-S`).",
+            "",
+        ]
+    parts += [
+        "## The machine",
+        "",
+        f"{m['cpu']} ({cores}), torch {m['torch']}, Python {m['python']}; each training with "
+        f"{rows[0]['threads']} thread(s), one at a time, while other light work shared the machine. "
+        f"Written {res['date'][:10]} by `{res['command']}`. Losses repeat to the printed digits on "
+        "the same machine; training seconds move with the machine and its load.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+# --- the subcommand -------------------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    p.add_argument("--types", nargs="+", choices=list(REGISTRY), metavar="T", help="model types (default: all)")
+    p.add_argument(
+        "--splits",
+        nargs="+",
+        choices=[LECTURES, MAKEMORE_PY],
+        default=[LECTURES],
+        help=f"whose split to train on: ours ({LECTURES}) and/or makemore.py's (default: {LECTURES})",
+    )
+    p.add_argument("--seeds", nargs="+", type=int, metavar="S", help=f"(default: {' '.join(map(str, SEEDS))})")
+    p.add_argument(
+        "--runs", type=Path, metavar="DIR", help=f"runs, DIR/SPLIT/TYPE/seed-S (default: {RUNS.relative_to(ROOT)})"
+    )
+    p.add_argument(
+        "--lock",
+        type=Path,
+        metavar="FILE",
+        help=f"the lock (flock) each training and evaluation holds; 'none': no lock (default: {LOCK}; --quick: none)",
+    )
+    p.add_argument("--page", type=Path, metavar="FILE", help="the page to write (default: docs/leaderboard.md)")
+
+
+def run(args) -> tuple[list[dict], dict]:
+    if args.lock is None and not args.quick:
+        args.lock = LOCK
+    elif args.lock is not None and str(args.lock) == "none":
+        args.lock = None
+    if args.page is None:
+        quick_dir = args.out.parent if args.out else Path(tempfile.gettempdir()) / "makemore-benchmarks-quick"
+        args.page = quick_dir / "leaderboard-page.md" if args.quick else PAGE
+    types = args.types or (QUICK_TYPES if args.quick else list(REGISTRY))
+    seeds = tuple(args.seeds or (QUICK_SEEDS if args.quick else SEEDS))
+    previous = RESULTS / "leaderboard.json"
+    rows = {}
+    if not args.quick and previous.exists():
+        rows = {(r["type"], r["split"]): r for r in json.loads(previous.read_text())["rows"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = args.runs or (Path(tmp) if args.quick else RUNS)
+        for split in args.splits:
+            for model_type in types:
+                rows[model_type, split] = row(model_type, split, args, runs, seeds)
+    order = [(t, s) for s in (LECTURES, MAKEMORE_PY) for t in REGISTRY]
+    return [rows[k] for k in order if k in rows], {}

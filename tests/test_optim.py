@@ -16,9 +16,10 @@ def _tiny_transformer():
     return cls(cls.Config(vocab_size=27, max_len=7, n_layer=2, n_head=2, n_embd=16, dropout=0, emb_dropout=0))
 
 
-def test_orthogonalise_keeps_singular_vectors_and_evens_singular_values():
+@pytest.mark.parametrize("polynomial", ["quintic", "polar"])
+def test_orthogonalise_keeps_singular_vectors_and_evens_singular_values(polynomial):
     G = torch.randn(3, 16, 48, dtype=torch.float64) * torch.logspace(-2, 1, 48, dtype=torch.float64)
-    ortho = orthogonalise(G.float()).double()
+    ortho = orthogonalise(G.float(), polynomial=polynomial).double()
     U, S, Vh = torch.linalg.svd(G, full_matrices=False)
     inner = U.mT @ ortho @ Vh.mT  # diagonal when ortho = U S' Vᵀ
     off = inner - torch.diag_embed(torch.diagonal(inner, dim1=1, dim2=2))
@@ -26,6 +27,14 @@ def test_orthogonalise_keeps_singular_vectors_and_evens_singular_values():
     assert off.abs().max() < 1e-3
     s = torch.linalg.svdvals(ortho)
     assert s.min() > 0.5 and s.max() < 1.3, s
+
+
+def test_polar_express_takes_the_smallest_singular_values_closer_to_one():
+    torch.manual_seed(0)
+    G = torch.randn(4, 64, 256)
+    worst = {p: torch.linalg.svdvals(orthogonalise(G, polynomial=p)).min().item() for p in ("quintic", "polar")}
+    print("smallest singular value after five iterations", worst)
+    assert worst["polar"] > worst["quintic"] + 0.1
 
 
 def test_muon_steps_like_torchs_muon():

@@ -70,6 +70,11 @@ class TrainConfig(Checked):
         "adamw",
         "adamw | sgd | muon (Muon on the model's hidden weight matrices, AdamW on the rest, one learning rate)",
     )
+    muon_polynomial: str = option(
+        "quintic",
+        "Muon's orthogonalisation: 'quintic' (one polynomial five times, Jordan et al. 2024) or 'polar' "
+        "(Polar Express, a tuned polynomial per iteration, Amsel et al. 2025)",
+    )
     weight_decay: float = option(
         0.01, "weight decay of the matrices only (not biases or gains): decoupled in adamw and muon, an L2 term in sgd"
     )
@@ -122,6 +127,7 @@ class TrainConfig(Checked):
             (self.batch_size >= 1, "--batch-size must be >= 1"),
             (self.learning_rate > 0 and math.isfinite(self.learning_rate), "--learning-rate must be a positive number"),
             (self.optimizer in ("adamw", "sgd", "muon"), "--optimizer must be adamw, sgd or muon"),
+            (self.muon_polynomial in ("quintic", "polar"), "--muon-polynomial must be quintic or polar"),
             (self.weight_decay >= 0, "--weight-decay must be >= 0"),
             (0 <= self.beta2 < 1, "--beta2 must be in [0, 1)"),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),

@@ -24,13 +24,25 @@ from .config import TrainConfig
 # The quintic Newton-Schulz coefficients of Muon's reference implementation: five iterations take
 # every singular value of a normalised matrix into roughly [0.7, 1.2], which is all Muon needs.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+# Polar Express (Amsel et al. 2025, "The Polar Express: optimal matrix sign methods and their
+# application to the Muon algorithm"): a different quintic per iteration, each chosen so that the
+# worst singular value after it is as close to 1 as possible; the speedrun's later Muon uses these five.
+POLAR_EXPRESS = (
+    (8.156554524902461, -22.48329292557795, 15.878769915207462),
+    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
+)
+POLYNOMIALS = {"quintic": (NS_COEFFICIENTS,) * 5, "polar": POLAR_EXPRESS}
 
 
-def orthogonalise(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
+def orthogonalise(G: torch.Tensor, steps: int = 5, polynomial: str = "quintic") -> torch.Tensor:
     """U Vᵀ (approximately) of each matrix U S Vᵀ of a stack G (k, m, n) with m <= n."""
-    a, b, c = NS_COEFFICIENTS
-    X = G / G.norm(dim=(1, 2), keepdim=True).clamp(min=1e-7)  # every singular value <= 1
-    for _ in range(steps):
+    # Polar Express's first polynomials assume singular values below 1 with a margin (its 1.01)
+    margin = 1.01 if polynomial == "polar" else 1.0
+    X = G / (margin * G.norm(dim=(1, 2), keepdim=True)).clamp(min=1e-7)  # every singular value <= 1
+    for a, b, c in POLYNOMIALS[polynomial][:steps]:
         A = torch.bmm(X, X.mT)
         X = torch.baddbmm(X, torch.baddbmm(A, A, A, beta=b, alpha=c), X, beta=a)  # aX + (bA + cA²)X
     return X
@@ -41,8 +53,17 @@ class Muon(torch.optim.Optimizer):
     2-D. The step of an (m, n) matrix is lr x 0.2 sqrt(max(m, n)): an orthogonal matrix's entries
     then have about the root-mean-square size of AdamW's steps, so the two share one learning rate."""
 
-    def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95, ns_steps: int = 5):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        momentum: float = 0.95,
+        ns_steps: int = 5,
+        polynomial: str = "quintic",
+    ):
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, ns_steps=ns_steps))
+        self.polynomial = polynomial  # not a group setting: checkpoints of either kind load into both
         if any(p.dim() != 2 for group in self.param_groups for p in group["params"]):
             raise ValueError("Muon takes 2-D parameters only")
 
@@ -66,7 +87,10 @@ class Muon(torch.optim.Optimizer):
             by_shape.setdefault(p.shape, []).append(i)
         for (m, n), rows in by_shape.items():
             G = torch.stack([updates[i] for i in rows])
-            ortho = orthogonalise(G.mT, group["ns_steps"]).mT if m > n else orthogonalise(G, group["ns_steps"])
+            steps = group["ns_steps"]
+            ortho = (
+                orthogonalise(G.mT, steps, self.polynomial).mT if m > n else orthogonalise(G, steps, self.polynomial)
+            )
             torch._foreach_add_(
                 [params[i] for i in rows], list(ortho.unbind(0)), alpha=-lr * 0.2 * math.sqrt(max(m, n))
             )
@@ -139,4 +163,5 @@ def make_optimizer(model, cfg: TrainConfig, device: torch.device):
     adamw = torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, cfg.beta2), fused=fused)
     if not hidden:
         return adamw
-    return Optimizers(adamw, Muon(hidden, lr=cfg.learning_rate, weight_decay=cfg.weight_decay))
+    muon = Muon(hidden, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, polynomial=cfg.muon_polynomial)
+    return Optimizers(adamw, muon)

@@ -293,19 +293,23 @@ def test_any_damage_loads_a_consistent_model_or_fails_in_one_line(tmp_path, vali
 @pytest.mark.slow
 def test_loading_a_checkpoint_does_not_import_the_compiler(tmp_path):
     """The shapes check builds the model on the meta device without its random init: torch's meta
-    kernel for normal_ imports torch._dynamo, seconds added to every command that loads a run."""
-    cls = REGISTRY["transformer"]
-    model = cls(cls.Config(vocab_size=27, max_len=15, n_layer=1, n_embd=16))
-    run = checkpoint.RunInfo(
-        type="transformer", source="names.txt", max_item_len=15, max_len=15, params=model.num_params(), skipped_items=0
-    )
-    path = tmp_path / "model.safetensors"
-    checkpoint.save(path, checkpoint.Checkpoint(model=model, vocab=Vocab(tuple("abcdefghijklmnopqrstuvwxyz")), run=run))
+    kernels for normal_, randn and their scaling import torch._dynamo, seconds added to every
+    command that loads a run. Every type, loaded and evaluated in one process."""
+    (tmp_path / "names.txt").write_text("\n".join(bundled_names().read_text().split()[:50]) + "\n")
+    data = Dataset.read(tmp_path / "names.txt")
+    for kind, cls in REGISTRY.items():
+        model = cls(cls.config_for(data))
+        run = RunInfo(kind, "names.txt", 1000, data.max_len, model.num_params(), 0, data.sha256)
+        checkpoint.save(tmp_path / f"{kind}.safetensors", Checkpoint(model=model, vocab=data.vocab, run=run))
     code = (
-        "import sys; from makemore import checkpoint, evaluate; m = checkpoint.load(sys.argv[1]).model\n"
-        "from makemore.data import Split, Vocab\n"
-        "evaluate.split_nll(m, m.examples(Split.of(['emma', 'ava'], Vocab(tuple('abcdefghijklmnopqrstuvwxyz')))))\n"
+        "import sys; from makemore import checkpoint, evaluate; from makemore.data import Split\n"
+        "for path in sys.argv[1:]:\n"
+        "    m = checkpoint.load(path).model\n"
+        "    evaluate.split_nll(m, m.examples(Split.of(['emma', 'ava'], checkpoint.load(path).vocab)))\n"
         "print(*sys.modules)"
     )  # evaluation too: its memory plan runs a TorchDispatchMode, which torch would wrap in the compiler
-    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=True).stdout
-    assert "makemore.models.transformer" in out.split() and "torch._dynamo" not in out.split()
+    paths = [tmp_path / f"{kind}.safetensors" for kind in REGISTRY]
+    out = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=True)
+    modules = out.stdout.split()
+    assert {"makemore.models.transformer", "makemore.models.wavenet", "makemore.models.mlp"} <= set(modules)
+    assert "torch._dynamo" not in modules

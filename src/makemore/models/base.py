@@ -49,16 +49,31 @@ from ..data import BOUNDARY, ITEM_LEN_LIMIT, TEXT_BLOCK, Blocks, Dataset, Rows, 
 from ..errors import MakemoreError
 from .batchnorm import BatchNorm
 
+# Scaling a float tensor by a number keeps its shape: what initialisations do (randn(...) / fan_in**0.5).
+_SCALINGS = {"mul", "div", "__mul__", "__rmul__", "__truediv__", "mul_", "div_", "__imul__", "__itruediv__"}
+
 
 class _NoRandomFills(TorchFunctionMode):
-    """Weight initialisation by normal_ skipped while only shapes are built: on the meta device its
-    kernel first imports torch's compiler, 1.5-2 s added to every command that builds one."""
+    """Weight initialisation (normal_, randn) and its scaling by a number skipped while only shapes
+    are built: on the meta device their kernels first import torch's compiler, 1.5-2 s added to
+    every command that builds one."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if getattr(func, "__name__", None) == "normal_":  # nn.init.normal_(tensor=...) or Tensor.normal_
+        name = getattr(func, "__name__", None)
+        if name == "normal_":  # nn.init.normal_(tensor=...) or Tensor.normal_
             return args[0] if args else kwargs["tensor"]
+        if name == "randn" and torch.get_default_device().type == "meta":  # the draw: its shape only
+            return torch.empty(*args, **{k: v for k, v in kwargs.items() if k != "generator"})
+        if name in _SCALINGS and len(args) == 2 and not kwargs and _scaled_by_a_number(*args):
+            return args[0]
         return func(*args, **kwargs)
+
+
+def _scaled_by_a_number(tensor, by) -> bool:
+    return (
+        isinstance(tensor, torch.Tensor) and tensor.is_meta and tensor.is_floating_point() and type(by) in (int, float)
+    )
 
 
 @contextmanager

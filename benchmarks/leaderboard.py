@@ -3,15 +3,15 @@ mean ± sample standard deviation; the rows of docs/leaderboard.md, which it wri
 
 Each run is `makemore train --type T RECIPE --seed S --threads N -o DIR -q` into
 --runs DIR/SPLIT/T[_RECIPE]/seed-S, one at a time, each holding the CPU lock (--lock) while it
-trains and while it is evaluated, never in between, so that another process's work that takes the
-same lock runs between them and not beside them. Do not run the harness itself under that lock: it
-would wait for itself. A finished run is reused and a run stopped part-way is resumed, so an
-interrupted leaderboard goes on where it stopped. --splits makemore trains the same recipes on
-makemore.py's split (`--split makemore`) and reports makemore.py's test-loss figure beside ours
-(`makemore eval --metric makemore`). Rows of types and splits not asked for are kept from the
-previous result file. --quick: `mlp` (unless types are named) for a few steps on a tiny file, two
-seeds, trained in this process, into a temporary directory (unless --runs), without a lock (unless
---lock), the page written beside --out.
+trains and never in between, so that another process's work that takes the same lock runs between
+them and not beside them (evaluations, seconds each and untimed, run without it). Do not run the
+harness itself under that lock: it would wait for itself. A finished run is reused and a run
+stopped part-way is resumed, so an interrupted leaderboard goes on where it stopped. --splits
+makemore trains the same recipes on makemore.py's split (`--split makemore`) and reports
+makemore.py's test-loss figure beside ours (`makemore eval --metric makemore`). Rows of types and
+splits not asked for are kept from the previous result file. --quick: `mlp` (unless types are
+named) for a few steps on a tiny file, two seeds, trained in this process, into a temporary
+directory (unless --runs), without a lock (unless --lock), the page written beside --out.
 """
 
 from __future__ import annotations
@@ -65,13 +65,10 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def seed_report(directory: Path, split: str, lock: Path | None) -> dict:
+def seed_report(directory: Path, split: str) -> dict:
     from makemore import checkpoint
 
-    from .models import cpu_lock
-
-    with cpu_lock(lock):
-        report = evaluate(directory, makemore_seed=MAKEMORE_SEED if split == MAKEMORE_PY else None)
+    report = evaluate(directory, makemore_seed=MAKEMORE_SEED if split == MAKEMORE_PY else None)
     report["train_seconds"] = checkpoint.load(directory / checkpoint.LAST).train_seconds
     return report
 
@@ -82,7 +79,7 @@ def row(model_type: str, split: str, args, runs: Path, seeds: tuple[int, ...]) -
     for seed in seeds:
         directory = run_dir(runs, split, model_type, seed)
         ensure_trained(directory, train_args(model_type, seed, split, args.threads, quick_data), args.lock, args.quick)
-        reports.append(seed_report(directory, split, args.lock))
+        reports.append(seed_report(directory, split))
     out = {
         "type": model_type,
         "split": split,
@@ -266,7 +263,7 @@ def add_arguments(p) -> None:
         "--lock",
         type=Path,
         metavar="FILE",
-        help=f"the lock (flock) each training and evaluation holds; 'none': no lock (default: {LOCK}; --quick: none)",
+        help=f"the lock (flock) each training holds; 'none': no lock (default: {LOCK}; --quick: none)",
     )
     p.add_argument("--page", type=Path, metavar="FILE", help="the page to write (default: docs/leaderboard.md)")
 

@@ -422,7 +422,8 @@ def test_an_export_without_data_shows_its_recorded_numbers_and_refuses_what_need
 
 @pytest.mark.parametrize("model_type", ["wavenet", "wavenet-conv"])
 def test_a_wavenet_shows_its_first_tanh_level(model_type, tmp_path):
-    """Each level of the tree is a tanh layer: the tanh view shows the first (the characters' pairs)."""
+    """Each level of the tree is a tanh layer: the tanh view shows the first (the characters' pairs),
+    one column per neuron (8), each cell the share of the example's positions where it saturates."""
     from makemore.cli import main
 
     tiny = ["--n-embd", "4", "--n-hidden", "8", "--max-steps", "10", "--eval-interval", "10", "-q"]
@@ -434,6 +435,10 @@ def test_a_wavenet_shows_its_first_tanh_level(model_type, tmp_path):
     assert [v["label"] for v in view["variants"]][0] == "trained weights"
     for v in view["variants"]:
         assert len(v["saturated"]) == 32 and all(-1 <= h <= 1 for h in v["h"])
+        h = torch.tensor(v["h"]).reshape(32, v["positions"], 8)  # examples, positions, neurons
+        assert v["saturated"] == (h.abs() > view["threshold"]).double().mean(1).tolist()
+    if model_type == "wavenet":
+        assert view["variants"][0]["positions"] == 4  # the 8 characters of context read as 4 pairs
 
 
 def test_a_text_mode_run_is_not_served_as_items(tmp_path, capsys):

@@ -62,7 +62,10 @@ def test_tanh_at_init_shows_how_much_each_initialisation_saturates(served_runs):
     shares = {}
     for v in view["variants"]:
         assert len(v["saturated"]) == 32 and len(v["saturated"][0]) == 200 and len(v["preact"]) == 32 * 200
-        assert v["saturated"] == [[abs(h) > SATURATED for h in v["h"][i * 200 : (i + 1) * 200]] for i in range(32)]
+        assert v["positions"] == 1  # one row per example, one column per neuron: 1 where it saturates
+        assert v["saturated"] == [
+            [float(abs(h) > SATURATED) for h in v["h"][i * 200 : (i + 1) * 200]] for i in range(32)
+        ]
         shares[v["label"].split()[-1]] = sum(map(sum, v["saturated"])) / (32 * 200)
     print(f"share of |h| > {SATURATED} at initialisation", shares)
     assert set(shares) == {"naive", "small-output", "scaled", "kaiming"}

@@ -9,6 +9,7 @@ installs it)."""
 import json
 import os
 import shutil
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -171,6 +172,11 @@ def inspected(browser, item: str, run: str, other: str = ""):
     fill(browser, "#inspect", text=item, run=run, other=other)
     submit(browser, "#inspect")
     wait(browser, lambda: find(browser, "#panes .pane") and not find(browser, "#inspect[aria-busy]"))
+
+
+def post_json(url: str, body: dict):
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(request, timeout=30).read())
 
 
 def console_errors(browser) -> list[str]:
@@ -368,6 +374,75 @@ def test_generate_is_busy_while_it_draws_and_the_slider_draws_again(page):
     assert console_errors(page) == []
 
 
+def test_the_time_shown_counts_the_request_and_drawing_the_list(page):
+    """The summary's "drawn and shown in N ms" runs from the click until the list is in the page and a
+    frame has been drawn: never less than the request's own span (from the moment it went out) to the
+    first frame after the list went in, nor than the server's time for it (its Server-Timing header)."""
+    js(
+        page,
+        """performance.clearResourceTimings();  // the page's polls fill the buffer, and a full one records nothing
+        window.framed = null;
+        new MutationObserver((_, observer) => {  // the list went in: the first frame after it
+          observer.disconnect();
+          requestAnimationFrame(() => { window.framed = performance.now(); });
+        }).observe(document.querySelector('#samples'), {childList: true});""",
+    )
+    generated(page, run="mlp", n=5000)
+    wait(page, lambda: js(page, "return window.framed !== null"))
+    shown = int(text(page, "#sample-summary").split(" ms")[0].split(" in ")[-1])
+    request, server = js(
+        page,
+        """const [entry] = performance.getEntriesByType('resource').filter(e => e.name.endsWith('/api/sample'));
+        const server = entry.serverTiming.find(t => t.name === 'app');
+        return [Math.round(window.framed - entry.startTime), server.duration]""",
+    )
+    assert shown >= request and shown >= server > 0
+
+
+def test_a_slider_drag_cancels_the_requests_it_supersedes(page):
+    """Four stops of the temperature slider, each while the previous one's answer is still on its way
+    (the answers are held in the page until released, as a slow server would): the three superseded
+    requests are aborted, and the list drawn is the last value's."""
+    generated(page, run="mlp", n=12)
+    js(
+        page,
+        """window.realFetch = window.realFetch || window.fetch;
+        window.held = []; window.aborted = 0;
+        window.fetch = (url, options = {}) => {
+          const answer = window.realFetch(url, options);  // sent now, with the page's signal
+          if (!String(url).endsWith('/api/sample')) return answer;
+          return new Promise((resolve, reject) => {
+            options.signal.addEventListener('abort', () => {
+              window.aborted++;
+              reject(new DOMException('superseded', 'AbortError'));
+            });
+            window.held.push({body: JSON.parse(options.body), release: () => answer.then(resolve, reject)});
+          });
+        };""",
+    )
+    try:
+        temperatures = [0.5, 0.8, 1.3, 1.7]
+        for k, t in enumerate(temperatures, 1):
+            js(
+                page,
+                "const s = document.querySelector('[name=temperature_slider]'); s.value = arguments[0];"
+                "s.dispatchEvent(new Event('input', {bubbles: true}))",
+                t,
+            )
+            wait(page, lambda k=k: js(page, "return window.held.length") == k)  # this stop's request is out
+        assert js(page, "return window.aborted") == 3
+        assert find(page, "#generate[aria-busy]")  # busy with the last one still, though three ended
+        assert js(page, "return window.held.map(h => h.body.temperature)") == temperatures
+        js(page, "window.held.forEach(h => h.release())")  # the superseded answers arrive too: none is drawn
+        last = js(page, "return window.held.at(-1).body")
+        expected = [s["item"] for s in post_json(page.current_url.split("?")[0] + "api/sample", last)["items"]]
+        assert len(expected) == 12
+        wait(page, lambda: texts(page, "#samples li .item") == expected and not find(page, "#generate[aria-busy]"))
+        assert "t=1.7" in page.current_url and "12 items" in text(page, "#sample-summary")
+    finally:
+        js(page, "window.fetch = window.realFetch")
+
+
 def test_the_address_restores_a_shared_view(page, server):
     try:
         page.get(server + "/?run=transformer&n=7&t=0.7&prefix=m&item=ava&a=mlp&b=bigram&log=1")
@@ -452,6 +527,25 @@ def test_stepping_through_a_generated_name(page):
     wait(page, lambda: len(find(page, "#step-attention tbody tr")) == 4)  # the transformer's 4 heads at this step
     find(page, "#step-model rect.bar")[0].send_keys(Keys.ENTER)  # a bar picked by keyboard: the most likely
     wait(page, lambda: js(page, "return document.querySelector('#step-model rect.bar').classList.contains('actual')"))
+    wait(page, lambda: len(find(page, "#step-attention tbody tr")) == 4)
+    # the step's attention beside the two distributions on a desktop, under them on a phone
+    boxes = lambda: js(  # noqa: E731
+        page,
+        """const box = (s) => document.querySelector(s).getBoundingClientRect().toJSON();
+        return {charts: box('.step-charts'), attention: box('#step-attention'),
+                fits: document.documentElement.scrollWidth <= window.innerWidth}""",
+    )
+    try:
+        for width, height in ((1400, 900), (400, 850)):
+            page.set_window_size(width, height)
+            wait(page, lambda w=width: js(page, "return window.innerWidth") == w)
+            layout = boxes()
+            charts, attention, fits = layout["charts"], layout["attention"], layout["fits"]
+            beside = attention["left"] >= charts["right"] and attention["top"] < charts["bottom"]
+            assert beside == (width == 1400) and fits, (width, charts, attention)
+            assert width == 1400 or attention["top"] >= charts["bottom"]  # on a phone: under them
+    finally:
+        page.set_window_size(1280, 1000)
 
 
 # --- the lectures' other views ----------------------------------------------------------------------------

@@ -599,7 +599,8 @@ ANSWERS = {
     "embedding": {"chars": [".", "a"], "dims": 10, "points": [[0.1, -0.3], [1.2, 0.4]], "explained": [0.18, 0.13]},
     "bigram": {"chars": [".", "a"], "probs": [[0.0, 0.14], [0.2, 0.02]], "counts": [[0, 4410], [6640, 556]]},
     "tanh": {"examples": 32, "threshold": 0.97, "variants": [
-        {"label": "trained weights", "preact": [0.4, -2.9], "h": [0.38, -0.99], "saturated": [[False, True]]}]},
+        {"label": "trained weights", "preact": [0.4, -2.9], "h": [0.38, -0.99], "positions": 1,
+         "saturated": [[0.0, 1.0]]}]},
     "dlogits": {"chars": [".", "a", "e"], "targets": ["e", "."], "ends": [1],
                 "dlogits": [[0.01, 0.02, -0.03], [-0.04, 0.01, 0.03]]},
     "attention": {"tokens": [".", "e", "m"], "layers": [[[[1.0, 0.0, 0.0], [0.4, 0.6, 0.0], [0.2, 0.3, 0.5]]]]},
@@ -706,6 +707,29 @@ class LimitBody:
             await refusal(e)(scope, receive, send)
 
 
+class ServerTiming:
+    """ASGI middleware: each answer says how long the server took to start it, in the standard
+    Server-Timing header (`app;dur=` milliseconds), which a browser shows beside the request and a
+    page reads from performance.getEntriesByType("resource"): the page's own time for a request
+    (which also counts the network and drawing the answer) is never less."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        began = time.perf_counter()
+
+        async def timed(message):
+            if message["type"] == "http.response.start":
+                took = f"app;dur={1000 * (time.perf_counter() - began):.1f}".encode()
+                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", took)]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
+
 def refusal(exc: StarletteHTTPException) -> JSONResponse:
     return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
@@ -756,6 +780,7 @@ def make_app(runs: dict[str, Run | Ensemble], host: str | None = None, port: int
         redoc_url=None,
     )
     app.add_middleware(LimitBody)
+    app.add_middleware(ServerTiming)
     if host is not None:
         app.add_middleware(OnlyHosts, *served_hosts(host, port or 80))  # added last: runs first
 
@@ -886,7 +911,9 @@ def make_app(runs: dict[str, Run | Ensemble], host: str | None = None, port: int
     async def tanh(run_id: str) -> dict:
         """Part 3: the first tanh layer on 32 training examples, under the served weights and under a
         fresh initialisation of each kind the model offers: pre-activations, outputs (`h`, example by
-        example) and which outputs saturate (|h| > `threshold`)."""
+        example, position by position) and, per example (row) and neuron (column), the share of the
+        layer's `positions` where the output saturates (|h| > `threshold`): 0 or 1 for a layer of one
+        position."""
         run = one_model(run_id, "tanh")
         if not run.has_data and run.best.model.can("probes"):
             raise MakemoreError(

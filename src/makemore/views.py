@@ -114,8 +114,11 @@ SATURATED = 0.97
 def tanh_at_init(best: Checkpoint, data: Dataset, n: int = 32, seed: int = 42, trained: bool = False) -> dict:
     """Part 3's look at a freshly initialised network's first tanh layer on n training examples,
     under each of the model's initialisations (Model.diagnostic_variants): its pre-activations, its
-    outputs, and which of them saturate (|h| > SATURATED), one row per example, one column per neuron.
-    trained: the served weights' layer on the same examples first (in eval mode, as they generate)."""
+    outputs, and how often they saturate (|h| > SATURATED), one row per example, one column per neuron.
+    A layer that reads several positions (a WaveNet's first level reads the context's pairs) has a
+    neuron's share of saturated positions in each cell, so a column is still one neuron; a layer of one
+    position has 0 or 1. trained: the served weights' layer on the same examples first (in eval mode,
+    as they generate)."""
     if not best.model.can("probes"):
         raise MakemoreError(f"a {best.run.type} model offers no tanh layer to look at")
     examples = best.model.examples(data.split("train"))
@@ -129,14 +132,17 @@ def tanh_at_init(best: Checkpoint, data: Dataset, n: int = 32, seed: int = 42, t
 
 
 def _first_tanh(label: str, model, X: torch.Tensor, n: int) -> dict:
-    """The first tanh layer of model on the batch X: pre-activations, outputs, and which saturate."""
+    """The first tanh layer of model on the batch X: pre-activations, outputs, and per example and
+    neuron the share of the layer's positions where it saturates."""
     seen: list[tuple] = []  # (the tanh's input, its output) of each probe point
     with model.probing(lambda out, pre: seen.append((pre, out))):
         model(X.to(model.device))
-    pre, h = seen[0][0].float().cpu(), seen[0][1].float().cpu().reshape(n, -1)
+    pre, out = seen[0][0].float().cpu(), seen[0][1].float().cpu()
+    h = out.reshape(n, -1, out.size(-1))  # (examples, positions, neurons)
     return {
         "label": label,
         "preact": pre.reshape(-1).tolist(),
-        "saturated": (h.abs() > SATURATED).tolist(),
+        "positions": h.size(1),
+        "saturated": (h.abs() > SATURATED).double().mean(1).tolist(),
         "h": h.reshape(-1).tolist(),
     }

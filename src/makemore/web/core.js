@@ -58,19 +58,25 @@ export function showError(form, error) {
   }
 }
 
-// A form's button busy while its request runs: disabled, saying what it does.
+// A form's button busy while its request runs: disabled, saying what it does. A request superseded by a
+// newer one (a slider dragged on) ends first; the form stays busy until the newest one ends.
+const newest = new WeakMap(); // form -> the work it is busy with now
 export async function busy(form, label, work) {
   const button = $("button[type=submit]", form);
   const idle = button.dataset.idle || (button.dataset.idle = button.textContent);
+  const mine = {};
+  newest.set(form, mine);
   button.disabled = true;
   button.textContent = label;
   form.setAttribute("aria-busy", "true");
   try {
     return await work();
   } finally {
-    button.disabled = false;
-    button.textContent = idle;
-    form.removeAttribute("aria-busy");
+    if (newest.get(form) === mine) {
+      button.disabled = false;
+      button.textContent = idle;
+      form.removeAttribute("aria-busy");
+    }
   }
 }
 

@@ -148,16 +148,21 @@ function bigramRow(box, b, V, name, about) {
 }
 
 // Part 3: the first tanh layer's outputs on 32 training examples, as a histogram and as the saturation map
-// (one row per example, one column per neuron, white where |h| > threshold: no gradient flows there).
+// (one row per example, one column per neuron, white where |h| > threshold: no gradient flows there). A
+// layer that reads several positions (a WaveNet's first level) still has a column per neuron: grey is the
+// share of the example's positions where that neuron saturates.
 async function showTanh(run, box) {
   const t = await api(`/api/runs/${encodeURIComponent(run.id)}/tanh`);
+  const positions = t.variants[0].positions;
   el("h3", {}, box, `The tanh layer on ${t.examples} training examples: trained weights and fresh initialisations`);
   el("p", { class: "hint" }, box, `White in a map: |h| > ${t.threshold}, where tanh is flat and passes back almost no ` +
-    "gradient. A column white in every row is a dead neuron.");
+    `gradient; one row per example, one column per neuron (${t.variants[0].saturated[0].length}). ` +
+    (positions > 1 ? `The layer reads ${positions} positions of each example: grey where a neuron saturates at ` +
+      "some of them, white at all. " : "") + "A column white in every row is a dead neuron.");
   const grid = el("div", { class: "tanh-grid" }, box);
   for (const v of t.variants) {
     const fig = el("figure", {}, grid);
-    const saturated = v.saturated.flat().filter(Boolean).length / v.saturated.flat().length;
+    const cells = v.saturated.flat(), saturated = cells.reduce((a, b) => a + b, 0) / cells.length;
     el("figcaption", {}, fig, `${v.label}: ${(100 * saturated).toFixed(1)}% saturated`);
     histogram(fig, v.h, `histogram of tanh outputs, ${v.label}`);
     saturationMap(fig, v.saturated, `saturation map, ${v.label}: ${(100 * saturated).toFixed(1)}% saturated`);
@@ -180,7 +185,7 @@ function saturationMap(parent, rows, label) {
   const ctx = canvas.getContext("2d");
   const image = ctx.createImageData(canvas.width, canvas.height);
   rows.forEach((row, i) => row.forEach((sat, j) => {
-    const k = 4 * (i * canvas.width + j), v = sat ? 255 : 0;
+    const k = 4 * (i * canvas.width + j), v = Math.round(255 * sat);
     image.data.set([v, v, v, 255], k);
   }));
   ctx.putImageData(image, 0, 0);

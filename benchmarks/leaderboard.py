@@ -161,19 +161,21 @@ def page(res: dict) -> str:
     rows, m = res["rows"], res["machine"]
     ours, theirs = _types(rows, LECTURES), _types(rows, MAKEMORE_PY)
     missing = [t for t in REGISTRY if t not in ours]
-    seeds = " ".join(str(s) for s in rows[0]["seeds"])
+    seeds = rows[0]["seeds"]
+    threads = "one thread" if rows[0]["threads"] == 1 else f"{rows[0]['threads']} threads"
     cores = f"{m['cores']} cores" + (f", {', '.join(m['extensions']).upper()}" if m.get("extensions") else "")
     parts = [
         "# Leaderboard: what each model buys with CPU time",
         "",
         "Every model in makemore trades training time for a lower loss. This page puts them side by side: "
-        "each type at its recipe (its defaults, unless the recipe column names flags), trained with three "
+        f"each type at its recipe (its defaults, unless the recipe column names flags), trained with {len(seeds)} "
         "seeds, so that a difference between two rows can be told from the noise of one seed, with the CPU "
         "time it cost. How each adopted change to a recipe "
         "was measured is in the tuning log, [the appendix to Part 6](appendix-transformer-tuning.md); "
         "where the time of a training step goes, in [performance](performance.md).",
         "",
-        f"Sorted by mean test NLL. Dev and test: mean ± sample standard deviation over seeds {seeds}; "
+        f"Sorted by mean test NLL. Dev and test: mean ± sample standard deviation over seeds "
+        f"{', '.join(map(str, seeds))}; "
         "training s: the median over the seeds of the training loop's wall-clock seconds; best step: the "
         "step of the checkpoint kept for its dev NLL, per seed.",
         "",
@@ -182,8 +184,8 @@ def page(res: dict) -> str:
     ]
     if missing:
         parts += [
-            f"Not yet run for three seeds: {', '.join(f'`{t}`' for t in missing)} (each takes several minutes "
-            "of training per seed; the README's Results table has one seed of each default).",
+            f"Not yet run for {len(seeds)} seeds: {', '.join(f'`{t}`' for t in missing)} (the README's "
+            "Results table has one seed of each default).",
             "",
         ]
     if theirs:
@@ -236,8 +238,8 @@ def page(res: dict) -> str:
     parts += [
         "## The machine",
         "",
-        f"{m['cpu']} ({cores}), torch {m['torch']}, Python {m['python']}; each training with "
-        f"{rows[0]['threads']} thread(s), one at a time, while other light work shared the machine. "
+        f"{m['cpu']} ({cores}), torch {m['torch']}, Python {m['python']}; each training on "
+        f"{threads}, one at a time, while other light work shared the machine. "
         f"Written {res['date'][:10]} by `{res['command']}`. Losses repeat to the printed digits on "
         "the same machine; training seconds move with the machine and its load.",
         "",

@@ -20,6 +20,7 @@ import json
 import re
 import statistics
 import tempfile
+import textwrap
 from pathlib import Path
 
 from makemore.data import LECTURES, MAKEMORE_PY, MAKEMORE_SEED
@@ -244,7 +245,17 @@ def page(res: dict) -> str:
         "the same machine; training seconds move with the machine and its load.",
         "",
     ]
-    return "\n".join(parts)
+    return "\n".join(_wrapped(parts))
+
+
+def _wrapped(lines: list[str], width: int = 100) -> list[str]:
+    """Prose lines filled to `width`, as the other docs are; headings, tables and code as they are."""
+    out, code = [], False
+    for line in lines:
+        code ^= line.startswith("```")
+        prose = line and not code and not line.startswith(("```", "#", "|"))
+        out.append(textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False) if prose else line)
+    return out
 
 
 # --- the subcommand -------------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ const POLL_MS = 2000; // how often the page asks for new runs, new checkpoints a
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  const m = Math.floor(seconds / 60);
-  return m < 60 ? `${m} min ${Math.round(seconds % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+  if (seconds < 59.95) return `${seconds.toFixed(1)} s`;
+  const whole = Math.round(seconds), m = Math.floor(whole / 60); // rounded first: 119.6 s is 2 min 0 s, not 1 min 60 s
+  return m < 60 ? `${m} min ${whole % 60} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
 // --- runs, kept live ------------------------------------------------------------------------------

@@ -213,6 +213,8 @@ def test_the_page_shows_every_run_with_its_nll_and_loss_curves(page):
         assert 1.5 < float(cell) < 4, cell  # an NLL in nats per character
     wait(page, lambda: len(find(page, "#loss-chart .series")) == 4)
     assert {"mlp", "transformer"} <= set(texts(page, "#loss-chart text.run-name"))  # names on the chart
+    times = "return import('/static/core.js').then(m => [59.9, 119.6, 3725].map(m.duration))"
+    assert js(page, times) == ["59.9 s", "2 min 0 s", "1 h 2 min"]  # training times: never "1 min 60 s"
     assert console_errors(page) == []
 
 

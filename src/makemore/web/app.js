@@ -2,20 +2,13 @@
 "use strict";
 
 import { chartSettings, drawLossChart } from "./chart.js";
-import { $, api, colourOf, count, debounce, el, fillRunSelect, fmt, runById, state } from "./core.js";
+import { $, api, colourOf, count, debounce, duration, el, fillRunSelect, fmt, runById, state } from "./core.js";
 import { copySamples, downloadScored, downloadText, generate, settings } from "./generate.js";
 import { showInside } from "./inside.js";
 import { inspect, renderPanes } from "./inspect.js";
 import { resettle, startWalk, wireSteps } from "./steps.js";
 
 const POLL_MS = 2000; // how often the page asks for new runs, new checkpoints and longer logs
-
-function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "–";
-  if (seconds < 59.95) return `${seconds.toFixed(1)} s`;
-  const whole = Math.round(seconds), m = Math.floor(whole / 60); // rounded first: 119.6 s is 2 min 0 s, not 1 min 60 s
-  return m < 60 ? `${m} min ${whole % 60} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
-}
 
 // --- runs, kept live ------------------------------------------------------------------------------
 function setStatus(text) {

@@ -85,6 +85,13 @@ export const colourOf = (run) => COLOURS[Math.max(0, state.runs.indexOf(run)) % 
 export const runById = (id) => state.runs.find((run) => run.id === id);
 export const count = (n) => n.toLocaleString("en-US");
 
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 59.95) return `${seconds.toFixed(1)} s`;
+  const whole = Math.round(seconds), m = Math.floor(whole / 60); // rounded first: 119.6 s is 2 min 0 s, not 1 min 60 s
+  return m < 60 ? `${m} min ${whole % 60} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
 // A character as the page shows it: the end of an item is END, a space a visible ␣, so neither is a
 // blank box and a literal '.' in the data is never mistaken for the end.
 export const END = "⏎";

@@ -199,7 +199,8 @@ def page(res: dict) -> str:
             "100 names, each batch weighing the same however few characters it holds. The same recipes "
             "trained on that split (`makemore train --split makemore`, our dev split the 1,000 names before "
             "its test split) and evaluated both ways (`makemore eval --metric makemore`), so a figure from "
-            "makemore.py stands beside ours on its own terms:",
+            "makemore.py stands beside ours on its own terms (what each convention changes, and by how much "
+            "on one recipe: [performance](performance.md#ours-and-makemorepys-conventions)):",
             "",
             makemore_table(rows),
             "",

@@ -36,7 +36,8 @@ MODELS = {
 }
 
 
-def _train(*argv) -> subprocess.CompletedProcess:
+def _launch(*argv) -> subprocess.CompletedProcess:
+    """`makemore train ARGV --nproc 2` as typed: the launcher and its ranks, real processes."""
     result = subprocess.run([*MAKEMORE, "train", *map(str, argv)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return result
@@ -52,22 +53,34 @@ def _max_difference(a: dict, b: dict) -> float:
     return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
 
 
-@pytest.mark.parametrize("model", list(MODELS))
-def test_two_ranks_take_the_same_steps_as_one_process(tmp_path, model):
-    _train(*MODELS[model], *STEPS, "-o", tmp_path / "one")
-    two = _train(*MODELS[model], *STEPS, "--nproc", "2", "-o", tmp_path / "two")
+def _train_here(capsys, *argv) -> None:
+    """One process, this one: the reference the ranks are compared with, or a resume."""
+    code, _, err = run_cli(capsys, "train", *argv)
+    assert code == 0, err
+
+
+def test_two_ranks_take_the_same_steps_as_one_process(capsys, tmp_path):
+    """The transformer on the default schedule; the mlp's pair, on a constant one, also resumes below."""
+    _train_here(capsys, *MODELS["transformer"], *STEPS, "-o", tmp_path / "one")
+    two = _launch(*MODELS["transformer"], *STEPS, "--nproc", "2", "-o", tmp_path / "two")
     difference = _max_difference(_weights(tmp_path / "one"), _weights(tmp_path / "two"))
-    print(f"{model}: 20 steps, batch 64: max |1 process - 2 ranks| over the weights = {difference:.1e}")
+    print(f"transformer: 20 steps, batch 64: max |1 process - 2 ranks| over the weights = {difference:.1e}")
     assert difference < 1e-5
     assert "dev" in two.stdout and two.stdout.count("\n") == 1  # rank 0 reports, once
 
 
-def test_a_run_resumes_on_another_number_of_ranks(tmp_path):
+def test_an_mlp_on_two_ranks_takes_the_same_steps_and_resumes_on_one_process(capsys, tmp_path):
+    """A constant learning rate, so that 20 steps then 20 more are the steps of 40 straight."""
     constant = ["--schedule", "constant", "--warmup-steps", "0"]
+    _train_here(capsys, *MODELS["mlp"], *STEPS, *constant, "-o", tmp_path / "one")
+    two = _launch(*MODELS["mlp"], *STEPS, *constant, "--nproc", "2", "-o", tmp_path / "split")
+    difference = _max_difference(_weights(tmp_path / "one"), _weights(tmp_path / "split"))
+    print(f"mlp: 20 steps, batch 64: max |1 process - 2 ranks| over the weights = {difference:.1e}")
+    assert difference < 1e-5
+    assert "dev" in two.stdout and two.stdout.count("\n") == 1  # rank 0 reports, once
     straight = [*STEPS[:1], "40", *STEPS[2:], *constant]
-    _train(*MODELS["mlp"], *straight, "-o", tmp_path / "straight")
-    _train(*MODELS["mlp"], *STEPS, *constant, "--nproc", "2", "-o", tmp_path / "split")
-    _train("-o", tmp_path / "split", "--resume", "--max-steps", "40", "-q")  # now one process
+    _train_here(capsys, *MODELS["mlp"], *straight, "-o", tmp_path / "straight")
+    _train_here(capsys, "-o", tmp_path / "split", "--resume", "--max-steps", "40", "-q")  # now one process
     difference = _max_difference(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
     print(f"40 steps straight vs 20 on 2 ranks + 20 resumed on 1: max difference {difference:.1e}")
     assert difference < 1e-5
@@ -86,9 +99,27 @@ def _ranks(launcher: int) -> dict[int, int]:
     return found
 
 
-def _signal_rank_1(run_dir: Path, sig: signal.Signals) -> tuple[int, str]:
+def _endless(data: Path) -> list[str]:
+    """Training on 2 ranks that goes on until stopped, a checkpoint every 200 steps."""
+    return [
+        *MAKEMORE,
+        "train",
+        "--type",
+        "mlp",
+        "-i",
+        str(data),
+        "--nproc",
+        "2",
+        "--max-steps",
+        "1000000",
+        "--eval-interval",
+        "200",
+    ]
+
+
+def _signal_rank_1(run_dir: Path, data: Path, sig: signal.Signals) -> tuple[int, str]:
     """Train on 2 ranks until the first checkpoint, send `sig` to rank 1: (launcher exit code, stderr)."""
-    argv = [*MAKEMORE, "train", "--type", "mlp", "--nproc", "2", "--max-steps", "1000000", "--eval-interval", "200"]
+    argv = _endless(data)
     launcher = subprocess.Popen(
         [*argv, "--threads", "1", "-q", "-o", str(run_dir)], stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -103,26 +134,21 @@ def _signal_rank_1(run_dir: Path, sig: signal.Signals) -> tuple[int, str]:
     return launcher.returncode, err
 
 
-def test_a_signal_to_one_rank_stops_every_rank_with_the_state_saved_once(tmp_path):
+def test_a_signal_to_one_rank_stops_every_rank_with_the_state_saved_once(capsys, tmp_path, small_names):
     run_dir = tmp_path / "run"
-    code, err = _signal_rank_1(run_dir, signal.SIGTERM)
+    code, err = _signal_rank_1(run_dir, small_names, signal.SIGTERM)
     print(err.strip())
     assert code == 1 and "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert "interrupted by a signal on another rank" in last and "Resume with" in last and err.count("error:") == 1
     step = checkpoint._read(run_dir / checkpoint.LAST)[0]["step"]
     assert f"at step {step};" in err  # the state was saved at the step where every rank stopped
-    resumed = subprocess.run(
-        [*MAKEMORE, "train", "-o", str(run_dir), "--resume", "--max-steps", str(step + 10), "-q"],
-        capture_output=True,
-        text=True,
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    _train_here(capsys, "-o", run_dir, "--resume", "--max-steps", step + 10, "-q")
 
 
-def test_a_rank_that_dies_stops_the_run_in_one_line_and_keeps_the_checkpoint(tmp_path):
+def test_a_rank_that_dies_stops_the_run_in_one_line_and_keeps_the_checkpoint(tmp_path, small_names):
     run_dir = tmp_path / "run"
-    code, err = _signal_rank_1(run_dir, signal.SIGKILL)
+    code, err = _signal_rank_1(run_dir, small_names, signal.SIGKILL)
     print(err.strip().splitlines()[-1])
     assert code == 1 and "Traceback" not in err and err.count("error:") == 1
     assert "lost another rank" in err or "rank 1 stopped (signal SIGKILL)" in err
@@ -153,12 +179,12 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_ranks_stop_when_their_launcher_is_killed_and_the_run_resumes(tmp_path):
+def test_ranks_stop_when_their_launcher_is_killed_and_the_run_resumes(capsys, tmp_path, small_names):
     """SIGKILL to `train --nproc` left its ranks training (torchrun puts each in a session of its own)
     and holding the run's lock; now each rank gets SIGTERM when the launcher dies: rank 0 saves the
     state and releases the lock, and --resume goes on from it."""
     run_dir = tmp_path / "run"
-    argv = [*MAKEMORE, "train", "--type", "mlp", "--nproc", "2", "--max-steps", "1000000", "--eval-interval", "200"]
+    argv = _endless(small_names)
     with open(tmp_path / "stderr.txt", "w") as err:
         launcher = subprocess.Popen(
             [*argv, "--threads", "1", "-q", "-o", str(run_dir)], stderr=err, start_new_session=True
@@ -177,12 +203,7 @@ def test_ranks_stop_when_their_launcher_is_killed_and_the_run_resumes(tmp_path):
                 os.kill(pid, signal.SIGKILL)
     print((tmp_path / "stderr.txt").read_text().strip())
     step = checkpoint._read(run_dir / checkpoint.LAST)[0]["step"]
-    resumed = subprocess.run(
-        [*MAKEMORE, "train", "-o", str(run_dir), "--resume", "--max-steps", str(step + 10), "--threads", "1", "-q"],
-        capture_output=True,
-        text=True,
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    _train_here(capsys, "-o", run_dir, "--resume", "--max-steps", step + 10, "--threads", "1", "-q")
 
 
 def test_a_rank_that_fails_without_a_word_is_one_line_from_the_launcher(tmp_path, capsys, monkeypatch):

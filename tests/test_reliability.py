@@ -67,7 +67,7 @@ def test_ctrl_c_and_sigterm_share_one_handler_that_asks_the_loop_to_stop():
 
 
 @pytest.mark.slow
-def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, small_names, sig=signal.SIGTERM):
+def test_interrupt_then_resume_equals_an_uninterrupted_run(capsys, tmp_path, small_names, sig=signal.SIGTERM):
     steps = ["--max-steps", "3000", "-i", small_names]
     subprocess.run([*TRAIN, *steps, "-o", tmp_path / "straight"], check=True, capture_output=True)
     interrupted = tmp_path / "interrupted"
@@ -79,20 +79,17 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, small_names
     stopped_at = checkpoint._read(interrupted / checkpoint.LAST)[0]["step"]
     print(f"{sig.name} stopped the run at step {stopped_at}")
     assert 0 < stopped_at < 3000
-    subprocess.run(
-        [sys.executable, "-m", "makemore", "train", "-o", interrupted, "--resume", "-q"],
-        check=True,
-        capture_output=True,
-    )
+    assert run_cli(capsys, "train", "-o", interrupted, "--resume", "-q")[0] == 0  # resumed in this process
     assert _log(interrupted) == _log(tmp_path / "straight")
     a, b = _weights(interrupted / checkpoint.LAST), _weights(tmp_path / "straight" / checkpoint.LAST)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise
 
 
 @pytest.mark.slow
-def test_sigkill_during_saves_leaves_loadable_checkpoints(tmp_path):
+def test_sigkill_during_saves_leaves_loadable_checkpoints(capsys, tmp_path, small_names):
     run_dir = tmp_path / "run"
-    argv = [*TRAIN[:-2], "--eval-interval", "1", "--max-steps", "100000", "-o", run_dir]  # saves every step
+    argv = [*TRAIN[:-2], "--eval-interval", "1", "--max-steps", "100000", "-i", small_names, "-o", run_dir]
+    # it evaluates and saves every step
     proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
     wait_for(lambda: (run_dir / checkpoint.LAST).exists())
     rng = random.Random(0)
@@ -104,25 +101,9 @@ def test_sigkill_during_saves_leaves_loadable_checkpoints(tmp_path):
     proc.wait()
     step = checkpoint._read(run_dir / checkpoint.LAST)[0]["step"]
     checkpoint.load(run_dir / checkpoint.BEST)
-    resumed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "makemore",
-            "train",
-            "-o",
-            run_dir,
-            "--resume",
-            "--max-steps",
-            str(step + 5),
-            "--eval-interval",
-            "1000",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    resume = ["train", "-o", run_dir, "--resume", "--max-steps", step + 5, "--eval-interval", 1000, "-q"]
+    code, _, err = run_cli(capsys, *resume)  # in this process: the killed one is gone
+    assert code == 0, err
     assert not list(run_dir.glob(".*.tmp"))
     assert all(row["step"] <= step + 5 for row in _log(run_dir))
 

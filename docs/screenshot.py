@@ -23,11 +23,18 @@ from pathlib import Path
 
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 IMG = Path(__file__).resolve().parent / "img"
+
+
+def settle(driver, seconds: int) -> WebDriverWait:
+    """A wait that reads the page again when an element it read was just redrawn (the page redraws
+    its panes as answers arrive)."""
+    return WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def browser(width: int) -> webdriver.Chrome:
@@ -65,11 +72,11 @@ def stepped(driver: webdriver.Chrome, position: int) -> bool:
 def generate_from(driver: webdriver.Chrome, run: str) -> None:
     """Generate's list drawn by this run (the page first draws from the first run)."""
     form = driver.find_element(By.ID, "generate")
-    WebDriverWait(driver, 300).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#samples li"))
+    settle(driver, 300).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#samples li"))
     Select(form.find_element(By.NAME, "run")).select_by_value(run)
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     summary = f"from {run} "
-    WebDriverWait(driver, 300).until(lambda d: summary in d.find_element(By.ID, "sample-summary").text)
+    settle(driver, 300).until(lambda d: summary in d.find_element(By.ID, "sample-summary").text)
 
 
 def main() -> None:
@@ -87,7 +94,7 @@ def main() -> None:
     driver = browser(args.width)
     try:
         driver.get(args.url)
-        WebDriverWait(driver, 300).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#runs tbody tr"))
+        settle(driver, 300).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#runs tbody tr"))
         inspect = driver.find_element(By.ID, "inspect")
         text = inspect.find_element(By.NAME, "text")
         text.clear()
@@ -96,12 +103,12 @@ def main() -> None:
         Select(inspect.find_element(By.NAME, "other")).select_by_value(args.compare[1])
         Select(driver.find_element(By.CSS_SELECTOR, "#inside [name=run]")).select_by_value(args.compare[0])
         inspect.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        WebDriverWait(driver, 300).until(ready)
+        settle(driver, 300).until(ready)
         if args.ensemble:  # after the runs' evaluations: its time is the sampling's, not a wait behind them
             generate_from(driver, "ensemble")
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(args.width, height + 200)  # the whole page in the viewport
-        WebDriverWait(driver, 60).until(ready)  # redrawn at the new width
+        settle(driver, 60).until(ready)  # redrawn at the new width
         IMG.mkdir(exist_ok=True)
         full = Image.open(io.BytesIO(driver.get_screenshot_as_png()))
         bottom = driver.execute_script("return document.querySelector('#inspect-card').getBoundingClientRect().bottom")
@@ -114,9 +121,9 @@ def main() -> None:
         driver.find_element(By.ID, "inside-card").screenshot(str(IMG / "playground-inside.png"))
         driver.execute_script("document.querySelector('#samples li .item').click()")
         for position in (1, 2):  # forward twice: the third character is the one being drawn
-            WebDriverWait(driver, 60).until(lambda d, p=position: stepped(d, p - 1))
+            settle(driver, 60).until(lambda d, p=position: stepped(d, p - 1))
             driver.find_element(By.ID, "step-forward").click()
-        WebDriverWait(driver, 60).until(lambda d: stepped(d, 2))
+        settle(driver, 60).until(lambda d: stepped(d, 2))
         driver.find_element(By.ID, "steps-card").screenshot(str(IMG / "playground-steps.png"))
     finally:
         driver.quit()

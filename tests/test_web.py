@@ -650,10 +650,13 @@ def test_the_ensemble_appears_generates_and_says_its_views_are_per_model(page, r
             page.get(url)
             wait(page, lambda: len(find(page, "#runs tbody tr")) == 3 and not find(page, "#runs .pending"))
             row = text(page, '#runs tr[data-run="ensemble"]')
-            assert "ensemble of 2" in row and "n/a" not in row
+            assert "ensemble of 2" in row and "n/a" not in row and "each its own" in row
+            # never trained as one: no curve to tick (a ticked box would promise a curve that is not there)
+            assert not find(page, '#runs tr[data-run="ensemble"] input[type=checkbox]')
             assert "ensemble mixes mlp, transformer" in text(page, "#run-notes")
             items = generated(page, run="ensemble", n=8)
             assert len(items) == 8 and "8 items" in text(page, "#sample-summary")
+            assert "at step" not in text(page, "#sample-summary")
             inspected(page, "emma", run="ensemble")
             wait(page, lambda: find(page, '#panes .pane[data-run="ensemble"] .next rect'))
             fill(page, "#inside", run="ensemble")

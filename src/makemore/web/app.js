@@ -18,7 +18,7 @@ function setStatus(text) {
 async function loadRuns() {
   state.runs = await api("/api/runs");
   setStatus(`${state.runs.length} run${state.runs.length === 1 ? "" : "s"} served`);
-  state.runs.slice(0, 4).forEach((run) => state.curves.add(run.id));
+  state.runs.filter((run) => !run.members).slice(0, 4).forEach((run) => state.curves.add(run.id));
   fillRunsTable();
   fillSelects();
   const transformer = state.runs.find((run) => run.views.includes("attention"));
@@ -70,13 +70,18 @@ function fillRunsTable() {
   body.replaceChildren();
   for (const run of state.runs) {
     const row = el("tr", { "data-run": run.id }, body);
-    const pick = el("input", { type: "checkbox", "aria-label": `curve of ${run.id}` }, el("td", {}, row));
-    pick.checked = state.curves.has(run.id);
-    pick.addEventListener("change", () => {
-      pick.checked ? state.curves.add(run.id) : state.curves.delete(run.id);
-      drawLossChart(); // at once: the curve goes (or comes) with the tick
-      refreshCurves();
-    });
+    if (run.members) {
+      // an ensemble was never trained as one: it has no curve to tick, nor a step of its own
+      el("td", { class: "no-curve", title: "an ensemble was never trained as one: no training curve" }, row, "–");
+    } else {
+      const pick = el("input", { type: "checkbox", "aria-label": `curve of ${run.id}` }, el("td", {}, row));
+      pick.checked = state.curves.has(run.id);
+      pick.addEventListener("change", () => {
+        pick.checked ? state.curves.add(run.id) : state.curves.delete(run.id);
+        drawLossChart(); // at once: the curve goes (or comes) with the tick
+        refreshCurves();
+      });
+    }
     const name = el("td", {}, row);
     el("span", { class: "swatch", style: `background:${colourOf(run)}` }, name);
     name.append(run.id);
@@ -94,7 +99,7 @@ function fillRunsTable() {
 function fillRunRow(run) {
   const row = $(`#runs tr[data-run="${CSS.escape(run.id)}"]`);
   if (!row) return;
-  $("[data-col=step]", row).textContent = count(run.step);
+  $("[data-col=step]", row).textContent = run.members ? "each its own" : count(run.step);
   $("[data-col=time]", row).textContent = duration(run.train_seconds);
   for (const split of ["train", "dev", "test"]) {
     const cell = $(`td[data-split=${split}]`, row);

@@ -1,7 +1,7 @@
 // Generate: items drawn from a run, each tagged with the split it appears in (or new), exportable.
 "use strict";
 
-import { $, api, busy, count, el, painted, showError } from "./core.js";
+import { $, api, busy, count, el, painted, showError, state } from "./core.js";
 
 // What the list on screen is: the run and settings that drew it (exports are named after these, not
 // after whatever the form says now).
@@ -59,13 +59,14 @@ function renderSamples(onItem) {
 
 function summarise(ms, note) {
   const { items, request, step } = samples;
+  const run = state.runs.find((r) => r.id === request.run);
   const counts = {};
   for (const { split } of items) counts[split] = (counts[split] || 0) + 1;
   const parts = Object.entries(counts).map(([split, n]) => `${count(n)} ${split}`);
   const distinct = new Set(items.map((s) => s.item)).size;
   $("#sample-summary").textContent = `${count(items.length)} item${items.length === 1 ? "" : "s"} ` +
     `(${count(distinct)} distinct) from ${request.run} ` +
-    `at step ${count(step)}, drawn and shown in ${Math.round(ms)} ms: ${parts.join(", ") || "none"}` +
+    `${run && run.members ? "" : `at step ${count(step)}, `}drawn and shown in ${Math.round(ms)} ms: ${parts.join(", ") || "none"}` +
     (note ? `. ${note}` : "");
 }
 

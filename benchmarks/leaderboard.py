@@ -196,15 +196,17 @@ def page(res: dict) -> str:
             "Karpathy's makemore.py reports its transformer at a test loss of about 1.92 on this data, "
             "measured differently from ours: its test split is the last 1,000 names of a `torch.randperm` "
             "drawn after `torch.manual_seed(3407)`, and its loss is the mean of at most 11 batch means of "
-            "100 names, each batch weighing the same however few characters it holds. The same recipes "
-            "trained on that split (`makemore train --split makemore`, our dev split the 1,000 names before "
-            "its test split) and evaluated both ways (`makemore eval --metric makemore`), so a figure from "
-            "makemore.py stands beside ours on its own terms (what each convention changes, and by how much "
-            "on one recipe: [performance](performance.md#ours-and-makemorepys-conventions)):",
+            "100 names, each batch weighing the same however few characters it holds. Here the same recipes "
+            "are trained on that split (`makemore train --split makemore`, our dev split the 1,000 names "
+            "before its test split) and evaluated both ways (`makemore eval --metric makemore`), so that a "
+            "figure from makemore.py stands beside ours on its own terms (what each convention changes, and "
+            "by how much on one recipe: [performance](performance.md#ours-and-makemorepys-conventions)):",
             "",
             makemore_table(rows),
             "",
         ]
+        if missing_theirs := [t for t in REGISTRY if t not in theirs]:
+            parts += [f"Not yet run on this split: {', '.join(f'`{t}`' for t in missing_theirs)}.", ""]
     parts += [
         "## The metric",
         "",
@@ -242,7 +244,7 @@ def page(res: dict) -> str:
         "",
         f"{m['cpu']} ({cores}), torch {m['torch']}, Python {m['python']}; each training on "
         f"{threads}, one at a time, while other light work shared the machine. "
-        f"Written {res['date'][:10]} by `{res['command']}`. Losses repeat to the printed digits on "
+        f"Last written {res['date'][:10]} by `{res['command']}`. Losses repeat to the printed digits on "
         "the same machine; training seconds move with the machine and its load.",
         "",
     ]

@@ -267,8 +267,19 @@ class Transformer(SequenceModel):
         # (docs/appendix-transformer-tuning.md, fourth pass). beta2 0.99 tied on dev here (fifth pass).
         "best": dict(max_steps=64000, batch_size=64, learning_rate=3e-3, ema=0.9995, beta2=0.999),
         # the most dev NLL for 90 seconds of CPU: Muon learns more per step than AdamW, and so few
-        # epochs (11) need little dropout (docs/appendix-transformer-tuning.md, sixth pass)
-        "quick": dict(optimizer="muon", max_steps=2300, ema=0.995, dropout=0.1, emb_dropout=0.1, eval_interval=500),
+        # epochs (11) need little dropout (sixth pass); ReLU², QK-norm and a flat-then-falling
+        # schedule each lowered dev NLL further (seventh pass, docs/appendix-transformer-tuning.md)
+        "quick": dict(
+            optimizer="muon",
+            max_steps=2300,
+            ema=0.995,
+            dropout=0.1,
+            emb_dropout=0.1,
+            eval_interval=500,
+            activation="relu2",
+            qk_norm=True,
+            schedule="wsd",
+        ),
         # the "Let's build GPT" lecture's loop for its small models (ng-video-lecture's v2.py): AdamW at a
         # constant 1e-3 (torch's default weight decay 0.01), 5,000 steps of 32 rows, torch's default
         # init, n_embd 32, no dropout: the ladder's recipe, each rung then switching pieces of the block on

@@ -797,6 +797,13 @@ def _reported() -> None:
         distributed.reported()
 
 
+def _await_report() -> None:
+    if "makemore.distributed" in sys.modules:
+        from . import distributed
+
+        distributed.await_report()
+
+
 def _escaped(message: str) -> str:
     """An error as stderr prints it: a run's name or a forged field cannot drive the terminal (data.shown)."""
     from .data import shown
@@ -823,6 +830,8 @@ def main(argv: list[str] | None = None) -> int:
         if _world().main:  # every rank meets the same error; rank 0 says it
             print(f"makemore {argv[0]}: error: {_escaped(str(e))}", file=sys.stderr)
             _reported()
+        else:  # and the others wait until it has: a rank that ended first would have the launcher stop rank 0
+            _await_report()
         return 1
     except OSError as e:  # a safety net: file trouble is the user's to fix, not a traceback
         where = f" {e.filename}" if e.filename else ""

@@ -175,3 +175,13 @@ def reported() -> None:
     """Rank 0 has printed an error: the launcher adds nothing (a file it named in the environment)."""
     if REPORTED in os.environ:
         Path(os.environ[REPORTED]).touch()
+
+
+def await_report(timeout: float = 10.0) -> None:
+    """A rank other than 0 that met the run's error: wait (at most `timeout` seconds, in case rank 0
+    is gone) until rank 0 has printed it. Ending first would let the launcher see this rank fail and
+    stop rank 0 before its one line, leaving only the launcher's vaguer "rank 1 stopped"."""
+    said = os.environ.get(REPORTED)
+    end = time.monotonic() + timeout
+    while said and not Path(said).exists() and time.monotonic() < end:
+        time.sleep(0.05)

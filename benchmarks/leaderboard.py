@@ -1,5 +1,6 @@
-"""`leaderboard`: every model type at its recipe, trained with three seeds, its dev and test NLL as
-mean ± sample standard deviation; the rows of docs/leaderboard.md, which it writes too (--page).
+"""`leaderboard`: every model type at each of its recipes, trained with three seeds, its dev and test
+NLL as mean ± sample standard deviation, and the ensembles of those runs (ENSEMBLES) whose members are
+all trained; the rows of docs/leaderboard.md, which it writes too (--page).
 
 Each run is `makemore train --type T RECIPE --seed S --threads N -o DIR -q` into
 --runs DIR/SPLIT/T[_RECIPE]/seed-S, one at a time, each holding the CPU lock (--lock) while it
@@ -25,10 +26,10 @@ from pathlib import Path
 
 from makemore.data import LECTURES, MAKEMORE_PY, MAKEMORE_SEED
 from makemore.models import REGISTRY
-from makemore.runs import evaluate
+from makemore.runs import evaluate, evaluate_ensemble
 
 from .common import RESULTS, ROOT, cpu_model, tiny_names
-from .models import QUICK_STEPS, ensure_trained
+from .models import QUICK_STEPS, ensure_trained, finished
 
 RUNS = ROOT / "runs" / "leaderboard"
 PAGE = ROOT / "docs" / "leaderboard.md"
@@ -36,24 +37,51 @@ LOCK = Path("/tmp/makemore-cpu.lock")
 SEEDS = (42, 1, 2)
 QUICK_SEEDS = (42, 1)
 QUICK_TYPES = ("mlp",)
-# type -> its best recipe measured over three seeds, as flags after `makemore train --type T`; a type
-# not named trains at its defaults. A change joins a recipe only when it lowers the mean dev NLL.
-RECIPES: dict[str, tuple[str, ...]] = {}
+NINETY_SECONDS = ("--preset", "quick")  # the transformer's 90-second recipe
+# type -> its recipes, one row each: the flags after `makemore train --type T`; a type not named has one
+# row, its defaults. A change joins a recipe only when it lowers the mean dev NLL.
+RECIPES: dict[str, tuple[tuple[str, ...], ...]] = {
+    # its defaults (about ten minutes of two cores) and the 90-second recipe
+    "transformer": ((), NINETY_SECONDS),
+}
+# ensembles of the runs on our split (their next-character distributions averaged): name -> members,
+# each (type, its recipe's flags, seed); one is evaluated once every member has been trained
+ENSEMBLES: dict[str, tuple[tuple[str, tuple[str, ...], int], ...]] = {
+    "three transformers": tuple(("transformer", (), s) for s in SEEDS),
+    "two transformers": tuple(("transformer", (), s) for s in SEEDS[:2]),
+    "two transformers, three 90-second transformers": (
+        *(("transformer", (), s) for s in SEEDS[:2]),
+        *(("transformer", NINETY_SECONDS, s) for s in SEEDS),
+    ),
+    "two transformers, an lstm, a gru, a wavenet-conv": (
+        *(("transformer", (), s) for s in SEEDS[:2]),
+        *((t, (), 42) for t in ("lstm", "gru", "wavenet-conv")),
+    ),
+    "three 90-second transformers": tuple(("transformer", NINETY_SECONDS, s) for s in SEEDS),
+    "three 90-second transformers, an lstm": (*(("transformer", NINETY_SECONDS, s) for s in SEEDS), ("lstm", (), 42)),
+}
+QUICK_ENSEMBLES = {"two mlps": (("mlp", (), 42), ("mlp", (), 1))}
 
 
-def recipe(model_type: str) -> tuple[str, ...]:
-    return RECIPES.get(model_type, ())
+def recipes(model_type: str) -> tuple[tuple[str, ...], ...]:
+    return RECIPES.get(model_type, ((),))
 
 
-def run_dir(runs: Path, split: str, model_type: str, seed: int) -> Path:
+def recipe_name(flags: tuple[str, ...]) -> str:
+    return " ".join(flags) or "defaults"
+
+
+def run_dir(runs: Path, split: str, model_type: str, flags: tuple[str, ...], seed: int) -> Path:
     """DIR/SPLIT/T/seed-S at the defaults; a recipe's flags join the type's folder name, so a run of
     an older recipe is never taken for one of a newer."""
-    flags = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", f).strip("-") for f in recipe(model_type))
-    return runs / split / (f"{model_type}_{flags}" if flags else model_type) / f"seed-{seed}"
+    joined = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", f).strip("-") for f in flags)
+    return runs / split / (f"{model_type}_{joined}" if joined else model_type) / f"seed-{seed}"
 
 
-def train_args(model_type: str, seed: int, split: str, threads: int, quick_data: Path | None) -> list[str]:
-    args = ["--type", model_type, *recipe(model_type), "--seed", str(seed), "--threads", str(threads)]
+def train_args(
+    model_type: str, flags: tuple[str, ...], seed: int, split: str, threads: int, quick_data: Path | None
+) -> list[str]:
+    args = ["--type", model_type, *flags, "--seed", str(seed), "--threads", str(threads)]
     if split != LECTURES:
         args += ["--split", split]
     if quick_data:
@@ -74,17 +102,18 @@ def seed_report(directory: Path, split: str) -> dict:
     return report
 
 
-def row(model_type: str, split: str, args, runs: Path, seeds: tuple[int, ...]) -> dict:
+def row(model_type: str, flags: tuple[str, ...], split: str, args, runs: Path, seeds: tuple[int, ...]) -> dict:
     quick_data = tiny_names(runs) if args.quick else None
     reports = []
     for seed in seeds:
-        directory = run_dir(runs, split, model_type, seed)
-        ensure_trained(directory, train_args(model_type, seed, split, args.threads, quick_data), args.lock, args.quick)
+        directory = run_dir(runs, split, model_type, flags, seed)
+        trained = train_args(model_type, flags, seed, split, args.threads, quick_data)
+        ensure_trained(directory, trained, args.lock, args.quick)
         reports.append(seed_report(directory, split))
     out = {
         "type": model_type,
         "split": split,
-        "recipe": " ".join(recipe(model_type)) or "defaults",
+        "recipe": recipe_name(flags),
         "seeds": list(seeds),
         "params": reports[0]["params"],
     }
@@ -101,6 +130,33 @@ def row(model_type: str, split: str, args, runs: Path, seeds: tuple[int, ...]) -
     return out
 
 
+def ensemble_rows(runs: Path, ensembles: dict) -> list[dict]:
+    """Each of ENSEMBLES whose members have all been trained: its dev and test NLL against its best
+    member's, and the training seconds of all its members together."""
+    out = []
+    for name, members in ensembles.items():
+        dirs = [run_dir(runs, LECTURES, t, flags, seed) for t, flags, seed in members]
+        if not all(finished(d) for d in dirs):
+            continue
+        report = evaluate_ensemble(dirs)
+        alone = [seed_report(d, LECTURES) for d in dirs]
+        best = min(alone, key=lambda r: r["dev"])
+        out.append(
+            {
+                "ensemble": name,
+                "split": LECTURES,
+                "members": [f"{t} ({recipe_name(flags)}) seed {seed}" for t, flags, seed in members],
+                "dev": report["dev"],
+                "test": report["test"],
+                "best_member_dev": best["dev"],
+                "best_member_test": best["test"],
+                "train_seconds": round(sum(r["train_seconds"] for r in alone), 1),
+                "cpu": cpu_model(),
+            }
+        )
+    return out
+
+
 # --- the tables and the page ----------------------------------------------------------------------------
 def _pm(mean: float, std: float | None) -> str:
     return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f} (one seed)"
@@ -114,12 +170,17 @@ def _steps(r: dict) -> str:
     return " / ".join(f"{s:,}" for s in r["best_step"])
 
 
+def singles(rows: list[dict], split: str) -> list[dict]:
+    """The rows of single models (not ensembles) on one split."""
+    return [r for r in rows if r["split"] == split and "ensemble" not in r]
+
+
 def ours_table(rows: list[dict]) -> str:
     lines = [
         "| model | recipe | params | dev NLL | test NLL | training s (median) | best step per seed | CPU, threads |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    for r in sorted((r for r in rows if r["split"] == LECTURES), key=lambda r: r["test_mean"]):
+    for r in sorted(singles(rows, LECTURES), key=lambda r: r["test_mean"]):
         lines.append(
             f"| `{r['type']}` | {_recipe_cell(r)} | {r['params']:,} | {_pm(r['dev_mean'], r['dev_std'])} | "
             f"{_pm(r['test_mean'], r['test_std'])} | {r['median_train_seconds']:.1f} | {_steps(r)} | "
@@ -133,7 +194,7 @@ def makemore_table(rows: list[dict]) -> str:
         "| model | recipe | makemore.py's test loss | our test NLL, same split | dev NLL | training s (median) |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for r in sorted((r for r in rows if r["split"] == MAKEMORE_PY), key=lambda r: r["makemore_test_mean"]):
+    for r in sorted(singles(rows, MAKEMORE_PY), key=lambda r: r["makemore_test_mean"]):
         lines.append(
             f"| `{r['type']}` | {_recipe_cell(r)} | {_pm(r['makemore_test_mean'], r['makemore_test_std'])} | "
             f"{_pm(r['test_mean'], r['test_std'])} | {_pm(r['dev_mean'], r['dev_std'])} | "
@@ -142,12 +203,27 @@ def makemore_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def ensembles_table(rows: list[dict]) -> str:
+    lines = [
+        "| ensemble | members | training s, all members | dev NLL | test NLL | best member alone: dev, test |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in sorted((r for r in rows if "ensemble" in r), key=lambda r: r["dev"]):
+        lines.append(
+            f"| {r['ensemble']} | {'; '.join(r['members'])} | {r['train_seconds']:.1f} | {r['dev']:.4f} | "
+            f"{r['test']:.4f} | {r['best_member_dev']:.4f}, {r['best_member_test']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown(res: dict, args=None) -> str:
     """The result's tables (benchmarks/results/leaderboard.md); with args, docs/leaderboard.md too."""
     rows = res["rows"]
     text = ours_table(rows) + "\n"
-    if any(r["split"] == MAKEMORE_PY for r in rows):
+    if singles(rows, MAKEMORE_PY):
         text += "\nOn makemore.py's split:\n\n" + makemore_table(rows) + "\n"
+    if any("ensemble" in r for r in rows):
+        text += "\nEnsembles:\n\n" + ensembles_table(rows) + "\n"
     if args is not None:
         args.page.parent.mkdir(parents=True, exist_ok=True)
         args.page.write_text(page(res))
@@ -155,7 +231,17 @@ def markdown(res: dict, args=None) -> str:
 
 
 def _types(rows: list[dict], split: str) -> list[str]:
-    return [t for t in REGISTRY if any(r["type"] == t and r["split"] == split for r in rows)]
+    return [t for t in REGISTRY if any(r["type"] == t for r in singles(rows, split))]
+
+
+def _by_threads(rows: list[dict], split: str) -> dict[int, list[str]]:
+    """threads -> the types trained on that many (the transformer takes every core, the rest one)."""
+    out: dict[int, list[str]] = {}
+    for t in _types(rows, split):
+        for r in singles(rows, split):
+            if r["type"] == t and t not in out.setdefault(r["threads"], []):
+                out[r["threads"]].append(t)
+    return out
 
 
 def page(res: dict) -> str:
@@ -163,7 +249,6 @@ def page(res: dict) -> str:
     ours, theirs = _types(rows, LECTURES), _types(rows, MAKEMORE_PY)
     missing = [t for t in REGISTRY if t not in ours]
     seeds = rows[0]["seeds"]
-    threads = "one thread" if rows[0]["threads"] == 1 else f"{rows[0]['threads']} threads"
     cores = f"{m['cores']} cores" + (f", {', '.join(m['extensions']).upper()}" if m.get("extensions") else "")
     parts = [
         "# Leaderboard: what each model buys with CPU time",
@@ -207,6 +292,19 @@ def page(res: dict) -> str:
         ]
         if missing_theirs := [t for t in REGISTRY if t not in theirs]:
             parts += [f"Not yet run on this split: {', '.join(f'`{t}`' for t in missing_theirs)}.", ""]
+    if any("ensemble" in r for r in rows):
+        parts += [
+            "## Ensembles",
+            "",
+            "Several runs read as one model, their next-character distributions averaged (`makemore eval -o A "
+            "-o B ...`), make fewer confident mistakes than any one of them: models that differ, by seed or by "
+            "type, are wrong in different places. Each ensemble below is made of the runs above, on our split; "
+            "its training seconds are those of all its members together, as if trained one after another. "
+            "Sorted by dev NLL, the figure an ensemble is chosen by:",
+            "",
+            ensembles_table(rows),
+            "",
+        ]
     parts += [
         "## The metric",
         "",
@@ -218,17 +316,16 @@ def page(res: dict) -> str:
         "## Reproduce",
         "",
         "```",
-        f".venv/bin/python -m benchmarks leaderboard --threads {rows[0]['threads']} --types {' '.join(ours)}"
-        + (f" --splits {LECTURES} {MAKEMORE_PY}" if theirs else ""),
+        *reproduce_commands(rows),
         "```",
         "",
-        "trains every missing run, one at a time, and writes `benchmarks/results/leaderboard.json` (every "
-        "seed's numbers), `benchmarks/results/leaderboard.md` and this page. Each run is one command; "
-        "for a type T and seed S:",
+        "trains every missing run, one at a time, evaluates the ensembles whose members are all there, and "
+        "writes `benchmarks/results/leaderboard.json` (every seed's numbers), "
+        "`benchmarks/results/leaderboard.md` and this page. Each run is one command; for a type T, its "
+        "recipe's flags and seed S, on N threads (the transformer takes both cores, every other model one):",
         "",
         "```",
-        f"makemore train --type T [RECIPE] --seed S --threads {rows[0]['threads']} -q "
-        "-o runs/leaderboard/lectures/T/seed-S",
+        "makemore train --type T [RECIPE] --seed S --threads N -q -o runs/leaderboard/lectures/T/seed-S",
         "makemore eval -o runs/leaderboard/lectures/T/seed-S",
         "```",
         "",
@@ -242,13 +339,26 @@ def page(res: dict) -> str:
     parts += [
         "## The machine",
         "",
-        f"{m['cpu']} ({cores}), torch {m['torch']}, Python {m['python']}; each training on "
-        f"{threads}, one at a time, while other light work shared the machine. "
+        f"{m['cpu']} ({cores}), torch {m['torch']}, Python {m['python']}; each training on the threads its "
+        "row names, one at a time (the transformer's with nothing else running, the others' while other "
+        "light work shared the machine). "
         f"Last written {res['date'][:10]} by `{res['command']}`. Losses repeat to the printed digits on "
         "the same machine; training seconds move with the machine and its load.",
         "",
     ]
     return "\n".join(_wrapped(parts))
+
+
+def reproduce_commands(rows: list[dict]) -> list[str]:
+    """One harness command per split and thread count that trains (or reuses) every row of the page."""
+    commands = []
+    for split in (LECTURES, MAKEMORE_PY):
+        for threads, types in _by_threads(rows, split).items():
+            splits = f" --splits {split}" if split != LECTURES else ""
+            commands.append(
+                f".venv/bin/python -m benchmarks leaderboard --threads {threads} --types {' '.join(types)}{splits}"
+            )
+    return commands
 
 
 def _wrapped(lines: list[str], width: int = 100) -> list[str]:
@@ -297,11 +407,22 @@ def run(args) -> tuple[list[dict], dict]:
     previous = RESULTS / "leaderboard.json"
     rows = {}
     if not args.quick and previous.exists():
-        rows = {(r["type"], r["split"]): r for r in json.loads(previous.read_text())["rows"]}
+        rows = {key(r): r for r in json.loads(previous.read_text())["rows"] if "ensemble" not in r}
     with tempfile.TemporaryDirectory() as tmp:
         runs = args.runs or (Path(tmp) if args.quick else RUNS)
         for split in args.splits:
             for model_type in types:
-                rows[model_type, split] = row(model_type, split, args, runs, seeds)
-    order = [(t, s) for s in (LECTURES, MAKEMORE_PY) for t in REGISTRY]
-    return [rows[k] for k in order if k in rows], {}
+                for flags in recipes(model_type):
+                    rows[model_type, recipe_name(flags), split] = row(model_type, flags, split, args, runs, seeds)
+        singles = [rows[k] for k in row_order() if k in rows]
+        return singles + ensemble_rows(runs, QUICK_ENSEMBLES if args.quick else ENSEMBLES), {}
+
+
+def key(r: dict) -> tuple[str, str, str]:
+    return r["type"], r["recipe"], r["split"]
+
+
+def row_order() -> list[tuple[str, str, str]]:
+    """Our split first, then makemore.py's; in each, the registry's order, then each type's recipes' (a
+    recipe no longer in RECIPES drops out)."""
+    return [(t, recipe_name(f), s) for s in (LECTURES, MAKEMORE_PY) for t in REGISTRY for f in recipes(t)]

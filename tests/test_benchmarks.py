@@ -70,12 +70,18 @@ def check_models(rows):
 
 
 def check_leaderboard(rows):
+    rows, (ensemble,) = rows[:-1], rows[-1:]
     assert [(r["type"], r["split"]) for r in rows] == [("mlp", "lectures"), ("mlp", "makemore")]
     assert all(r["seeds"] == [42, 1] and len(r["test"]) == 2 for r in rows)
     assert rows[0]["test"][0] != rows[0]["test"][1]  # two seeds, two models
     assert rows[0]["test_std"] == pytest.approx(statistics.stdev(rows[0]["test"]))
     positive(rows, "dev_mean")
     positive(rows[1:], "makemore_test_mean")
+    # the two seeds on our split as one mixture: never above their mean (Jensen), and its best member is one of them
+    assert ensemble["members"] == ["mlp (defaults) seed 42", "mlp (defaults) seed 1"]
+    assert ensemble["dev"] <= rows[0]["dev_mean"] + 1e-6 and ensemble["test"] <= rows[0]["test_mean"] + 1e-6
+    assert ensemble["best_member_dev"] == min(rows[0]["dev"])
+    assert ensemble["train_seconds"] == pytest.approx(sum(rows[0]["train_seconds"]), abs=0.1)  # both members' time
 
 
 def check_step(rows):

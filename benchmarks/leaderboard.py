@@ -130,6 +130,10 @@ def row(model_type: str, flags: tuple[str, ...], split: str, args, runs: Path, s
     return out
 
 
+def member_names(members) -> list[str]:
+    return [f"{t} ({recipe_name(flags)}) seed {seed}" for t, flags, seed in members]
+
+
 def ensemble_rows(runs: Path, ensembles: dict) -> list[dict]:
     """Each of ENSEMBLES whose members have all been trained: its dev and test NLL against its best
     member's, and the training seconds of all its members together."""
@@ -145,7 +149,7 @@ def ensemble_rows(runs: Path, ensembles: dict) -> list[dict]:
             {
                 "ensemble": name,
                 "split": LECTURES,
-                "members": [f"{t} ({recipe_name(flags)}) seed {seed}" for t, flags, seed in members],
+                "members": member_names(members),
                 "dev": report["dev"],
                 "test": report["test"],
                 "best_member_dev": best["dev"],
@@ -405,9 +409,13 @@ def run(args) -> tuple[list[dict], dict]:
     types = args.types or (QUICK_TYPES if args.quick else list(REGISTRY))
     seeds = tuple(args.seeds or (QUICK_SEEDS if args.quick else SEEDS))
     previous = RESULTS / "leaderboard.json"
-    rows = {}
+    rows, kept = {}, {}
     if not args.quick and previous.exists():
-        rows = {key(r): r for r in json.loads(previous.read_text())["rows"] if "ensemble" not in r}
+        for r in json.loads(previous.read_text())["rows"]:
+            if "ensemble" in r:
+                kept[r["ensemble"]] = r
+            else:
+                rows[key(r)] = r
     with tempfile.TemporaryDirectory() as tmp:
         runs = args.runs or (Path(tmp) if args.quick else RUNS)
         for split in args.splits:
@@ -415,7 +423,16 @@ def run(args) -> tuple[list[dict], dict]:
                 for flags in recipes(model_type):
                     rows[model_type, recipe_name(flags), split] = row(model_type, flags, split, args, runs, seeds)
         singles = [rows[k] for k in row_order() if k in rows]
-        return singles + ensemble_rows(runs, QUICK_ENSEMBLES if args.quick else ENSEMBLES), {}
+        ensembles = QUICK_ENSEMBLES if args.quick else ENSEMBLES
+        # an ensemble none of whose types was asked for keeps its previous row, as a single model's does
+        asked = set(types) if LECTURES in args.splits else set()
+        again = {
+            name: members
+            for name, members in ensembles.items()
+            if name not in kept or kept[name]["members"] != member_names(members) or {m[0] for m in members} & asked
+        }
+        fresh = {r["ensemble"]: r for r in ensemble_rows(runs, again)}
+        return singles + [fresh[n] if n in fresh else kept[n] for n in ensembles if n in fresh or n in kept], {}
 
 
 def key(r: dict) -> tuple[str, str, str]:

@@ -266,7 +266,7 @@ def test_attention_refuses_a_row_longer_than_the_positions():
         small_model().attention(torch.zeros(1, 17, dtype=torch.long))
 
 
-def test_preset_quick_trains_with_muon_little_dropout_and_the_seventh_pass_levers(tmp_path, capsys):
+def test_preset_quick_trains_with_muon_little_dropout_and_the_speedrun_levers(tmp_path, capsys):
     from makemore import checkpoint
 
     from conftest import run_cli
@@ -279,11 +279,8 @@ def test_preset_quick_trains_with_muon_little_dropout_and_the_seventh_pass_lever
     meta, _ = checkpoint._read(out / checkpoint.BEST)
     assert (meta["config"]["dropout"], meta["config"]["emb_dropout"]) == (0.1, 0.1)
     assert (meta["train_config"]["optimizer"], meta["train_config"]["ema"]) == ("muon", 0.995)
-    assert (meta["config"]["activation"], meta["config"]["qk_norm"], meta["train_config"]["schedule"]) == (
-        "relu2",
-        True,
-        "wsd",
-    )
+    assert (meta["config"]["activation"], meta["config"]["qk_norm"]) == ("relu2", True)
+    assert (meta["train_config"]["schedule"], meta["train_config"]["cooldown"]) == ("wsd", 0.5)
     _, last = checkpoint._read(out / checkpoint.LAST)
     momenta = [k for k in last if k.startswith("optim.") and k.endswith(".momentum_buffer")]
     assert len(momenta) == 4 * 4  # Muon's state, saved for --resume: one per hidden matrix

@@ -2,7 +2,7 @@
 # Part 6: the decoder-only Transformer at makemore.py's size: about 10-15 minutes of training on a
 # 2-core AMD EPYC (619.4 s and 914 s measured in two runs), about twice that beside other work. Golden output: golden/part6_transformer.txt
 # Usage: examples/part6_transformer.sh [RUN_DIR]   (trains into RUN_DIR unless it already holds a run)
-# A 90-second variant: makemore train --type transformer --preset quick (test 1.9676, docs/part6-transformer.md)
+# A 90-second variant: makemore train --type transformer --preset quick (test 1.9534, docs/part6-transformer.md)
 set -euo pipefail
 command -v makemore >/dev/null || { echo "makemore is not on PATH: run make setup, then source .venv/bin/activate" >&2; exit 1; }
 quick=()  # MAKEMORE_QUICK=1: 200 steps instead of the recipe's (what the test suite runs; golden/quick/)

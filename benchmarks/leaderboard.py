@@ -1,6 +1,6 @@
 """`leaderboard`: every model type at each of its recipes, trained with three seeds, its dev and test
-NLL as mean ± sample standard deviation, and the ensembles of those runs (ENSEMBLES) whose members are
-all trained; the rows of docs/leaderboard.md, which it writes too (--page).
+NLL as mean ± sample standard deviation, and ensembles of such runs (ENSEMBLES: their members of the
+asked types trained too, where missing); the rows of docs/leaderboard.md, which it writes too (--page).
 
 Each run is `makemore train --type T RECIPE --seed S --threads N -o DIR -q` into
 --runs DIR/SPLIT/T[_RECIPE]/seed-S, one at a time, each holding the CPU lock (--lock) while it
@@ -49,6 +49,10 @@ RECIPES: dict[str, tuple[tuple[str, ...], ...]] = {
 ENSEMBLES: dict[str, tuple[tuple[str, tuple[str, ...], int], ...]] = {
     "three transformers": tuple(("transformer", (), s) for s in SEEDS),
     "two transformers": tuple(("transformer", (), s) for s in SEEDS[:2]),
+    "two transformers, seven 90-second transformers": (
+        *(("transformer", (), s) for s in SEEDS[:2]),
+        *(("transformer", NINETY_SECONDS, s) for s in (*SEEDS, 3, 4, 5, 6)),
+    ),
     "two transformers, three 90-second transformers": (
         *(("transformer", (), s) for s in SEEDS[:2]),
         *(("transformer", NINETY_SECONDS, s) for s in SEEDS),
@@ -134,12 +138,17 @@ def member_names(members) -> list[str]:
     return [f"{t} ({recipe_name(flags)}) seed {seed}" for t, flags, seed in members]
 
 
-def ensemble_rows(runs: Path, ensembles: dict) -> list[dict]:
-    """Each of ENSEMBLES whose members have all been trained: its dev and test NLL against its best
-    member's, and the training seconds of all its members together."""
-    out = []
+def ensemble_rows(runs: Path, ensembles: dict, args, types: set[str]) -> list[dict]:
+    """Each ensemble whose members are all trained (those of the asked types trained here when
+    missing, as the rows' runs are): its dev and test NLL against its best member's, and the training
+    seconds of all its members together."""
+    out, quick_data = [], tiny_names(runs) if args.quick else None
     for name, members in ensembles.items():
         dirs = [run_dir(runs, LECTURES, t, flags, seed) for t, flags, seed in members]
+        for (t, flags, seed), directory in zip(members, dirs):
+            if t in types and not finished(directory):
+                trained = train_args(t, flags, seed, LECTURES, args.threads, quick_data)
+                ensure_trained(directory, trained, args.lock, args.quick)
         if not all(finished(d) for d in dirs):
             continue
         report = evaluate_ensemble(dirs)
@@ -431,7 +440,7 @@ def run(args) -> tuple[list[dict], dict]:
             for name, members in ensembles.items()
             if name not in kept or kept[name]["members"] != member_names(members) or {m[0] for m in members} & asked
         }
-        fresh = {r["ensemble"]: r for r in ensemble_rows(runs, again)}
+        fresh = {r["ensemble"]: r for r in ensemble_rows(runs, again, args, asked)}
         return singles + [fresh[n] if n in fresh else kept[n] for n in ensembles if n in fresh or n in kept], {}
 
 

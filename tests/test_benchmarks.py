@@ -204,9 +204,11 @@ def test_the_leaderboard_reuses_finished_runs(harness, tmp_path):
         again = harness[0].main(argv)
     finally:
         torch.set_num_threads(threads)
-    assert len(trained) == 1 and {p: p.stat().st_mtime_ns for p in trained} == trained
+    # seed 42 for the row, seed 1 for the quick ensemble's other member; neither trained again
+    assert len(trained) == 2 and {p: p.stat().st_mtime_ns for p in trained} == trained
     assert again["rows"] == first["rows"]
-    assert "| `mlp` | defaults |" in (tmp_path / "leaderboard-page.md").read_text()
+    page = (tmp_path / "leaderboard-page.md").read_text()
+    assert "| `mlp` | defaults |" in page and "| two mlps | mlp (defaults) seed 42; mlp (defaults) seed 1 |" in page
 
 
 def test_the_harness_runs_as_typed_from_the_repository_root(tmp_path):

@@ -17,6 +17,7 @@ directory (unless --runs), without a lock (unless --lock), the page written besi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import statistics
@@ -76,9 +77,12 @@ def recipe_name(flags: tuple[str, ...]) -> str:
 
 
 def run_dir(runs: Path, split: str, model_type: str, flags: tuple[str, ...], seed: int) -> Path:
-    """DIR/SPLIT/T/seed-S at the defaults; a recipe's flags join the type's folder name, so a run of
-    an older recipe is never taken for one of a newer."""
+    """DIR/SPLIT/T/seed-S at the defaults; a recipe's flags join the type's folder name, and a preset's
+    settings a digest of them, so a run of an older recipe is never taken for one of a newer."""
     joined = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", f).strip("-") for f in flags)
+    if "--preset" in flags:
+        settings = REGISTRY[model_type].presets[flags[flags.index("--preset") + 1]]
+        joined += "-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return runs / split / (f"{model_type}_{joined}" if joined else model_type) / f"seed-{seed}"
 
 
@@ -341,6 +345,9 @@ def page(res: dict) -> str:
         "makemore train --type T [RECIPE] --seed S --threads N -q -o runs/leaderboard/lectures/T/seed-S",
         "makemore eval -o runs/leaderboard/lectures/T/seed-S",
         "```",
+        "",
+        "(a recipe's flags join T in the folder's name, with a digest of a preset's settings, so that a "
+        "changed preset trains anew).",
         "",
     ]
     if theirs:

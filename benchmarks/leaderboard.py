@@ -251,14 +251,15 @@ def _types(rows: list[dict], split: str) -> list[str]:
     return [t for t in REGISTRY if any(r["type"] == t for r in singles(rows, split))]
 
 
-def _by_threads(rows: list[dict], split: str) -> dict[int, list[str]]:
-    """threads -> the types trained on that many (the transformer takes every core, the rest one)."""
-    out: dict[int, list[str]] = {}
+def _groups(rows: list[dict], split: str) -> dict[tuple[int, tuple[int, ...]], list[str]]:
+    """(threads, seeds) -> the types trained so (the transformer takes every core, the rest one)."""
+    out: dict[tuple[int, tuple[int, ...]], list[str]] = {}
     for t in _types(rows, split):
         for r in singles(rows, split):
-            if r["type"] == t and t not in out.setdefault(r["threads"], []):
-                out[r["threads"]].append(t)
-    return out
+            group = out.setdefault((r["threads"], tuple(r["seeds"])), [])
+            if r["type"] == t and t not in group:
+                group.append(t)
+    return {k: v for k, v in out.items() if v}
 
 
 def page(res: dict) -> str:
@@ -346,9 +347,6 @@ def page(res: dict) -> str:
         "makemore eval -o runs/leaderboard/lectures/T/seed-S",
         "```",
         "",
-        "(a recipe's flags join T in the folder's name, with a digest of a preset's settings, so that a "
-        "changed preset trains anew).",
-        "",
     ]
     if theirs:
         parts += [
@@ -356,6 +354,11 @@ def page(res: dict) -> str:
             "(in `runs/leaderboard/makemore/T/seed-S`).",
             "",
         ]
+    parts += [
+        "A recipe's flags join T in the folder's name, with a digest of a preset's settings, so that a "
+        "changed preset trains anew.",
+        "",
+    ]
     parts += [
         "## The machine",
         "",
@@ -370,13 +373,14 @@ def page(res: dict) -> str:
 
 
 def reproduce_commands(rows: list[dict]) -> list[str]:
-    """One harness command per split and thread count that trains (or reuses) every row of the page."""
+    """One harness command per split, thread count and seeds that trains (or reuses) every row."""
     commands = []
     for split in (LECTURES, MAKEMORE_PY):
-        for threads, types in _by_threads(rows, split).items():
-            splits = f" --splits {split}" if split != LECTURES else ""
+        for (threads, seeds), types in _groups(rows, split).items():
+            flags = f" --splits {split}" if split != LECTURES else ""
+            flags += f" --seeds {' '.join(map(str, seeds))}" if seeds != SEEDS else ""
             commands.append(
-                f".venv/bin/python -m benchmarks leaderboard --threads {threads} --types {' '.join(types)}{splits}"
+                f".venv/bin/python -m benchmarks leaderboard --threads {threads} --types {' '.join(types)}{flags}"
             )
     return commands
 

@@ -102,22 +102,28 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def seed_report(directory: Path, split: str) -> dict:
+def seed_report(directory: Path, split: str, known: dict[Path, dict]) -> dict:
+    """One finished run's evaluation and training seconds, measured once per harness run (`known`
+    holds them by folder: a run is in a row and in several ensembles)."""
     from makemore import checkpoint
 
-    report = evaluate(directory, makemore_seed=MAKEMORE_SEED if split == MAKEMORE_PY else None)
-    report["train_seconds"] = checkpoint.load(directory / checkpoint.LAST).train_seconds
-    return report
+    if directory not in known:
+        report = evaluate(directory, makemore_seed=MAKEMORE_SEED if split == MAKEMORE_PY else None)
+        report["train_seconds"] = checkpoint.load(directory / checkpoint.LAST).train_seconds
+        known[directory] = report
+    return known[directory]
 
 
-def row(model_type: str, flags: tuple[str, ...], split: str, args, runs: Path, seeds: tuple[int, ...]) -> dict:
+def row(
+    model_type: str, flags: tuple[str, ...], split: str, args, runs: Path, seeds: tuple[int, ...], known: dict
+) -> dict:
     quick_data = tiny_names(runs) if args.quick else None
     reports = []
     for seed in seeds:
         directory = run_dir(runs, split, model_type, flags, seed)
         trained = train_args(model_type, flags, seed, split, args.threads, quick_data)
         ensure_trained(directory, trained, args.lock, args.quick)
-        reports.append(seed_report(directory, split))
+        reports.append(seed_report(directory, split, known))
     out = {
         "type": model_type,
         "split": split,
@@ -142,7 +148,7 @@ def member_names(members) -> list[str]:
     return [f"{t} ({recipe_name(flags)}) seed {seed}" for t, flags, seed in members]
 
 
-def ensemble_rows(runs: Path, ensembles: dict, args, types: set[str]) -> list[dict]:
+def ensemble_rows(runs: Path, ensembles: dict, args, types: set[str], known: dict) -> list[dict]:
     """Each ensemble whose members are all trained (those of the asked types trained here when
     missing, as the rows' runs are): its dev and test NLL against its best member's, and the training
     seconds of all its members together."""
@@ -156,7 +162,7 @@ def ensemble_rows(runs: Path, ensembles: dict, args, types: set[str]) -> list[di
         if not all(finished(d) for d in dirs):
             continue
         report = evaluate_ensemble(dirs)
-        alone = [seed_report(d, LECTURES) for d in dirs]
+        alone = [seed_report(d, LECTURES, known) for d in dirs]
         best = min(alone, key=lambda r: r["dev"])
         out.append(
             {
@@ -436,12 +442,15 @@ def run(args) -> tuple[list[dict], dict]:
                 kept[r["ensemble"]] = r
             else:
                 rows[key(r)] = r
+    known: dict[Path, dict] = {}  # each run's evaluation, by folder
     with tempfile.TemporaryDirectory() as tmp:
         runs = args.runs or (Path(tmp) if args.quick else RUNS)
         for split in args.splits:
             for model_type in types:
                 for flags in recipes(model_type):
-                    rows[model_type, recipe_name(flags), split] = row(model_type, flags, split, args, runs, seeds)
+                    rows[model_type, recipe_name(flags), split] = row(
+                        model_type, flags, split, args, runs, seeds, known
+                    )
         singles = [rows[k] for k in row_order() if k in rows]
         ensembles = QUICK_ENSEMBLES if args.quick else ENSEMBLES
         # an ensemble none of whose types was asked for keeps its previous row, as a single model's does
@@ -451,7 +460,7 @@ def run(args) -> tuple[list[dict], dict]:
             for name, members in ensembles.items()
             if name not in kept or kept[name]["members"] != member_names(members) or {m[0] for m in members} & asked
         }
-        fresh = {r["ensemble"]: r for r in ensemble_rows(runs, again, args, asked)}
+        fresh = {r["ensemble"]: r for r in ensemble_rows(runs, again, args, asked, known)}
         return singles + [fresh[n] if n in fresh else kept[n] for n in ensembles if n in fresh or n in kept], {}
 
 

@@ -322,7 +322,8 @@ def page(res: dict) -> str:
             "",
             "Several runs read as one model, their next-character distributions averaged (`makemore eval -o A "
             "-o B ...`), make fewer confident mistakes than any one of them: models that differ, by seed or by "
-            "type, are wrong in different places. Each ensemble below is made of the runs above, on our split; "
+            "type, are wrong in different places. Each ensemble below is made of runs trained as above, on our split "
+            "(more seeds where it names them); "
             "its training seconds are those of all its members together, as if trained one after another. "
             "Sorted by dev NLL, the figure an ensemble is chosen by:",
             "",

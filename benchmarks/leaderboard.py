@@ -46,7 +46,7 @@ RECIPES: dict[str, tuple[tuple[str, ...], ...]] = {
     "transformer": ((), NINETY_SECONDS),
 }
 # ensembles of the runs on our split (their next-character distributions averaged): name -> members,
-# each (type, its recipe's flags, seed); one is evaluated once every member has been trained
+# each (type, its recipe's flags, seed), trained like a row's runs where missing (ensemble_rows)
 ENSEMBLES: dict[str, tuple[tuple[str, tuple[str, ...], int], ...]] = {
     "three transformers": tuple(("transformer", (), s) for s in SEEDS),
     "two transformers": tuple(("transformer", (), s) for s in SEEDS[:2]),
